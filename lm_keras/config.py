@@ -1,0 +1,248 @@
+"""Configuration: dataclasses for model, data and training, named presets, JSON.
+
+This module imports nothing heavy (no TensorFlow), so command lines can check
+their flags before TensorFlow loads.
+
+A `Config` is three sections. Every field has a flag of the same name in
+`python -m lm_keras.train` (see `FLAG_SECTIONS`); a preset is a partial dict of
+fields, and flags override the preset.
+"""
+
+import dataclasses
+import json
+
+MODELS = ("transformer", "lstm", "documented_lstm")
+TOKENIZERS = ("char", "bpe", "unigram")
+POSITIONS = ("learned", "sinusoidal")
+JIT_CHOICES = ("auto", "true", "false")
+PRECISIONS = ("float32", "bfloat16", "float16")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+OPTIMIZERS = ("adamw", "adam")
+SCHEDULES = ("cosine", "constant")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The architecture. `vocab_size` comes from the tokenizer.
+
+    Transformer: `num_layers` blocks of `num_heads` heads, width `hidden_dim`,
+    MLP width `mlp_dim` (0 means 4 * hidden_dim), context `seq_len`.
+    LSTM (`lstm`): `num_layers` LSTM layers of `hidden_dim` units over an
+    embedding of `embedding_dim` (0 means hidden_dim).
+    Documented LSTM: Embedding(`embedding_dim`), LSTM(`hidden_dim`), Dropout(`dropout`),
+    LSTM(`hidden_dim`), Dense(`dense_units`, relu), Dense(vocab, softmax) on windows
+    of `seq_len` tokens (the documented `max_length`).
+    """
+
+    model: str = "transformer"
+    vocab_size: int = 0
+    seq_len: int = 64
+    num_layers: int = 4
+    num_heads: int = 4
+    hidden_dim: int = 128
+    mlp_dim: int = 0
+    embedding_dim: int = 0
+    dense_units: int = 128
+    dropout: float = 0.0
+    use_bias: bool = False
+    position: str = "learned"
+
+    def __post_init__(self):
+        _check_choice("model", self.model, MODELS)
+        _check_choice("position", self.position, POSITIONS)
+        for name in ("seq_len", "num_layers", "num_heads", "hidden_dim", "dense_units"):
+            _check_positive(name, getattr(self, name))
+        for name in ("mlp_dim", "embedding_dim", "vocab_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0; received {name}={getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"--dropout must be in [0, 1); received dropout={self.dropout}")
+        if self.model == "transformer" and self.hidden_dim % self.num_heads:
+            raise ValueError(
+                "--hidden_dim must be divisible by --num_heads; received "
+                f"hidden_dim={self.hidden_dim}, num_heads={self.num_heads}"
+            )
+
+    @property
+    def resolved_mlp_dim(self):
+        return self.mlp_dim or 4 * self.hidden_dim
+
+    @property
+    def resolved_embedding_dim(self):
+        return self.embedding_dim or self.hidden_dim
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """The corpus and its tokenizer."""
+
+    corpus: str = "tiny_shakespeare"
+    tokenizer: str = "char"
+    vocab_size: int = 0
+    val_fraction: float = 0.1
+
+    def __post_init__(self):
+        _check_choice("tokenizer", self.tokenizer, TOKENIZERS)
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"--val_fraction must be in (0, 1); received {self.val_fraction}")
+        if self.tokenizer != "char" and self.vocab_size <= 0:
+            raise ValueError(
+                f"--vocab_size is required for --tokenizer={self.tokenizer}; "
+                "received vocab_size=0 (try --vocab_size=1024)"
+            )
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation, evaluation, checkpointing and the device set-up."""
+
+    batch_size: int = 12
+    max_steps: int = 2000
+    optimizer: str = "adamw"
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 1e-4
+    warmup_steps: int = 100
+    schedule: str = "cosine"
+    beta1: float = 0.9
+    beta2: float = 0.99
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 250
+    eval_batches: int = 20
+    checkpoint_every: int = 250
+    log_every: int = 50
+    keep_checkpoints: int = 3
+    seed: int = 1337
+    deterministic: bool = False
+    jit_compile: str = "auto"
+    mixed_precision: str = "float32"
+    strategy: str = "auto"
+    tpu: str = ""
+    init_from: str = ""
+    sample_tokens: int = 500
+
+    def __post_init__(self):
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("jit_compile", self.jit_compile, JIT_CHOICES)
+        _check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
+        _check_choice("strategy", self.strategy, STRATEGIES)
+        for name in ("batch_size", "max_steps", "eval_every", "eval_batches", "checkpoint_every",
+                     "log_every", "keep_checkpoints"):
+            _check_positive(name, getattr(self, name))
+        for name in ("learning_rate",):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"--{name} must be > 0; received {name}={getattr(self, name)}")
+        for name in ("min_learning_rate", "weight_decay", "grad_clip", "warmup_steps", "sample_tokens"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0; received {name}={getattr(self, name)}")
+        if self.min_learning_rate > self.learning_rate:
+            raise ValueError(
+                "--min_learning_rate must not exceed --learning_rate; received "
+                f"min_learning_rate={self.min_learning_rate}, learning_rate={self.learning_rate}"
+            )
+
+
+@dataclasses.dataclass
+class Config:
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_json(self, **extra):
+        return json.dumps({**self.to_dict(), **extra}, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(
+            model=ModelConfig(**_known(ModelConfig, d.get("model", {}))),
+            data=DataConfig(**_known(DataConfig, d.get("data", {}))),
+            train=TrainConfig(**_known(TrainConfig, d.get("train", {}))),
+        )
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **flat):
+        """Returns a copy with fields replaced by flat names (`hidden_dim=256`).
+
+        `vocab_size` sets both the tokenizer's requested size and the model's.
+        """
+        d = self.to_dict()
+        for name, value in flat.items():
+            if name not in FLAG_SECTIONS:
+                raise ValueError(f"unknown config field {name!r}")
+            for section in FLAG_SECTIONS[name]:
+                d[section][name] = value
+        return Config.from_dict(d)
+
+
+def _known(cls, d):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"--{name} must be one of {', '.join(choices)}; received {name}={value!r}")
+
+
+def _check_positive(name, value):
+    if value <= 0:
+        raise ValueError(f"--{name} must be > 0; received {name}={value}")
+
+
+# Flat flag name -> the sections that hold a field of that name.
+FLAG_SECTIONS = {}
+for _section, _cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig)):
+    for _field in dataclasses.fields(_cls):
+        FLAG_SECTIONS.setdefault(_field.name, []).append(_section)
+
+
+# nanoGPT's shakespeare_char configurations (config/train_shakespeare_char.py and the
+# README's CPU variant), and presets for the other model families.
+PRESETS = {
+    "shakespeare_char_cpu": dict(
+        model="transformer", tokenizer="char", num_layers=4, num_heads=4, hidden_dim=128,
+        seq_len=64, batch_size=12, max_steps=2000, learning_rate=1e-3, min_learning_rate=1e-4,
+        warmup_steps=100, beta2=0.99, weight_decay=0.1, grad_clip=1.0, dropout=0.0,
+        eval_every=250, eval_batches=20, checkpoint_every=250,
+    ),
+    "shakespeare_char": dict(
+        model="transformer", tokenizer="char", num_layers=6, num_heads=6, hidden_dim=384,
+        seq_len=256, batch_size=64, max_steps=5000, learning_rate=1e-3, min_learning_rate=1e-4,
+        warmup_steps=100, beta2=0.99, weight_decay=0.1, grad_clip=1.0, dropout=0.2,
+        eval_every=250, eval_batches=200, checkpoint_every=500,
+    ),
+    "shakespeare_bpe_cpu": dict(
+        model="transformer", tokenizer="bpe", vocab_size=1024, num_layers=4, num_heads=4,
+        hidden_dim=128, seq_len=64, batch_size=12, max_steps=2000, learning_rate=1e-3,
+        min_learning_rate=1e-4, warmup_steps=100, beta2=0.99, weight_decay=0.1, grad_clip=1.0,
+        dropout=0.0, eval_every=250, eval_batches=20, checkpoint_every=250,
+    ),
+    "documented_lstm": dict(
+        model="documented_lstm", tokenizer="char", seq_len=40, embedding_dim=64, hidden_dim=256,
+        dense_units=256, dropout=0.2, batch_size=128, max_steps=2000, optimizer="adam",
+        learning_rate=1e-3, min_learning_rate=1e-3, warmup_steps=0, schedule="constant",
+        beta2=0.999, weight_decay=0.0, grad_clip=0.0, eval_every=250, eval_batches=20,
+        checkpoint_every=250,
+    ),
+    "lstm_char": dict(
+        model="lstm", tokenizer="char", num_layers=2, hidden_dim=256, embedding_dim=64,
+        seq_len=64, batch_size=32, max_steps=2000, optimizer="adamw", learning_rate=2e-3,
+        min_learning_rate=2e-4, warmup_steps=100, beta2=0.99, weight_decay=0.0, grad_clip=1.0,
+        dropout=0.0, eval_every=250, eval_batches=20, checkpoint_every=250,
+    ),
+}
+DEFAULT_PRESET = "shakespeare_char_cpu"
+
+
+def preset(name):
+    """The `Config` of a named preset."""
+    if name not in PRESETS:
+        raise ValueError(f"--preset must be one of {', '.join(PRESETS)}; received preset={name!r}")
+    return Config().replace(**PRESETS[name])
