@@ -196,11 +196,13 @@ def _check_positive(name, value):
         raise ValueError(f"--{name} must be > 0; received {name}={value}")
 
 
-# Flat flag name -> the sections that hold a field of that name.
+# Flat flag name -> the sections that hold a field of that name, and its type.
 FLAG_SECTIONS = {}
+FLAG_TYPES = {}
 for _section, _cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig)):
     for _field in dataclasses.fields(_cls):
         FLAG_SECTIONS.setdefault(_field.name, []).append(_section)
+        FLAG_TYPES[_field.name] = _field.type
 
 
 # nanoGPT's shakespeare_char configurations (config/train_shakespeare_char.py and the

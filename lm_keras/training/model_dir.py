@@ -1,0 +1,103 @@
+"""The model directory: the contract between train, evaluate, generate and export.
+
+    MODEL_DIR/
+      config.json     resolved config, corpus name and sha256, library versions
+      tokenizer/      the tokenizer's own files
+      checkpoints/    tf.train.CheckpointManager: weights, optimizer, step, RNG state
+      metrics.jsonl   one JSON object per log or eval line
+      results.json    final figures
+      logs/           TensorBoard events
+      samples.txt     text sampled at the end of training
+
+Every file is written atomically (a temporary file renamed into place), so a run
+killed at any moment leaves either the old file or the new one, never half of one.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+from lm_keras.config import Config
+from lm_keras.errors import UserError
+
+CONFIG = "config.json"
+TOKENIZER = "tokenizer"
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics.jsonl"
+RESULTS = "results.json"
+LOGS = "logs"
+SAMPLES = "samples.txt"
+
+
+def write_text_atomic(path, text):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path, obj):
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def save_tokenizer_atomic(tokenizer, model_dir):
+    """Writes `tokenizer/` through a temporary folder renamed into place."""
+    final = pathlib.Path(model_dir) / TOKENIZER
+    tmp = pathlib.Path(tempfile.mkdtemp(dir=model_dir, prefix=".tokenizer."))
+    tokenizer.save(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+def read_config(model_dir):
+    """(Config, the whole config.json as a dict) of a model directory."""
+    path = pathlib.Path(model_dir) / CONFIG
+    if not path.is_file():
+        raise UserError(f"--model_dir={model_dir} holds no {CONFIG}: train a model there first "
+                        "(python -m lm_keras.train --model_dir=...)")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return Config.from_dict(raw), raw
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """A model restored from a model directory's latest checkpoint."""
+
+    config: Config
+    tokenizer: object
+    model: object
+    step: int
+    model_dir: str
+
+
+def latest_checkpoint(model_dir):
+    import tensorflow as tf
+
+    return tf.train.latest_checkpoint(str(pathlib.Path(model_dir) / CHECKPOINTS))
+
+
+def load_trained(model_dir):
+    """Builds the model of `model_dir` and restores its latest weights (not the optimizer)."""
+    import tensorflow as tf
+
+    from lm_keras import tokenizers
+    from lm_keras.models import build_model
+
+    config, _ = read_config(model_dir)
+    checkpoint = latest_checkpoint(model_dir)
+    if checkpoint is None:
+        raise UserError(f"--model_dir={model_dir} holds no checkpoint yet: let training reach "
+                        "its first checkpoint (--checkpoint_every) first")
+    tokenizer = tokenizers.load(pathlib.Path(model_dir) / TOKENIZER)
+    model = build_model(config.model)
+    step = tf.Variable(0, dtype=tf.int64)
+    tf.train.Checkpoint(model=model, step=step).restore(checkpoint).expect_partial()
+    return TrainedModel(config, tokenizer, model, int(step.numpy()), str(model_dir))

@@ -1,0 +1,85 @@
+"""Resolves the config of a training run from a preset, flags and the model directory.
+
+TensorFlow-free, so the train command can refuse bad flags before TensorFlow loads.
+"""
+
+import dataclasses
+import json
+import pathlib
+
+from lm_keras import config as config_lib
+from lm_keras.errors import UserError
+
+# Fields a resumed run may not change: they define what is being trained.
+_FIXED_SECTIONS = ("model", "data")
+# Fields a fine-tuning run takes from the run it starts from (dropout excepted).
+_INHERITED_DATA_FIELDS = ("tokenizer", "vocab_size")
+
+
+def _stored(model_dir):
+    path = pathlib.Path(model_dir) / "config.json"
+    if not path.is_file():
+        return None, None
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return config_lib.Config.from_dict(raw), raw
+
+
+def resolve_config(model_dir, preset_name, overrides, preset_given=False):
+    """The `Config` to train with.
+
+    Args:
+        model_dir: the run's directory; if it holds a config.json the run resumes with
+            that config, and flags may change only training settings.
+        preset_name: the preset a new run starts from.
+        overrides: {flat field name: value} of the flags given on the command line.
+        preset_given: whether --preset was given explicitly.
+
+    Raises:
+        UserError: a resumed run asked to change its model or data, or a fine-tuning run
+            asked for an architecture or tokenizer other than its source's.
+    """
+    stored, raw = _stored(model_dir)
+    if stored is not None:
+        if preset_given and raw.get("preset") != preset_name:
+            raise UserError(f"--preset={preset_name} differs from the run in {model_dir} "
+                            f"(preset={raw.get('preset')}): use a new --model_dir to start another run")
+        for name, value in overrides.items():
+            section = "data" if name == "vocab_size" else config_lib.FLAG_SECTIONS[name][0]
+            if section in _FIXED_SECTIONS and getattr(getattr(stored, section), name) != value:
+                raise UserError(
+                    f"--{name}={value} differs from the run in {model_dir} "
+                    f"({name}={getattr(getattr(stored, section), name)}): a run resumes with its own model "
+                    "and data; drop the flag, or use a new --model_dir to start another run")
+        cfg = stored.replace(**{k: v for k, v in overrides.items()
+                                if config_lib.FLAG_SECTIONS[k] == ["train"]})
+        return cfg, raw.get("preset", preset_name)
+    cfg = config_lib.preset(preset_name).replace(**overrides)
+    if cfg.train.init_from:
+        cfg = _inherit(cfg, overrides)
+    return cfg, preset_name
+
+
+def _inherit(cfg, overrides):
+    """A fine-tuning run keeps its source's architecture and tokenizer."""
+    source_dir = cfg.train.init_from
+    source, _ = _stored(source_dir)
+    if source is None:
+        raise UserError(f"--init_from={source_dir} holds no config.json: give the model directory "
+                        "of a finished or checkpointed training run")
+    for name, value in overrides.items():
+        if name == "dropout":
+            continue
+        if name in _INHERITED_DATA_FIELDS:
+            theirs = getattr(source.data, name)
+        elif "model" in config_lib.FLAG_SECTIONS[name]:
+            theirs = getattr(source.model, name)
+        else:
+            continue
+        if theirs != value:
+            raise UserError(
+                f"--{name}={value} differs from --init_from={source_dir} ({name}={theirs}): fine-tuning keeps "
+                "the architecture and tokenizer of the run it starts from; drop the flag")
+    model = dataclasses.replace(source.model, dropout=cfg.model.dropout if "dropout" in overrides
+                                else source.model.dropout)
+    data = dataclasses.replace(cfg.data, tokenizer=source.data.tokenizer, vocab_size=source.data.vocab_size)
+    return dataclasses.replace(cfg, model=model, data=data)
