@@ -1,0 +1,178 @@
+"""The interface every tokenizer implements, and the files they share."""
+
+import json
+import os
+
+import numpy as np
+
+# The format of `tokenizer.json`; `load` refuses files written by a newer format.
+FORMAT_VERSION = 1
+CONFIG_FILE = "tokenizer.json"
+
+
+class Tokenizer:
+    """Turns text into int32 token ids and back, in Python and inside the TF graph.
+
+    Subclasses: `CharTokenizer` (kind "char") and `SentencePieceTokenizer`
+    (kinds "bpe" and "unigram"). Build one with `lm_keras.tokenizers.train` and
+    reload a saved one with `lm_keras.tokenizers.load`.
+
+    Attributes:
+        kind: "char", "bpe" or "unigram".
+        vocab_size: the number of ids; every id is in `[0, vocab_size)`.
+
+    Example:
+
+    >>> tok = lm_keras.tokenizers.train("char", "hello world")
+    >>> tok.decode(tok.encode("hello")) == "hello"
+    True
+    """
+
+    kind = None
+
+    @property
+    def vocab_size(self):
+        raise NotImplementedError
+
+    def encode(self, text):
+        """Returns the ids of `text` (a str) as an int32 array of shape (n,)."""
+        raise NotImplementedError
+
+    def decode(self, ids):
+        """Returns the text of `ids` (a list, NumPy array or eager tensor of ints, shape (n,))."""
+        raise NotImplementedError
+
+    def id_to_piece(self, token_id):
+        """Returns the text of one token, for labels on plots."""
+        raise NotImplementedError
+
+    def in_graph(self):
+        """Returns a `tf.Module` with `tokenize` and `detokenize` tf.functions.
+
+        `tokenize(strings)` maps tf.string (B,) to a tf.RaggedTensor of int32 ids
+        (B, None), the same ids as `encode`; invalid UTF-8 raises
+        `tf.errors.InvalidArgumentError`. `detokenize(ids)` maps a RaggedTensor
+        or dense int32/int64 tensor (B, N) to tf.string (B,), the same text as
+        `decode`. The module saves with `tf.saved_model.save` and needs only
+        stock TensorFlow ops (plus tensorflow_text's for SentencePiece).
+        """
+        raise NotImplementedError
+
+    def save(self, directory):
+        """Writes this tokenizer's files, `tokenizer.json` among them, into `directory`."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}(kind={self.kind!r}, vocab_size={self.vocab_size})"
+
+    # Helpers shared by the subclasses.
+
+    def _check_text(self, text):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"{type(self).__name__}.encode takes a str; received {type(text).__name__} "
+                "(decode bytes first, e.g. data.decode('utf-8'))"
+            )
+
+    def _as_ids(self, ids):
+        """`ids` as an int64 NumPy array of shape (n,), every id checked against the vocabulary."""
+        array = np.asarray(ids)
+        if array.size == 0:
+            return np.zeros((0,), np.int64)
+        if array.ndim != 1:
+            raise ValueError(
+                f"{type(self).__name__}.decode takes one sequence of ids, shape (n,); received "
+                f"shape {array.shape} (decode each row separately)"
+            )
+        if not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(
+                f"{type(self).__name__}.decode takes integer ids; received dtype {array.dtype}"
+            )
+        array = array.astype(np.int64)
+        bad = np.flatnonzero((array < 0) | (array >= self.vocab_size))
+        if bad.size:
+            raise ValueError(
+                f"ids must be in [0, {self.vocab_size}) for this {self.kind} tokenizer; received "
+                f"id {array[bad[0]]} at position {bad[0]} (was the model trained with another "
+                "tokenizer?)"
+            )
+        return array
+
+    def _check_id(self, token_id):
+        if not 0 <= int(token_id) < self.vocab_size:
+            raise ValueError(
+                f"token_id must be in [0, {self.vocab_size}) for this {self.kind} tokenizer; "
+                f"received token_id={token_id}"
+            )
+        return int(token_id)
+
+
+def write_config(directory, config):
+    """Writes `config` (a dict with kind and vocab_size) as `directory/tokenizer.json`."""
+    make_dirs(directory)
+    config = {"kind": config["kind"], "vocab_size": config["vocab_size"],
+              "version": FORMAT_VERSION, **config}
+    with open_file(join(directory, CONFIG_FILE), "w") as f:
+        f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def read_config(directory):
+    """Reads `directory/tokenizer.json`, checking that this library can read its format."""
+    path = join(directory, CONFIG_FILE)
+    if not exists(path):
+        raise FileNotFoundError(
+            f"no tokenizer in {directory}: {path} does not exist (pass the folder that "
+            "tok.save() wrote, e.g. MODEL_DIR/tokenizer)"
+        )
+    with open_file(path, "r") as f:
+        try:
+            config = json.loads(f.read())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e}); save the tokenizer again") from None
+    version = config.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has format version {version!r}, which this lm_keras cannot read (it reads "
+            f"versions up to {FORMAT_VERSION}); upgrade lm_keras"
+        )
+    return config
+
+
+# File access: local paths with the standard library; URLs such as gs://bucket/dir with
+# tf.io.gfile, so that model directories on cloud storage work without TensorFlow
+# loading for local ones.
+
+
+def _is_url(path):
+    return "://" in str(path)
+
+
+def join(directory, name):
+    return f"{str(directory).rstrip('/')}/{name}" if _is_url(directory) else os.path.join(directory, name)
+
+
+def exists(path):
+    if _is_url(path):
+        import tensorflow as tf
+
+        return tf.io.gfile.exists(path)
+    return os.path.exists(path)
+
+
+def make_dirs(directory):
+    if _is_url(directory):
+        import tensorflow as tf
+
+        tf.io.gfile.makedirs(directory)
+    else:
+        os.makedirs(directory, exist_ok=True)
+
+
+def open_file(path, mode):
+    if _is_url(path):
+        import tensorflow as tf
+
+        return tf.io.gfile.GFile(path, mode)
+    if "b" in mode:
+        return open(path, mode)
+    return open(path, mode, encoding="utf-8", newline="")
