@@ -127,11 +127,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
                 f"vocab_size must be a positive int for a {kind} tokenizer; received "
                 f"vocab_size={vocab_size!r} (try vocab_size=1024)"
             )
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise ValueError(f"text is not valid Unicode: {e.reason} at position {e.start}; "
-                             "remove lone surrogates from the training text") from None
+        _check_unicode(text)
         model = io.BytesIO()
         try:
             sentencepiece.SentencePieceTrainer.train(
@@ -152,6 +148,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
     def encode(self, text):
         """Returns the ids of `text` (any str without lone surrogates) as int32, shape (n,)."""
         self._check_text(text)
+        _check_unicode(text)
         # The text as parts to encode, each after the ids that separate it from the last.
         parts, separators = [], []
         for i, line in enumerate(text.split(NEWLINE)):
@@ -161,13 +158,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
                     parts.append(part)
                     separators.append(self.escaped_space_ids if j else separator)
                     separator = []
-        try:
-            part_ids = self._processor.encode(parts)
-        except UnicodeEncodeError as e:
-            raise ValueError(
-                f"text is not valid Unicode: {e.reason}; remove lone surrogates "
-                "(e.g. text.encode('utf-8', 'replace').decode('utf-8'))"
-            ) from None
+        part_ids = self._processor.encode(parts)
         ids = []
         for separator, part in zip(separators, part_ids):
             ids += separator
@@ -228,6 +219,16 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
                 "save the tokenizer again"
             )
         return tok
+
+
+def _check_unicode(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(
+            f"text is not valid Unicode: {e.reason} {text[e.start]!r} at position {e.start}; "
+            "remove lone surrogates (e.g. text.encode('utf-8', 'replace').decode('utf-8'))"
+        ) from None
 
 
 def training_sentences(text, max_bytes):
