@@ -3,17 +3,6 @@
 import tensorflow as tf
 
 
-def check_utf8(strings):
-    """Returns `strings` (tf.string (B,)), after an op that fails on invalid UTF-8.
-
-    Raises tf.errors.InvalidArgumentError when run on a string that is not valid UTF-8.
-    """
-    codepoints = tf.strings.unicode_decode(strings, "UTF-8", errors="strict")
-    # The decode's result is unused, so only a control dependency keeps it in the graph.
-    with tf.control_dependencies([codepoints.flat_values]):
-        return tf.identity(strings)
-
-
 def as_ragged_ids(ids, vocab_size):
     """`ids` (RaggedTensor or dense (B, N), any int dtype) as a RaggedTensor of int32 ids.
 
@@ -72,7 +61,8 @@ def split_into_chunks(strings, max_chars):
     num_chunks = (lengths + max_chars - 1) // max_chars  # (N,)
     chunk_row = tf.repeat(tf.range(tf.size(lengths, out_type=tf.int64)), num_chunks)  # (C,)
     first_chunk = tf.cumsum(num_chunks, exclusive=True)  # (N,)
-    index_in_row = tf.range(tf.size(chunk_row, out_type=tf.int64)) - tf.gather(first_chunk, chunk_row)
+    chunk = tf.range(tf.size(chunk_row, out_type=tf.int64))  # (C,)
+    index_in_row = chunk - tf.gather(first_chunk, chunk_row)  # (C,)
     chunk_lengths = tf.minimum(
         tf.constant(max_chars, tf.int64), tf.gather(lengths, chunk_row) - index_in_row * max_chars
     )  # (C,)

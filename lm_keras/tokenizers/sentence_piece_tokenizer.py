@@ -17,9 +17,10 @@ ESCAPED_SPACE = "\u2581"
 NEWLINE = "\n"
 # Both paths also encode the text line by line, and a line in chunks of at most this
 # many characters. Newline is a user-defined piece, so no piece spans one and cutting
-# there changes nothing; the chunks keep the unigram Viterbi scores small: over a long
-# line tensorflow_text's SentencePiece kernel (float32 sums) and the sentencepiece
-# package break near-ties differently (seen on a 100k-character line).
+# there changes nothing; a chunk cut costs at most a token per MAX_CHUNK_CHARS
+# characters of a long line. Without the chunks, tensorflow_text's SentencePiece kernel
+# and the sentencepiece package gave different unigram ids for a 100k-character line:
+# over long inputs their Viterbi searches break near-ties (score gaps ~0.004) differently.
 MAX_CHUNK_CHARS = 1024
 
 # Trainer settings that make encode/decode lossless for any Unicode text:
@@ -129,9 +130,10 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
             )
         _check_unicode(text)
         model = io.BytesIO()
+        sentences = training_sentences(text, TRAINER_SETTINGS["max_sentence_length"])
         try:
             sentencepiece.SentencePieceTrainer.train(
-                sentence_iterator=iter(training_sentences(text, TRAINER_SETTINGS["max_sentence_length"])),
+                sentence_iterator=iter(sentences),
                 model_writer=model,
                 model_type=kind,
                 vocab_size=int(vocab_size),

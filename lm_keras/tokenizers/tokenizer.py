@@ -148,7 +148,9 @@ def _is_url(path):
 
 
 def join(directory, name):
-    return f"{str(directory).rstrip('/')}/{name}" if _is_url(directory) else os.path.join(directory, name)
+    if _is_url(directory):
+        return f"{str(directory).rstrip('/')}/{name}"
+    return os.path.join(directory, name)
 
 
 def exists(path):

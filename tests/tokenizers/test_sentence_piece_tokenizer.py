@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 
 from lm_keras import tokenizers
 from lm_keras.tokenizers import SentencePieceTokenizer
-from lm_keras.tokenizers.sentence_piece_tokenizer import MAX_CHUNK_CHARS
+from lm_keras.tokenizers.sentence_piece_tokenizer import MAX_CHUNK_CHARS, training_sentences
 
 from tests.tokenizers.cases import MIXED_BATCH, U2581, unicode_text
 from tests.tokenizers.conftest import SENTENCEPIECE_VOCAB_SIZE
@@ -156,3 +156,11 @@ def test_save_and_load_give_the_same_ids(tok, corpus, tmp_path):
     text = corpus[:20_000] + " \U0001F600 \u4e2d\u6587 " + U2581
     np.testing.assert_array_equal(loaded.encode(text), tok.encode(text))
     assert loaded.decode(loaded.encode(text)) == text
+
+
+def test_training_sentences_are_paragraphs_within_the_trainers_limit():
+    text = "a b\n\nc\n\n\n" + ("long line " * 30 + "\n") * 3 + "x" * 700 + "\u4e2d" * 300
+    sentences = list(training_sentences(text, max_bytes=400))
+    assert "".join(sentences) == text  # nothing lost, nothing added
+    assert sentences[:2] == ["a b\n\n", "c\n\n"]
+    assert all(0 < len(s.encode("utf-8")) <= 400 for s in sentences)
