@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from lm_keras.errors import UserError
 from lm_keras.tokenizers import tokenizer as tokenizer_lib
 
 REPLACEMENT_CHARACTER = "\ufffd"
@@ -37,15 +38,15 @@ class CharTokenizer(tokenizer_lib.Tokenizer):
 
     def __init__(self, characters):
         if not isinstance(characters, str) or not characters:
-            raise ValueError(
+            raise UserError(
                 "characters must be a non-empty str (the vocabulary in id order); received "
                 f"{characters!r:.80}"
             )
         if len(set(characters)) != len(characters):
-            raise ValueError("characters must hold each character once; received duplicates")
+            raise UserError("characters must hold each character once; received duplicates")
         bad = [c for c in characters if ord(c) in _SURROGATES]
         if bad:
-            raise ValueError(
+            raise UserError(
                 f"characters must be Unicode scalar values; received the lone surrogate {bad[0]!r}"
             )
         self.characters = characters
@@ -72,17 +73,17 @@ class CharTokenizer(tokenizer_lib.Tokenizer):
             A `CharTokenizer`.
         """
         if not isinstance(text, str) or not text:
-            raise ValueError(
+            raise UserError(
                 "text must be a non-empty str (the training split); received "
                 f"{type(text).__name__} of length {len(text) if hasattr(text, '__len__') else '?'}"
             )
         characters = "".join(sorted(c for c in set(text) if ord(c) not in _SURROGATES))
         if not characters:
-            raise ValueError("text holds no characters other than lone surrogates; pass real text")
+            raise UserError("text holds no characters other than lone surrogates; pass real text")
         size = len(characters) + 1
         if vocab_size and vocab_size != size:
             limit = "largest" if vocab_size > size else "smallest"
-            raise ValueError(
+            raise UserError(
                 f"vocab_size={vocab_size} does not fit a char tokenizer of this text: the {limit} "
                 f"size it supports is {size} ({len(characters)} distinct characters + the unknown "
                 "id); pass vocab_size=None (or 0) to use it"
@@ -140,7 +141,7 @@ class CharTokenizer(tokenizer_lib.Tokenizer):
         """Returns the tokenizer that `save` wrote; `config` is its tokenizer.json."""
         tok = cls(config["characters"])
         if tok.vocab_size != config["vocab_size"]:
-            raise ValueError(
+            raise UserError(
                 f"{directory}/tokenizer.json says vocab_size={config['vocab_size']} but holds "
                 f"{len(tok.characters)} characters (+1 unknown id); the file is damaged, save the "
                 "tokenizer again"

@@ -1,5 +1,6 @@
 """`train` and `load`: the two ways to get a tokenizer."""
 
+from lm_keras.errors import UserError
 from lm_keras.tokenizers import tokenizer as tokenizer_lib
 from lm_keras.tokenizers.char_tokenizer import CharTokenizer
 from lm_keras.tokenizers.sentence_piece_tokenizer import SentencePieceTokenizer
@@ -30,11 +31,11 @@ def train(kind, text, vocab_size=None):
     True
     """
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}; received kind={kind!r}")
+        raise UserError(f"kind must be one of {', '.join(KINDS)}; received kind={kind!r}")
     if kind == "char":
         return CharTokenizer.train(text, vocab_size)
     if not vocab_size:
-        raise ValueError(
+        raise UserError(
             f"vocab_size is required for a {kind} tokenizer; received vocab_size={vocab_size!r} "
             "(try vocab_size=1024)"
         )
@@ -62,7 +63,7 @@ def load(directory):
         return CharTokenizer.from_config(config, directory)
     if kind in ("bpe", "unigram"):
         return SentencePieceTokenizer.from_config(config, directory)
-    raise ValueError(
+    raise UserError(
         f"{tokenizer_lib.join(directory, tokenizer_lib.CONFIG_FILE)} has kind={kind!r}; expected "
         f"one of {', '.join(KINDS)} (the file is damaged or from another program)"
     )

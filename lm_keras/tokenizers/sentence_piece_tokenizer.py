@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 
+from lm_keras.errors import UserError
 from lm_keras.tokenizers import tokenizer as tokenizer_lib
 
 MODEL_FILE = "sentencepiece.model"
@@ -77,12 +78,12 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         import sentencepiece
 
         if kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}; received kind={kind!r}")
+            raise UserError(f"kind must be one of {', '.join(KINDS)}; received kind={kind!r}")
         self.kind = kind
         self.model_proto = bytes(model_proto)
         self._processor = sentencepiece.SentencePieceProcessor(model_proto=self.model_proto)
         if self._processor.get_piece_size() < 256 or not self._byte_ids_present():
-            raise ValueError(
+            raise UserError(
                 "model_proto must be a SentencePiece model trained with byte_fallback=True; "
                 "train one with SentencePieceTokenizer.train"
             )
@@ -90,7 +91,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
                                   for b in ESCAPED_SPACE.encode("utf-8")]
         self.newline_ids = [self._processor.piece_to_id(NEWLINE)]
         if self.newline_ids[0] == self._processor.unk_id():
-            raise ValueError(
+            raise UserError(
                 "model_proto must have a newline piece (user_defined_symbols=['\\n']); train "
                 "one with SentencePieceTokenizer.train"
             )
@@ -118,13 +119,13 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         import sentencepiece
 
         if kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}; received kind={kind!r}")
+            raise UserError(f"kind must be one of {', '.join(KINDS)}; received kind={kind!r}")
         if not isinstance(text, str) or not text:
-            raise ValueError(f"text must be a non-empty str (the training split); received "
+            raise UserError(f"text must be a non-empty str (the training split); received "
                              f"{type(text).__name__} {text!r:.40}")
         if not isinstance(vocab_size, (int, np.integer)) or isinstance(vocab_size, bool) \
                 or vocab_size <= 0:
-            raise ValueError(
+            raise UserError(
                 f"vocab_size must be a positive int for a {kind} tokenizer; received "
                 f"vocab_size={vocab_size!r} (try vocab_size=1024)"
             )
@@ -208,14 +209,14 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         """Returns the tokenizer that `save` wrote; `config` is its tokenizer.json."""
         path = tokenizer_lib.join(directory, config.get("model_file", MODEL_FILE))
         if not tokenizer_lib.exists(path):
-            raise FileNotFoundError(
+            raise UserError(
                 f"{path} does not exist, but {directory}/tokenizer.json names it; save the "
                 "tokenizer again"
             )
         with tokenizer_lib.open_file(path, "rb") as f:
             tok = cls(f.read(), config["kind"])
         if tok.vocab_size != config["vocab_size"]:
-            raise ValueError(
+            raise UserError(
                 f"{path} has {tok.vocab_size} pieces but tokenizer.json says "
                 f"vocab_size={config['vocab_size']}; the files are from different tokenizers, "
                 "save the tokenizer again"
@@ -227,7 +228,7 @@ def _check_unicode(text):
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise ValueError(
+        raise UserError(
             f"text is not valid Unicode: {e.reason} {text[e.start]!r} at position {e.start}; "
             "remove lone surrogates (e.g. text.encode('utf-8', 'replace').decode('utf-8'))"
         ) from None

@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 
+from lm_keras.errors import UserError
+
 # The format of `tokenizer.json`; `load` refuses files written by a newer format.
 FORMAT_VERSION = 1
 CONFIG_FILE = "tokenizer.json"
@@ -80,18 +82,18 @@ class Tokenizer:
         if array.size == 0:
             return np.zeros((0,), np.int64)
         if array.ndim != 1:
-            raise ValueError(
+            raise UserError(
                 f"{type(self).__name__}.decode takes one sequence of ids, shape (n,); received "
                 f"shape {array.shape} (decode each row separately)"
             )
         if not np.issubdtype(array.dtype, np.integer):
-            raise ValueError(
+            raise UserError(
                 f"{type(self).__name__}.decode takes integer ids; received dtype {array.dtype}"
             )
         array = array.astype(np.int64)
         bad = np.flatnonzero((array < 0) | (array >= self.vocab_size))
         if bad.size:
-            raise ValueError(
+            raise UserError(
                 f"ids must be in [0, {self.vocab_size}) for this {self.kind} tokenizer; received "
                 f"id {array[bad[0]]} at position {bad[0]} (was the model trained with another "
                 "tokenizer?)"
@@ -100,7 +102,7 @@ class Tokenizer:
 
     def _check_id(self, token_id):
         if not 0 <= int(token_id) < self.vocab_size:
-            raise ValueError(
+            raise UserError(
                 f"token_id must be in [0, {self.vocab_size}) for this {self.kind} tokenizer; "
                 f"received token_id={token_id}"
             )
@@ -120,7 +122,7 @@ def read_config(directory):
     """Reads `directory/tokenizer.json`, checking that this library can read its format."""
     path = join(directory, CONFIG_FILE)
     if not exists(path):
-        raise FileNotFoundError(
+        raise UserError(
             f"no tokenizer in {directory}: {path} does not exist (pass the folder that "
             "tok.save() wrote, e.g. MODEL_DIR/tokenizer)"
         )
@@ -128,10 +130,10 @@ def read_config(directory):
         try:
             config = json.loads(f.read())
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON ({e}); save the tokenizer again") from None
+            raise UserError(f"{path} is not valid JSON ({e}); save the tokenizer again") from None
     version = config.get("version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(
+        raise UserError(
             f"{path} has format version {version!r}, which this lm_keras cannot read (it reads "
             f"versions up to {FORMAT_VERSION}); upgrade lm_keras"
         )

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from lm_keras import tokenizers
+from lm_keras.errors import UserError
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -30,7 +31,7 @@ def test_unknown_kind_is_refused():
 
 
 def test_load_of_a_folder_without_a_tokenizer_says_what_is_missing(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"no tokenizer in .*tokenizer\.json does not exist"):
+    with pytest.raises(UserError, match=r"no tokenizer in .*tokenizer\.json does not exist"):
         tokenizers.load(tmp_path)
 
 
@@ -50,7 +51,7 @@ def test_load_refuses_damaged_or_newer_files(tmp_path):
     with pytest.raises(ValueError, match="says vocab_size=5 but holds 2 characters"):
         tokenizers.load(tmp_path / "size")
     _write_config(tmp_path / "model", kind="bpe", vocab_size=400, version=1, model_file="spm.model")
-    with pytest.raises(FileNotFoundError, match=r"spm\.model does not exist"):
+    with pytest.raises(UserError, match=r"spm\.model does not exist"):
         tokenizers.load(tmp_path / "model")
     (tmp_path / "json").mkdir()
     (tmp_path / "json" / "tokenizer.json").write_text("{not json", encoding="utf-8")
