@@ -1,0 +1,208 @@
+"""Multi-head self-attention, written out from the formula."""
+
+import math
+
+import keras
+from keras import ops
+
+# Added to masked scores before the softmax (computed in float32); exp() of it is exactly 0.
+_MASKED_SCORE = -1e9
+
+
+@keras.saving.register_keras_serializable(package="lm_keras")
+class MultiHeadSelfAttention(keras.layers.Layer):
+    """Multi-head self-attention.
+
+        Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
+        head_i = Attention(X W_i^Q, X W_i^K, X W_i^V)
+        MultiHead(X) = Concat(head_1, ..., head_h) W^O
+
+    The three input projections are one fused kernel `qkv_kernel` of shape
+    `(d, 3, H, D)` (index 0, 1, 2 on the second axis: W^Q, W^K, W^V; `d` the input
+    width, `H` heads of `D = key_dim` each), so one matmul computes Q, K and V.
+    `output_kernel` is `W^O`, `(H, D, d)`: concatenating the heads and projecting is
+    one contraction over (H, D). `keras.layers.MultiHeadAttention`'s query, key and
+    value kernels `(d, H, D)` stack into `qkv_kernel` on axis 1 and its output kernel
+    is `output_kernel` unchanged, so the two layers compute the same function.
+
+    Scores are computed, masked and normalised in float32 whatever the compute
+    dtype, so the softmax is stable under `mixed_bfloat16`.
+
+    Args:
+        num_heads: int, the number of heads `H`.
+        key_dim: int, the width `D` of each head's queries, keys and values.
+        dropout: float in [0, 1), dropout rate on the attention weights.
+        use_bias: bool, whether the projections add biases.
+        kernel_initializer: initializer of `qkv_kernel`.
+        output_kernel_initializer: initializer of `output_kernel`; `None` means
+            `kernel_initializer`.
+        bias_initializer: initializer of the biases.
+        **kwargs: base layer arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: `(B, T, d)` float tensor.
+        padding_mask: optional `(B, T)` bool or int tensor, true/1 for real tokens;
+            keys at padded positions get zero weight.
+        use_causal_mask: bool, whether position `i` attends only to positions `<= i`.
+        return_attention_scores: bool, whether to also return the attention weights.
+        cache: optional `(B, 2, S, H, D)` key/value cache for incremental decoding
+            (index 0 keys, 1 values; `S` the context). The layer writes this call's
+            keys and values at positions `cache_index .. cache_index + T - 1` and
+            attends causally over the cache; `padding_mask` and `use_causal_mask`
+            are then not used.
+        cache_index: scalar int32 tensor, where this call's tokens go in the cache.
+        training: bool, whether attention dropout is active.
+
+    Returns:
+        `(B, T, d)` output; with `return_attention_scores`, also the attention
+        weights `(B, H, T, T)` (`(B, H, T, S)` with a cache), before dropout;
+        with a cache, also the updated cache: `(output, [weights,] new_cache)`.
+
+    Example:
+
+    >>> layer = MultiHeadSelfAttention(num_heads=4, key_dim=32)
+    >>> x = keras.random.normal((2, 10, 128))
+    >>> y, weights = layer(x, use_causal_mask=True, return_attention_scores=True)
+    >>> y.shape, weights.shape
+    ((2, 10, 128), (2, 4, 10, 10))
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        key_dim,
+        dropout=0.0,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        output_kernel_initializer=None,
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(num_heads, int) or num_heads <= 0:
+            raise ValueError(f"num_heads must be a positive int; received num_heads={num_heads!r}")
+        if not isinstance(key_dim, int) or key_dim <= 0:
+            raise ValueError(f"key_dim must be a positive int; received key_dim={key_dim!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.dropout = dropout
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.output_kernel_initializer = keras.initializers.get(output_kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        hidden_dim = input_shape[-1]
+        if hidden_dim is None:
+            raise ValueError(f"the last axis of the input must be known; received shape {input_shape}")
+        self.qkv_kernel = self.add_weight(
+            name="qkv_kernel",
+            shape=(hidden_dim, 3, self.num_heads, self.key_dim),
+            initializer=self.kernel_initializer,
+        )
+        self.output_kernel = self.add_weight(
+            name="output_kernel",
+            shape=(self.num_heads, self.key_dim, hidden_dim),
+            initializer=self.output_kernel_initializer or self.kernel_initializer,
+        )
+        if self.use_bias:
+            self.qkv_bias = self.add_weight(
+                name="qkv_bias", shape=(3, self.num_heads, self.key_dim), initializer=self.bias_initializer
+            )
+            self.output_bias = self.add_weight(
+                name="output_bias", shape=(hidden_dim,), initializer=self.bias_initializer
+            )
+        else:
+            self.qkv_bias = None
+            self.output_bias = None
+        self.attention_dropout = keras.layers.Dropout(
+            self.dropout, dtype=self.dtype_policy, name="attention_dropout"
+        )
+
+    def call(
+        self,
+        inputs,
+        padding_mask=None,
+        use_causal_mask=False,
+        return_attention_scores=False,
+        cache=None,
+        cache_index=None,
+        training=None,
+    ):
+        qkv = ops.einsum("btd,dshk->btshk", inputs, self.qkv_kernel)  # (B, T, 3, H, D)
+        if self.use_bias:
+            qkv = qkv + self.qkv_bias
+        query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # 3 x (B, T, H, D)
+        # Scaling the queries is cheaper than scaling the (B, H, T, S) scores.
+        query = query * ops.cast(1.0 / math.sqrt(self.key_dim), query.dtype)
+
+        if cache is not None:
+            if cache_index is None:
+                raise ValueError("cache_index is required with a cache")
+            new_cache = ops.slice_update(
+                cache, (0, 0, cache_index, 0, 0), ops.stack((key, value), axis=1)
+            )  # (B, 2, S, H, D)
+            key, value = new_cache[:, 0], new_cache[:, 1]  # 2 x (B, S, H, D)
+            mask = _cache_mask(ops.shape(query)[1], ops.shape(key)[1], cache_index)  # (T, S)
+        else:
+            mask = _attention_mask(ops.shape(inputs)[1], padding_mask, use_causal_mask)
+
+        scores = ops.einsum("bthk,bshk->bhts", query, key)  # (B, H, T, S)
+        scores = ops.cast(scores, "float32")
+        if mask is not None:
+            scores = ops.where(mask, scores, _MASKED_SCORE)
+        weights = ops.softmax(scores, axis=-1)  # (B, H, T, S), float32
+        attention = ops.cast(weights, self.compute_dtype)
+        if self.dropout > 0.0:
+            attention = self.attention_dropout(attention, training=training)
+        heads = ops.einsum("bhts,bshk->bthk", attention, value)  # (B, T, H, D)
+        outputs = ops.einsum("bthk,hkd->btd", heads, self.output_kernel)  # (B, T, d)
+        if self.use_bias:
+            outputs = outputs + self.output_bias
+
+        results = (outputs,)
+        if return_attention_scores:
+            results += (weights,)
+        if cache is not None:
+            results += (new_cache,)
+        return results[0] if len(results) == 1 else results
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "key_dim": self.key_dim,
+                "dropout": self.dropout,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "output_kernel_initializer": keras.initializers.serialize(
+                    self.output_kernel_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        return config
+
+
+def _attention_mask(length, padding_mask, use_causal_mask):
+    """The bool mask, broadcastable to the scores (B, H, T, T), true where a query may attend."""
+    mask = None
+    if use_causal_mask:
+        positions = ops.arange(length)
+        mask = positions[:, None] >= positions[None, :]  # (T, T)
+    if padding_mask is not None:
+        keys = ops.cast(padding_mask, "bool")[:, None, None, :]  # (B, 1, 1, T)
+        mask = keys if mask is None else ops.logical_and(mask, keys)  # (B, 1, T, T)
+    return mask
+
+
+def _cache_mask(length, cache_length, cache_index):
+    """(T, S): the query at position cache_index + i sees the cache slots up to it."""
+    query_positions = ops.arange(length) + ops.cast(cache_index, "int32")
+    return query_positions[:, None] >= ops.arange(cache_length)[None, :]  # (T, S)
