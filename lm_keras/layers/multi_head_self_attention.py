@@ -24,6 +24,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     one contraction over (H, D). `keras.layers.MultiHeadAttention`'s query, key and
     value kernels `(d, H, D)` stack into `qkv_kernel` on axis 1 and its output kernel
     is `output_kernel` unchanged, so the two layers compute the same function.
+    The biases are vectors (`qkv_bias` is `(3 H D,)`, the QKV biases flattened), so
+    optimizers that exempt rank-1 variables from weight decay exempt them.
 
     Scores are computed, masked and normalised in float32 whatever the compute
     dtype, so the softmax is stable under `mixed_bfloat16`.
@@ -109,7 +111,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         )
         if self.use_bias:
             self.qkv_bias = self.add_weight(
-                name="qkv_bias", shape=(3, self.num_heads, self.key_dim), initializer=self.bias_initializer
+                name="qkv_bias",
+                shape=(3 * self.num_heads * self.key_dim,),
+                initializer=self.bias_initializer,
             )
             self.output_bias = self.add_weight(
                 name="output_bias", shape=(hidden_dim,), initializer=self.bias_initializer
@@ -133,7 +137,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     ):
         qkv = ops.einsum("btd,dshk->btshk", inputs, self.qkv_kernel)  # (B, T, 3, H, D)
         if self.use_bias:
-            qkv = qkv + self.qkv_bias
+            qkv = qkv + ops.reshape(self.qkv_bias, (3, self.num_heads, self.key_dim))  # (3, H, D)
         query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # 3 x (B, T, H, D)
         # Scaling the queries is cheaper than scaling the (B, H, T, S) scores.
         query = query * ops.cast(1.0 / math.sqrt(self.key_dim), query.dtype)

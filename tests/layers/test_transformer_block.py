@@ -1,0 +1,106 @@
+import math
+
+import numpy as np
+import pytest
+
+from lm_keras.layers import TransformerBlock
+
+
+def _reference_block(block, x):
+    """The block's formula in NumPy: x + Attn(LN(x)), then + W2 GELU(W1 LN(x))."""
+
+    def layer_norm(x, norm):
+        mean = x.mean(-1, keepdims=True)
+        var = x.var(-1, keepdims=True)
+        out = (x - mean) / np.sqrt(var + norm.epsilon) * norm.gamma.numpy()
+        return out + norm.beta.numpy() if norm.center else out
+
+    attention = block.attention
+    h = layer_norm(x, block.attention_norm)
+    qkv = np.einsum("btd,dshk->btshk", h, attention.qkv_kernel.numpy())  # (B, T, 3, H, D)
+    if attention.use_bias:
+        qkv = qkv + attention.qkv_bias.numpy().reshape(qkv.shape[2:])
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    scores = np.einsum("bthk,bshk->bhts", q, k) / math.sqrt(q.shape[-1])
+    length = x.shape[1]
+    scores = np.where(np.tril(np.ones((length, length), bool)), scores, -np.inf)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    heads = np.einsum("bhts,bshk->bthk", weights, v)
+    attended = np.einsum("bthk,hkd->btd", heads, attention.output_kernel.numpy())
+    if attention.use_bias:
+        attended = attended + attention.output_bias.numpy()
+    x = x + attended
+    h = layer_norm(x, block.mlp_norm) @ block.mlp_in.kernel.numpy()
+    if block.use_bias:
+        h = h + block.mlp_in.bias.numpy()
+    erf = np.vectorize(math.erf)
+    h = 0.5 * h * (1 + erf(h / math.sqrt(2)))  # exact GELU
+    h = h @ block.mlp_out.kernel.numpy()
+    if block.use_bias:
+        h = h + block.mlp_out.bias.numpy()
+    return x + h
+
+
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_matches_the_formula(use_bias):
+    block = TransformerBlock(num_heads=2, mlp_dim=24, use_bias=use_bias,
+                             kernel_initializer="random_normal")
+    x = np.random.RandomState(0).randn(2, 5, 8).astype("float32")
+    outputs = block(x)
+    assert outputs.shape == (2, 5, 8)
+    if use_bias:  # make the biases count
+        for w in block.weights:
+            if w.path.endswith(("bias", "beta")):
+                w.assign(np.random.RandomState(1).randn(*w.shape).astype("float32") * 0.1)
+        outputs = block(x)
+    np.testing.assert_allclose(outputs, _reference_block(block, x), atol=1e-5)
+
+
+def test_parameter_count():
+    d, m = 128, 512
+    block = TransformerBlock(num_heads=4, mlp_dim=m, use_bias=False)
+    block.build((None, None, d))
+    assert block.count_params() == 4 * d * d + 2 * d * m + 2 * d == 196_864
+    block = TransformerBlock(num_heads=4, mlp_dim=m, use_bias=True)
+    block.build((None, None, d))
+    assert block.count_params() == 196_864 + 7 * d + m
+
+
+def test_is_causal():
+    block = TransformerBlock(num_heads=2, mlp_dim=16)
+    x = np.random.RandomState(0).randn(1, 6, 8).astype("float32")
+    changed = x.copy()
+    changed[:, 4:] += 1.0
+    np.testing.assert_allclose(block(changed)[:, :4], block(x)[:, :4], atol=1e-6)
+    assert np.abs(np.asarray(block(changed)[:, 4:]) - np.asarray(block(x)[:, 4:])).max() > 1e-3
+
+
+def test_cache_steps_equal_full_pass_and_attention_scores():
+    block = TransformerBlock(num_heads=2, mlp_dim=16, use_bias=True)
+    x = np.random.RandomState(0).randn(2, 5, 8).astype("float32")
+    full, weights = block(x, return_attention_scores=True)
+    assert weights.shape == (2, 2, 5, 5)
+    cache = np.zeros((2, 2, 8, 2, 4), "float32")
+    prefill, cache = block(x[:, :3], cache=cache, cache_index=np.int32(0))
+    steps = [prefill]
+    for t in (3, 4):
+        out, cache = block(x[:, t : t + 1], cache=cache, cache_index=np.int32(t))
+        steps.append(out)
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+
+
+def test_config_round_trip_and_errors():
+    block = TransformerBlock(num_heads=2, mlp_dim=16, dropout=0.1, use_bias=True,
+                             layer_norm_epsilon=1e-6, output_kernel_initializer="zeros")
+    block.build((None, None, 8))
+    config = block.get_config()
+    clone = TransformerBlock.from_config(config)
+    clone.build((None, None, 8))
+    assert clone.get_config() == config
+    assert config["mlp_dim"] == 16 and config["layer_norm_epsilon"] == 1e-6
+    np.testing.assert_array_equal(clone.mlp_out.kernel.numpy(), 0.0)
+    with pytest.raises(ValueError, match="hidden_dim must be divisible by num_heads; received hidden_dim=130, num_heads=4"):
+        TransformerBlock(num_heads=4, mlp_dim=16).build((None, None, 130))
+    with pytest.raises(ValueError, match="mlp_dim must be a positive int; received mlp_dim=0"):
+        TransformerBlock(num_heads=4, mlp_dim=0)
