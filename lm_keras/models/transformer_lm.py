@@ -1,0 +1,255 @@
+"""A GPT-style Transformer language model."""
+
+import math
+
+import keras
+from keras import ops
+
+from lm_keras.config import POSITIONS
+from lm_keras.layers.position_embedding import PositionEmbedding
+from lm_keras.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from lm_keras.layers.transformer_block import TransformerBlock
+
+
+@keras.saving.register_keras_serializable(package="lm_keras")
+class TransformerLM(keras.Model):
+    """GPT-style decoder-only Transformer language model (nanoGPT's `GPT`).
+
+        x = TokenEmbedding(ids) + PositionEncoding(0 .. T - 1)
+        x = TransformerBlock_N(... TransformerBlock_1(Dropout(x)))
+        logits = LayerNorm(x) E^T
+
+    The output projection is the transposed token embedding `E` (tied weights) and
+    always computes in float32, so logits are float32 under `mixed_bfloat16` too.
+    Weights start as in GPT-2: normal(0, 0.02), and normal(0, 0.02 / sqrt(2 N))
+    for the two kernels per block that write into the residual stream.
+
+    Parameters (`V` vocab, `d` width, `m` MLP width, `N` blocks, `S` context):
+    `V d` (tied embedding) `+ S d` (learned positions only) `+ N (4 d^2 + 2 d m + 2 d)
+    + d`, plus biases `N (7 d + m) + d` with `use_bias=True`.
+
+    The model is built on construction, so its weights exist at once.
+
+    Args:
+        vocab_size: int, the number of tokens `V`.
+        num_layers: int, the number of blocks `N`.
+        num_heads: int, attention heads per block.
+        hidden_dim: int, the width `d`; divisible by `num_heads`.
+        mlp_dim: int, the MLP's hidden width `m`.
+        seq_len: int, the context `S`: the longest input, and the cache length.
+        dropout: float in [0, 1): embedding, attention and residual dropout.
+        use_bias: bool, whether projections and layer norms have biases.
+        position: `"learned"` (`PositionEmbedding`) or `"sinusoidal"`
+            (`SinusoidalPositionEncoding`).
+        layer_norm_epsilon: float.
+        **kwargs: base model arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        token_ids: `(B, T)` int32 token ids, `T <= seq_len`.
+        training: bool, whether dropout is active.
+
+    Returns:
+        `(B, T, V)` float32 logits of the next token at every position.
+
+    Example:
+
+    >>> model = TransformerLM(vocab_size=65, num_layers=4, num_heads=4,
+    ...                       hidden_dim=128, mlp_dim=512, seq_len=64)
+    >>> model(np.zeros((2, 64), "int32")).shape
+    (2, 64, 65)
+    >>> model.count_params()
+    804096
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        num_layers=4,
+        num_heads=4,
+        hidden_dim=128,
+        mlp_dim=512,
+        seq_len=64,
+        dropout=0.0,
+        use_bias=False,
+        position="learned",
+        layer_norm_epsilon=1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (
+            ("vocab_size", vocab_size),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+            ("hidden_dim", hidden_dim),
+            ("mlp_dim", mlp_dim),
+            ("seq_len", seq_len),
+        ):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive int; received {name}={value!r}")
+        if hidden_dim % num_heads:
+            raise ValueError(
+                "hidden_dim must be divisible by num_heads; received "
+                f"hidden_dim={hidden_dim}, num_heads={num_heads}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
+        if position not in POSITIONS:
+            raise ValueError(
+                f"position must be one of {', '.join(POSITIONS)}; received position={position!r}"
+            )
+        self.vocab_size = vocab_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.mlp_dim = mlp_dim
+        self.seq_len = seq_len
+        self.dropout = dropout
+        self.use_bias = use_bias
+        self.position = position
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+        initializer = keras.initializers.RandomNormal(stddev=0.02)
+        residual_initializer = keras.initializers.RandomNormal(stddev=0.02 / math.sqrt(2 * num_layers))
+        self.token_embedding = keras.layers.ReversibleEmbedding(
+            vocab_size,
+            hidden_dim,
+            tie_weights=True,
+            embeddings_initializer=initializer,
+            reverse_dtype="float32",
+            dtype=self.dtype_policy,
+            name="token_embedding",
+        )
+        if position == "learned":
+            self.position_embedding = PositionEmbedding(
+                seq_len, initializer=initializer, dtype=self.dtype_policy, name="position_embedding"
+            )
+        else:
+            self.position_embedding = SinusoidalPositionEncoding(
+                dtype=self.dtype_policy, name="position_embedding"
+            )
+        self.embedding_dropout = keras.layers.Dropout(
+            dropout, dtype=self.dtype_policy, name="embedding_dropout"
+        )
+        self.blocks = [
+            TransformerBlock(
+                num_heads=num_heads,
+                mlp_dim=mlp_dim,
+                dropout=dropout,
+                use_bias=use_bias,
+                layer_norm_epsilon=layer_norm_epsilon,
+                kernel_initializer=initializer,
+                output_kernel_initializer=residual_initializer,
+                dtype=self.dtype_policy,
+                name=f"block_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.final_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, center=use_bias, dtype=self.dtype_policy, name="final_norm"
+        )
+        self.build((None, seq_len))
+
+    @classmethod
+    def from_model_config(cls, model_config, **kwargs):
+        """The model of a `lm_keras.config.ModelConfig` (`model="transformer"`)."""
+        return cls(
+            vocab_size=model_config.vocab_size,
+            num_layers=model_config.num_layers,
+            num_heads=model_config.num_heads,
+            hidden_dim=model_config.hidden_dim,
+            mlp_dim=model_config.resolved_mlp_dim,
+            seq_len=model_config.seq_len,
+            dropout=model_config.dropout,
+            use_bias=model_config.use_bias,
+            position=model_config.position,
+            **kwargs,
+        )
+
+    def build(self, input_shape):
+        hidden_shape = (*input_shape, self.hidden_dim)
+        self.token_embedding.build(input_shape)
+        self.position_embedding.build(hidden_shape)
+        for block in self.blocks:
+            block.build(hidden_shape)
+        self.final_norm.build(hidden_shape)
+        self.built = True
+
+    def _embed(self, token_ids, start_index=0, training=None):
+        x = self.token_embedding(token_ids)  # (B, T, d)
+        x = x + self.position_embedding(x, start_index=start_index)
+        return self.embedding_dropout(x, training=training)
+
+    def _logits(self, x):
+        return self.token_embedding(self.final_norm(x), reverse=True)  # (B, T, V) float32
+
+    def call(self, token_ids, training=None):
+        x = self._embed(token_ids, training=training)
+        for block in self.blocks:
+            x = block(x, training=training)
+        return self._logits(x)
+
+    def attention_maps(self, token_ids):
+        """The attention weights of every block and head.
+
+        Args:
+            token_ids: `(B, T)` int32 token ids, `T <= seq_len`.
+
+        Returns:
+            `(B, L, H, T, T)` float32: `[b, l, h, i, j]` is how much position `i`
+            attends to position `j` in head `h` of block `l`.
+        """
+        x = self._embed(token_ids)
+        maps = []
+        for block in self.blocks:
+            x, weights = block(x, return_attention_scores=True)
+            maps.append(weights)  # (B, H, T, T)
+        return ops.stack(maps, axis=1)  # (B, L, H, T, T)
+
+    def init_cache(self, batch_size):
+        """An empty key/value cache: a tuple of `num_layers` zero tensors
+        `(batch_size, 2, seq_len, num_heads, hidden_dim / num_heads)` in the compute dtype."""
+        shape = (batch_size, 2, self.seq_len, self.num_heads, self.hidden_dim // self.num_heads)
+        return tuple(ops.zeros(shape, dtype=self.compute_dtype) for _ in self.blocks)
+
+    def call_with_cache(self, token_ids, cache, cache_index):
+        """Runs `token_ids` at positions `cache_index .. cache_index + t - 1` against a cache.
+
+        Prefill a prompt with `t > 1` from `cache_index=0`, then step one token at
+        a time; the logits equal those of a full causal pass over the sequence.
+        Shapes are static, so this runs inside `tf.function` / `tf.while_loop` / XLA.
+
+        Args:
+            token_ids: `(B, t)` int32 token ids.
+            cache: the cache from `init_cache` or a previous call.
+            cache_index: scalar int32 tensor, the position of `token_ids[:, 0]`;
+                `cache_index + t <= seq_len`.
+
+        Returns:
+            `(logits, new_cache)`: `(B, t, V)` float32 logits and the cache with
+            this call's keys and values written in.
+        """
+        cache_index = ops.convert_to_tensor(cache_index, dtype="int32")
+        x = self._embed(token_ids, start_index=cache_index)
+        new_cache = []
+        for block, block_cache in zip(self.blocks, cache):
+            x, block_cache = block(x, cache=block_cache, cache_index=cache_index)
+            new_cache.append(block_cache)
+        return self._logits(x), tuple(new_cache)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocab_size": self.vocab_size,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "hidden_dim": self.hidden_dim,
+                "mlp_dim": self.mlp_dim,
+                "seq_len": self.seq_len,
+                "dropout": self.dropout,
+                "use_bias": self.use_bias,
+                "position": self.position,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config

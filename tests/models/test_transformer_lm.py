@@ -1,0 +1,187 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lm_keras.config import ModelConfig
+from lm_keras.models import TransformerLM, build_model
+from tests.models.helpers import VOCAB, train_with_xla
+
+
+def _tiny(**kwargs):
+    args = dict(vocab_size=11, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, seq_len=12)
+    args.update(kwargs)
+    return TransformerLM(**args)
+
+
+def _ids(batch=2, length=12, vocab=11, seed=0):
+    return np.random.RandomState(seed).randint(0, vocab, (batch, length)).astype("int32")
+
+
+def test_nanogpt_cpu_configuration_parameter_count():
+    # nanoGPT's shakespeare_char CPU run: 4 layers, 4 heads, width 128, context 64,
+    # vocab 65, bias=False. Per block (d = 128, MLP m = 4d = 512):
+    #   W^Q, W^K, W^V, W^O: 4 d^2 = 65,536; MLP: 2 d m = 131,072; 2 layer-norm scales: 2 d = 256
+    #   -> 196,864; 4 blocks -> 787,456.
+    # Token embedding (tied with the output projection) 65 * 128 = 8,320; final norm 128;
+    # learned positions 64 * 128 = 8,192.
+    config = ModelConfig(vocab_size=65, num_layers=4, num_heads=4, hidden_dim=128, seq_len=64)
+    model = build_model(config)
+    assert model.count_params() == 787_456 + 8_320 + 128 + 8_192 == 804_096
+    # nanoGPT prints "number of parameters: 0.80M": it leaves the position table out,
+    # 804,096 - 8,192 = 795,904, which is exactly our count with sinusoidal positions.
+    sinusoidal = build_model(ModelConfig(**{**vars(config), "position": "sinusoidal"}))
+    assert sinusoidal.count_params() == 795_904
+    assert round(sinusoidal.count_params() / 1e6, 2) == 0.80
+    # Biases: per block 3d (QKV) + d (W^O) + 2d (norm shifts) + m + d (MLP); + d final.
+    with_bias = build_model(ModelConfig(**{**vars(config), "use_bias": True}))
+    assert with_bias.count_params() == 804_096 + 4 * (7 * 128 + 512) + 128
+
+
+def test_output_projection_is_the_tied_embedding():
+    model = _tiny()
+    assert [tuple(w.shape) for w in model.weights if 11 in w.shape] == [(11, 16)]
+    ids = _ids()
+    hidden = model.final_norm(_hidden_states(model, ids))
+    expected = np.asarray(hidden) @ model.token_embedding.embeddings.numpy().T
+    logits = model(ids)
+    assert logits.shape == (2, 12, 11) and logits.dtype == "float32"
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
+
+
+def _hidden_states(model, ids):
+    x = model.token_embedding(ids) + model.position_embedding(model.token_embedding(ids))
+    for block in model.blocks:
+        x = block(x)
+    return x
+
+
+@pytest.mark.parametrize("position", ["learned", "sinusoidal"])
+def test_is_causal(position):
+    model = _tiny(position=position)
+    ids = _ids()
+    changed = ids.copy()
+    changed[:, 7:] = (changed[:, 7:] + 1) % 11
+    np.testing.assert_allclose(model(changed)[:, :7], model(ids)[:, :7], atol=1e-6)
+    assert np.abs(np.asarray(model(changed)[:, 7:]) - np.asarray(model(ids)[:, 7:])).max() > 1e-4
+
+
+@pytest.mark.parametrize("position", ["learned", "sinusoidal"])
+def test_cached_decoding_equals_full_pass(position):
+    model = _tiny(position=position, use_bias=True)
+    ids = _ids()
+    full = np.asarray(model(ids))
+
+    cache = model.init_cache(2)
+    assert len(cache) == 2 and all(c.shape == (2, 2, 12, 2, 8) for c in cache)
+    steps = []
+    for t in range(12):
+        logits, cache = model.call_with_cache(ids[:, t : t + 1], cache, np.int32(t))
+        steps.append(logits)
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+
+    cache = model.init_cache(2)
+    prefill, cache = model.call_with_cache(ids[:, :5], cache, np.int32(0))
+    step, cache = model.call_with_cache(ids[:, 5:6], cache, np.int32(5))
+    assert prefill.dtype == "float32" and prefill.shape == (2, 5, 11)
+    np.testing.assert_allclose(prefill, full[:, :5], atol=1e-5)
+    np.testing.assert_allclose(step, full[:, 5:6], atol=1e-5)
+
+
+def test_cached_decoding_in_an_xla_while_loop():
+    model = _tiny()
+    ids = tf.constant(_ids())
+    prompt = 4
+
+    @tf.function(jit_compile=True)
+    def decode(ids):
+        cache = model.init_cache(2)
+        first, cache = model.call_with_cache(ids[:, :prompt], cache, tf.constant(0))
+        steps = tf.TensorArray(tf.float32, size=12 - prompt)
+
+        def body(i, cache, steps):
+            token = tf.slice(ids, [0, i], [2, 1])
+            logits, cache = model.call_with_cache(token, cache, i)
+            return i + 1, cache, steps.write(i - prompt, logits[:, 0])
+
+        _, _, steps = tf.while_loop(lambda i, *_: i < 12, body, (tf.constant(prompt), cache, steps))
+        return tf.concat([first, tf.transpose(steps.stack(), (1, 0, 2))], axis=1)
+
+    np.testing.assert_allclose(decode(ids), model(ids), atol=1e-5)
+
+
+def test_attention_maps():
+    model = _tiny()
+    maps = np.asarray(model.attention_maps(_ids(length=9)))
+    assert maps.shape == (2, 2, 2, 9, 9) and maps.dtype == np.float32
+    np.testing.assert_allclose(maps.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(np.triu(maps, k=1), 0.0)
+
+
+def test_config_round_trip():
+    model = _tiny(dropout=0.1, use_bias=True, position="sinusoidal", name="lm")
+    config = model.get_config()
+    assert {k: config[k] for k in ("vocab_size", "num_layers", "num_heads", "hidden_dim", "mlp_dim",
+                                   "seq_len", "dropout", "use_bias", "position")} == dict(
+        vocab_size=11, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, seq_len=12, dropout=0.1,
+        use_bias=True, position="sinusoidal")
+    clone = TransformerLM.from_config(config)
+    assert clone.get_config() == config and clone.count_params() == model.count_params()
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone(_ids()), model(_ids()))
+
+
+def test_from_model_config_maps_the_fields():
+    cfg = ModelConfig(vocab_size=7, seq_len=10, num_layers=3, num_heads=2, hidden_dim=8, mlp_dim=0,
+                      dropout=0.2, use_bias=True, position="sinusoidal")
+    model = build_model(cfg)
+    assert isinstance(model, TransformerLM) and model.built
+    assert (model.vocab_size, model.seq_len, model.num_layers, model.num_heads, model.hidden_dim,
+            model.mlp_dim, model.dropout, model.use_bias, model.position) == (
+        7, 10, 3, 2, 8, 32, 0.2, True, "sinusoidal")
+
+
+@pytest.mark.parametrize("position", ["learned", "sinusoidal"])
+def test_keras_file_round_trip_in_safe_mode(tmp_path, position):
+    model = _tiny(position=position, use_bias=True)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded) is TransformerLM and loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded(_ids()), model(_ids()))
+    cache = loaded.init_cache(2)
+    logits, _ = loaded.call_with_cache(_ids()[:, :3], cache, np.int32(0))
+    np.testing.assert_array_equal(logits, model(_ids()[:, :3]))
+
+
+def test_trains_under_xla():
+    vocab = len(VOCAB)
+    losses = train_with_xla(_tiny(vocab_size=vocab, dropout=0.1))
+    assert losses[-1] < losses[0] - 0.3, losses
+
+
+def test_trains_under_mixed_bfloat16_with_float32_logits(mixed_bfloat16):
+    vocab = len(VOCAB)
+    model = _tiny(vocab_size=vocab)
+    assert model.compute_dtype == "bfloat16"
+    assert all(w.dtype == "float32" for w in model.weights)
+    assert model(_ids(vocab=vocab)).dtype == "float32"
+    assert model.init_cache(1)[0].dtype == "bfloat16"
+    logits, _ = model.call_with_cache(_ids(vocab=vocab)[:, :2], model.init_cache(2), np.int32(0))
+    assert logits.dtype == "float32"
+    losses = train_with_xla(model)
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0] - 0.3, losses
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(hidden_dim=130, num_heads=4), "hidden_dim must be divisible by num_heads; received hidden_dim=130, num_heads=4"),
+        (dict(vocab_size=0), "vocab_size must be a positive int; received vocab_size=0"),
+        (dict(position="rotary"), "position must be one of learned, sinusoidal; received position='rotary'"),
+        (dict(dropout=1.5), r"dropout must be in \[0, 1\); received dropout=1.5"),
+    ],
+)
+def test_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _tiny(**kwargs)
