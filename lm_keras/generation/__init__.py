@@ -1,0 +1,24 @@
+"""Text generation: samplers and compiled decoding loops for every model family.
+
+    texts = lm_keras.generation.generate(model, tokenizer, ["ROMEO:", ""],
+                                         max_new_tokens=200, temperature=0.8, top_k=200, seed=1)
+
+`generate` runs `decode`, one `tf.while_loop` over a fixed token buffer, with the
+`Decoder` of the model's family: the Transformer's key/value cache, the LSTM's
+carried state, or the documented LSTM's windows. The exported SavedModel
+(`lm_keras.serving`) runs the same `decode` in its graph.
+"""
+
+from lm_keras.generation.decode_loop import decode
+from lm_keras.generation.decoder import Decoder, decoder_for
+from lm_keras.generation.recurrent_decoder import RecurrentDecoder
+from lm_keras.generation.sampling import sample_next_tokens
+from lm_keras.generation.text_generation import (EMPTY_PROMPT, EncodedPrompts, default_jit_compile,
+                                                 encode_prompts, generate)
+from lm_keras.generation.transformer_decoder import TransformerDecoder
+from lm_keras.generation.window_decoder import WindowDecoder
+
+__all__ = [
+    "Decoder", "EMPTY_PROMPT", "EncodedPrompts", "RecurrentDecoder", "TransformerDecoder", "WindowDecoder",
+    "decode", "decoder_for", "default_jit_compile", "encode_prompts", "generate", "sample_next_tokens",
+]
