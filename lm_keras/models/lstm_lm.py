@@ -77,6 +77,10 @@ class LSTMLM(keras.Model):
             )
             for i in range(num_layers)
         ]
+        # tf.train.Checkpoint does not see layers held only in a list (Keras's tracked
+        # lists are not TensorFlow trackables), so each LSTM is an attribute too.
+        for i, lstm in enumerate(self.lstm_layers):
+            setattr(self, f"lstm_{i}", lstm)
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
         self.output_projection = keras.layers.Dense(vocab_size, dtype="float32", name="output_projection")
         self.build((None, None))

@@ -144,6 +144,10 @@ class TransformerLM(keras.Model):
             )
             for i in range(num_layers)
         ]
+        # tf.train.Checkpoint does not see layers held only in a list (Keras's tracked
+        # lists are not TensorFlow trackables), so each block is an attribute too.
+        for i, block in enumerate(self.blocks):
+            setattr(self, f"block_{i}", block)
         self.final_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, center=use_bias, dtype=self.dtype_policy, name="final_norm"
         )

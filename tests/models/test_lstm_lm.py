@@ -116,3 +116,13 @@ def test_rejects_bad_arguments():
         _tiny(hidden_dim=0)
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\); received dropout=-0.1"):
         _tiny(dropout=-0.1)
+
+
+def test_tf_checkpoint_round_trip_restores_every_weight(tmp_path):
+    # The trainer checkpoints with tf.train.Checkpoint, which sees only trackable attributes.
+    model, restored = _tiny(num_layers=3), _tiny(num_layers=3)
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    saved = [name for name, _ in tf.train.list_variables(path) if name.startswith("model/")]
+    assert len(saved) == len(model.weights) == 1 + 3 * 3 + 2
+    tf.train.Checkpoint(model=restored).restore(path).assert_existing_objects_matched()
+    np.testing.assert_array_equal(restored(_ids()), model(_ids()))

@@ -185,3 +185,13 @@ def test_trains_under_mixed_bfloat16_with_float32_logits(mixed_bfloat16):
 def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         _tiny(**kwargs)
+
+
+def test_tf_checkpoint_round_trip_restores_every_weight(tmp_path):
+    # The trainer checkpoints with tf.train.Checkpoint, which sees only trackable attributes.
+    model, restored = _tiny(use_bias=True), _tiny(use_bias=True)
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    saved = [name for name, _ in tf.train.list_variables(path) if name.startswith("model/")]
+    assert len(saved) == len(model.weights) == 2 * 12 + 4  # 12 per block with biases
+    tf.train.Checkpoint(model=restored).restore(path).assert_existing_objects_matched()
+    np.testing.assert_array_equal(restored(_ids()), model(_ids()))
