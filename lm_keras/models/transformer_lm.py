@@ -179,6 +179,11 @@ class TransformerLM(keras.Model):
         self.built = True
 
     def _embed(self, token_ids, start_index=0, training=None):
+        length = token_ids.shape[1]
+        if length is not None and length > self.seq_len:
+            raise ValueError(
+                f"token_ids must be at most seq_len={self.seq_len} long; received length {length}"
+            )
         x = self.token_embedding(token_ids)  # (B, T, d)
         x = x + self.position_embedding(x, start_index=start_index)
         return self.embedding_dropout(x, training=training)

@@ -187,6 +187,11 @@ def test_rejects_bad_arguments(kwargs, message):
         _tiny(**kwargs)
 
 
+def test_rejects_inputs_longer_than_the_context():
+    with pytest.raises(ValueError, match="token_ids must be at most seq_len=12 long; received length 13"):
+        _tiny()(_ids(length=13))
+
+
 def test_tf_checkpoint_round_trip_restores_every_weight(tmp_path):
     # The trainer checkpoints with tf.train.Checkpoint, which sees only trackable attributes.
     model, restored = _tiny(use_bias=True), _tiny(use_bias=True)
