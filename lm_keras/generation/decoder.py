@@ -84,7 +84,8 @@ def decoder_for(model, pad_id=0):
         return TransformerDecoder(model)
     if isinstance(model, LSTMLM):
         return RecurrentDecoder(model)
-    if not hasattr(model, "call_with_cache") and len(model.input_shape) == 2 and model.input_shape[1]:
+    shape = getattr(model, "input_shape", None) if not hasattr(model, "call_with_cache") else None
+    if shape is not None and len(shape) == 2 and shape[1]:
         return WindowDecoder(model, pad_id=pad_id)
     raise TypeError(
         "model must be a TransformerLM, an LSTMLM or the documented LSTM (a fixed-window "

@@ -19,7 +19,9 @@ SEED_LIMIT = 2**31 - 1
 # reuse one traced (and XLA-compiled) loop.
 _WIDTH_STEP = 32
 
-# model -> {(use_cache, jit_compile): tf.function}; a model's functions die with it.
+# `generate` compiles with XLA from this many new tokens on (see default_jit_compile).
+JIT_MIN_NEW_TOKENS = 1000
+# model -> {(use_cache, jit_compile, pad id): tf.function}; a model's functions die with it.
 _COMPILED = weakref.WeakKeyDictionary()
 
 
@@ -65,18 +67,19 @@ def encode_prompts(tokenizer, prompts, context):
     return EncodedPrompts(ids, dropped, context)
 
 
-def default_jit_compile(model):
-    """Whether `generate` compiles the decoding loop with XLA by default: yes.
+def default_jit_compile(max_new_tokens):
+    """Whether `generate` compiles the decoding loop with XLA by default.
 
-    Measured on CPU (2 cores, batch 1, greedy), XLA's loop is faster for every
-    family: Transformer (4 layers, 128 wide, context 1024) with the cache 828 vs
-    262 new tokens/s and without it 15.6 vs 8.5; LSTMLM (2 x 256) 16,300 vs
-    10,700; documented LSTM (window 40) 560 vs 113. (The trainer's finding that
-    XLA slows LSTM *training* does not carry over: decoding calls the LSTM cell
-    one step at a time, which XLA fuses.)
+    XLA's loop is faster per token for every family (measured on 2 CPU cores,
+    batch 1, greedy, warm): Transformer (4 layers, 128 wide, context 1024) with
+    the cache 828 vs 262 new tokens/s, without it 15.6 vs 8.5; LSTMLM (2 x 256)
+    16,300 vs 10,700; documented LSTM (window 40) 560 vs 113. But compiling
+    costs 2-4 s per new batch and prompt shape where tracing the plain graph
+    costs 0.5-1.5 s, so XLA pays only for long generations (or when the same
+    shapes run again: compiled loops are kept per model). The default uses XLA
+    from `JIT_MIN_NEW_TOKENS` new tokens on.
     """
-    del model
-    return True
+    return max_new_tokens >= JIT_MIN_NEW_TOKENS
 
 
 def generate(model, tokenizer, prompts, max_new_tokens=200, temperature=0.8, top_k=200, top_p=1.0,
@@ -104,8 +107,9 @@ def generate(model, tokenizer, prompts, max_new_tokens=200, temperature=0.8, top
             None draws a seed at random.
         use_cache: carry the key/value cache or LSTM state (True), or recompute the
             whole context at every step (False); greedy output is the same.
-        jit_compile: compile the loop with XLA; None picks what is faster for the
-            model (`default_jit_compile`).
+        jit_compile: compile the loop with XLA; None uses XLA for long
+            generations, where its faster steps repay the compile time
+            (`default_jit_compile`).
 
     Returns:
         list of str, the continuations (without the prompts).
@@ -133,7 +137,7 @@ def generate(model, tokenizer, prompts, max_new_tokens=200, temperature=0.8, top
     if seed is None:
         seed = random.SystemRandom().randrange(SEED_LIMIT)
     seeds = np.arange(seed, seed + batch, dtype=np.int64)
-    jit = default_jit_compile(model) if jit_compile is None else bool(jit_compile)
+    jit = default_jit_compile(max_new_tokens) if jit_compile is None else bool(jit_compile)
     fn = _compiled(model, decoder, use_cache, jit)
     new_tokens = fn(
         tf.constant(prompt_ids), tf.constant(lengths), tf.constant(max_new_tokens, tf.int32),

@@ -1,0 +1,110 @@
+"""The decoding loop against the plain one-token-at-a-time loop, for every model family."""
+
+import numpy as np
+import pytest
+
+from tests.generation.tiny_models import SEQ_LEN, char_tokenizer, random_model, reference_greedy
+
+KINDS = ["transformer", "lstm", "documented_lstm"]
+# Different lengths in one batch; the last is longer than the context (SEQ_LEN = 16).
+PROMPTS = ["ROMEO:", "", "O", "First Citizen:\nBefore"]
+NEW_TOKENS = 20  # takes the 6-token prompt past the context
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return char_tokenizer()
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def family(request, tokenizer):
+    """(kind, model, the reference loop's greedy ids for each prompt alone)."""
+    from lm_keras.generation import EMPTY_PROMPT
+
+    kind = request.param
+    model = random_model(kind, tokenizer.vocab_size)
+    newline = int(tokenizer.encode("\n")[0])
+    expected = [reference_greedy(model, kind, tokenizer.encode(p or EMPTY_PROMPT), NEW_TOKENS, SEQ_LEN, newline)
+                for p in PROMPTS]
+    return kind, model, expected
+
+
+@pytest.mark.parametrize("use_cache,jit_compile", [(True, True), (False, False)])
+def test_batched_greedy_equals_reference_loop_per_prompt(family, tokenizer, use_cache, jit_compile):
+    from lm_keras.generation import generate
+
+    kind, model, expected = family
+    texts = generate(model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS, temperature=0.0, use_cache=use_cache,
+                     jit_compile=jit_compile)
+    assert [tokenizer.encode(t).tolist() for t in texts] == expected, kind
+
+
+def test_cached_and_uncached_ids_are_identical_past_the_context(tokenizer):
+    """The Transformer's cache falls back to full windows once the sequence outgrows the
+    context; the token ids must match the uncached loop's at every position."""
+    import tensorflow as tf
+
+    from lm_keras.generation import decode, decoder_for
+
+    model = random_model("transformer", tokenizer.vocab_size, seed=3)
+    decoder = decoder_for(model)
+    prompts = [tokenizer.encode(p) for p in ("To be", "or not to be,")]
+    width = SEQ_LEN
+    ids = np.zeros((2, width), np.int32)
+    for i, p in enumerate(prompts):
+        ids[i, :len(p)] = p
+    args = (tf.constant(ids), tf.constant([len(p) for p in prompts]), 40, 40, [0.0, 0.0], [0, 0], [1.0, 1.0],
+            tf.constant([1, 2], tf.int64))
+    cached = decode(decoder, *args, use_cache=True).numpy()
+    uncached = decode(decoder, *args, use_cache=False).numpy()
+    assert cached.shape == (2, 40)
+    np.testing.assert_array_equal(cached, uncached)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_seeded_sampling_is_reproducible_and_independent_of_the_batch(kind, tokenizer):
+    from lm_keras.generation import generate
+
+    model = random_model(kind, tokenizer.vocab_size)
+    settings = dict(max_new_tokens=20, temperature=1.0, top_k=20, top_p=0.9)
+    batch = generate(model, tokenizer, ["ROMEO:", "JULIET:"], seed=7, **settings)
+    assert batch == generate(model, tokenizer, ["ROMEO:", "JULIET:"], seed=7, **settings)
+    # Prompt i samples with seed + i: JULIET alone with seed 8 is row 1 of the batch.
+    assert generate(model, tokenizer, ["JULIET:"], seed=8, **settings) == batch[1:]
+    assert generate(model, tokenizer, ["ROMEO:", "ROMEO:"], seed=7, **settings)[0] == batch[0]
+    assert generate(model, tokenizer, ["ROMEO:"], seed=9, **settings) != batch[:1]
+    assert [len(tokenizer.encode(t)) for t in batch] == [20, 20]
+
+
+def test_xla_and_graph_loops_sample_the_same_tokens(tokenizer):
+    from lm_keras.generation import generate
+
+    model = random_model("transformer", tokenizer.vocab_size)
+    settings = dict(max_new_tokens=20, temperature=0.9, top_k=0, top_p=0.95, seed=11)
+    assert generate(model, tokenizer, ["ROMEO:"], jit_compile=True, **settings) == \
+        generate(model, tokenizer, ["ROMEO:"], jit_compile=False, **settings)
+
+
+def test_window_decoder_left_pads_short_prompts_with_newlines(tokenizer):
+    import tensorflow as tf
+
+    from lm_keras.generation import WindowDecoder
+
+    model = random_model("documented_lstm", tokenizer.vocab_size)
+    newline = int(tokenizer.encode("\n")[0])
+    decoder = WindowDecoder(model, pad_id=newline)
+    ids = tokenizer.encode("ROMEO:")
+    window = np.array([[newline] * (SEQ_LEN - len(ids)) + ids.tolist()], np.int32)
+    expected = np.log(model(window, training=False).numpy())
+    got = decoder.next_token_logits(tf.constant([ids])).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_decoder_for_picks_the_family(tokenizer):
+    from lm_keras.generation import RecurrentDecoder, TransformerDecoder, WindowDecoder, decoder_for
+
+    decoders = [decoder_for(random_model(kind, tokenizer.vocab_size)) for kind in KINDS]
+    assert [type(d) for d in decoders] == [TransformerDecoder, RecurrentDecoder, WindowDecoder]
+    assert [d.context for d in decoders] == [SEQ_LEN, None, SEQ_LEN]
+    with pytest.raises(TypeError, match="TransformerLM, an LSTMLM or the documented LSTM"):
+        decoder_for(object())
