@@ -1,0 +1,254 @@
+"""A development server that speaks TF Serving's REST API for one exported model.
+
+Built on the standard library's `http.server.ThreadingHTTPServer` (one thread per
+request) and `tf.saved_model.load`; it imports neither Keras nor the rest of
+lm_keras, like TF Serving itself needs only the SavedModel.
+"""
+
+import http.server
+import json
+import pathlib
+import re
+import threading
+
+from lm_keras.serving.rest_api import RequestError, format_predict_response, parse_predict_request
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+_PREDICT = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
+_STATUS = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(/metadata)?$")
+
+
+class ModelServer:
+    """Serves the highest version of an export directory over TF Serving's REST API.
+
+    Endpoints (as TF Serving answers them, so a client works against either):
+
+    - `GET /v1/models/<name>[/versions/<v>]`: the version's status,
+      `{"model_version_status": [{"version": "1", "state": "AVAILABLE",
+      "status": {"error_code": "OK", "error_message": ""}}]}`.
+    - `GET /v1/models/<name>[/versions/<v>]/metadata`: the signatures.
+    - `POST /v1/models/<name>[/versions/<v>]:predict`: a predict request in the
+      row (`instances`) or columnar (`inputs`) format (see `rest_api`).
+
+    Errors answer `{"error": "..."}` with TF Serving's status codes: 400 for a
+    bad request (bad JSON, missing or extra inputs, a body over
+    `max_body_bytes`, a check failing in the graph), 404 for an unknown model,
+    version or path. The server keeps serving after any of them.
+
+    Args:
+        export_dir: the folder holding numeric version folders (`export`'s
+            `--export_dir`, TF Serving's `--model_base_path`).
+        model_name: the `<name>` in the URLs.
+        host: the address to bind; 127.0.0.1 keeps it on this machine.
+        port: the port; 0 picks a free one (see `address`).
+        max_body_bytes: the largest request body accepted.
+
+    Example:
+
+    >>> server = ModelServer("exports/shakespeare", port=0)
+    >>> server.start()                       # serves in a background thread
+    >>> server.address
+    ('127.0.0.1', 40123)
+    >>> server.stop()
+    """
+
+    def __init__(self, export_dir, model_name="model", host="127.0.0.1", port=8501,
+                 max_body_bytes=DEFAULT_MAX_BODY_BYTES):
+        import tensorflow as tf
+
+        try:
+            import tensorflow_text  # noqa: F401  (registers the SentencePiece ops some exports use)
+        except ImportError:
+            pass
+        if "/" in model_name or ":" in model_name or not model_name:
+            raise ValueError(f"model_name must be a non-empty name without '/' or ':'; received {model_name!r}")
+        self.model_name = model_name
+        self.max_body_bytes = int(max_body_bytes)
+        self.version, path = _latest_version(export_dir)
+        self.loaded = tf.saved_model.load(str(path))
+        self._specs = {}
+        for name, fn in self.loaded.signatures.items():
+            inputs = fn.structured_input_signature[1]
+            self._specs[name] = {key: (spec.dtype.as_numpy_dtype, spec.shape.rank) for key, spec in inputs.items()}
+        self._metadata = _metadata(path, model_name, self.version)
+        self._httpd = http.server.ThreadingHTTPServer((host, port), _handler_class(self))
+        self._httpd.daemon_threads = True
+        self._thread = None
+
+    @property
+    def address(self):
+        """(host, port) the server listens on."""
+        return self._httpd.server_address[:2]
+
+    def serve_forever(self):
+        """Serves until `stop()` (or Ctrl-C in the caller)."""
+        self._httpd.serve_forever()
+
+    def start(self):
+        """Serves in a daemon thread and returns at once."""
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    # ------------------------------------------------------------ handling
+
+    def status(self, name, version):
+        self._check_model(name, version)
+        return 200, {"model_version_status": [{"version": str(self.version), "state": "AVAILABLE",
+                                               "status": {"error_code": "OK", "error_message": ""}}]}
+
+    def metadata(self, name, version):
+        self._check_model(name, version)
+        return 200, self._metadata
+
+    def predict(self, name, version, body):
+        import tensorflow as tf
+
+        self._check_model(name, version)
+        signature, inputs, request_format = parse_predict_request(body, self._input_specs)
+        fn = self.loaded.signatures[signature]
+        tensors = {key: tf.constant(value, dtype=tf.as_dtype(self._specs[signature][key][0]))
+                   for key, value in inputs.items()}
+        for key, value in tensors.items():
+            rank = self._specs[signature][key][1]
+            if rank is not None and value.shape.rank != rank:
+                raise RequestError(f"input {key!r} of signature {signature!r} must have rank {rank} "
+                                   f"(batch first); received shape {value.shape.as_list()}")
+        try:
+            outputs = fn(**tensors)
+        except tf.errors.OpError as e:
+            raise _GraphError(e) from None
+        return 200, format_predict_response({k: v.numpy() for k, v in outputs.items()}, request_format)
+
+    def _input_specs(self, signature):
+        if signature not in self._specs:
+            raise RequestError(f'Serving signature name: "{signature}" not found in signature def; '
+                               f"this model has {', '.join(sorted(self._specs))}")
+        return self._specs[signature]
+
+    def _check_model(self, name, version):
+        if name != self.model_name:
+            raise _NotFound(f"Servable not found for request: Latest({name}); this server serves "
+                            f"{self.model_name!r}")
+        if version is not None and int(version) != self.version:
+            raise _NotFound(f"Servable not found for request: Specific({name}, {version}); this server "
+                            f"serves version {self.version}")
+
+
+class _NotFound(Exception):
+    pass
+
+
+class _GraphError(Exception):
+    """An error raised by the model's graph, with its TF status."""
+
+    def __init__(self, error):
+        super().__init__(_first_line(error.message))
+        self.code = error.error_code
+
+
+# TF Serving's http_server.cc: error code -> HTTP status.
+_HTTP_STATUS = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400, 10: 409, 11: 400,
+                12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
+
+
+def _first_line(message):
+    """The assertion message without the graph's node listing."""
+    return message.split("\n")[0].strip()
+
+
+def _latest_version(export_dir):
+    path = pathlib.Path(export_dir)
+    versions = sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()) \
+        if path.is_dir() else []
+    versions = [v for v in versions if (path / str(v) / "saved_model.pb").is_file()]
+    if not versions:
+        raise FileNotFoundError(f"--export_dir={export_dir} holds no version folder with a saved_model.pb; "
+                                "export one first (python -m lm_keras.export --model_dir=... --export_dir=...)")
+    return versions[-1], path / str(versions[-1])
+
+
+def _metadata(path, name, version):
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
+    signatures = {key: json_format.MessageToDict(value, preserving_proto_field_name=True)
+                  for key, value in saved_model.meta_graphs[0].signature_def.items()
+                  if not key.startswith("__")}
+    return {"model_spec": {"name": name, "signature_name": "", "version": str(version)},
+            "metadata": {"signature_def": {"signature_def": signatures}}}
+
+
+def _handler_class(server):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "lm_keras-model-server"
+
+        def do_GET(self):  # noqa: N802 (the standard library's naming)
+            match = _STATUS.match(self.path)
+            if not match:
+                return self._reply(404, {"error": f"Malformed request: GET {self.path}"})
+            name, version, metadata = match.groups()
+            self._answer(lambda: (server.metadata if metadata else server.status)(name, version))
+
+        def do_POST(self):  # noqa: N802
+            match = _PREDICT.match(self.path)
+            body = self._read_body()
+            if body is None:
+                return
+            if not match:
+                return self._reply(404, {"error": f"Malformed request: POST {self.path}"})
+            name, version = match.groups()
+            self._answer(lambda: server.predict(name, version, body))
+
+        def _read_body(self):
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                self._reply(400, {"error": "chunked request bodies are not supported; send Content-Length"},
+                            close=True)
+                return None
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+            except ValueError:
+                self._reply(400, {"error": "Content-Length is not a number"}, close=True)
+                return None
+            if length < 0 or length > server.max_body_bytes:
+                # The body is not read, so the connection cannot be reused.
+                self._reply(400, {"error": f"the request body is {length} bytes, over the limit of "
+                                           f"{server.max_body_bytes} bytes (--max_body_bytes)"}, close=True)
+                return None
+            return self.rfile.read(length)
+
+        def _answer(self, handle):
+            try:
+                code, payload = handle()
+            except RequestError as e:
+                code, payload = 400, {"error": str(e)}
+            except _NotFound as e:
+                code, payload = 404, {"error": str(e)}
+            except _GraphError as e:
+                code, payload = _HTTP_STATUS.get(e.code, 500), {"error": str(e)}
+            except Exception as e:  # a bug or a broken model: report it, keep serving
+                self.log_error("error handling %s: %r", self.path, e)
+                code, payload = 500, {"error": f"{type(e).__name__}: {e}"}
+            self._reply(code, payload)
+
+        def _reply(self, code, payload, close=False):
+            data = (json.dumps(payload, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if close:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format, *args):  # noqa: A002 (the standard library's signature)
+            pass
+
+    return Handler

@@ -1,0 +1,95 @@
+"""`export_saved_model`: a model directory -> `EXPORT_DIR/<version>/`, as TF Serving expects."""
+
+import os
+import pathlib
+import shutil
+import tempfile
+
+from lm_keras.errors import UserError
+
+
+def existing_versions(export_dir):
+    """The numeric version folders of `export_dir`, ascending (what TF Serving would serve)."""
+    path = pathlib.Path(export_dir)
+    if not path.is_dir():
+        return []
+    return sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def export_saved_model(model_dir, export_dir, version=None, **module_settings):
+    """Exports the trained model of `model_dir` as `export_dir/<version>/`.
+
+    The SavedModel holds the tokenizer, the decoding loop and the detokenizer in
+    its graph (see `GenerationModule` for its signatures), so it runs in a process
+    that imports only `tensorflow` and `tensorflow_text`, and under TF Serving.
+    The export is atomic (see `save_version`).
+
+    Args:
+        model_dir: a model directory with a checkpoint.
+        export_dir: the folder TF Serving watches (its `--model_base_path`).
+        version: positive int, or None for one more than the highest existing.
+        **module_settings: keyword arguments of `GenerationModule` (defaults and
+            limits: max_new_tokens, temperature, top_k, top_p, max_prompt_bytes,
+            max_new_tokens_limit, max_batch_size).
+
+    Returns:
+        pathlib.Path of the new version folder.
+
+    Example:
+
+    >>> export_saved_model("runs/shakespeare", "exports/shakespeare", temperature=0.0)
+    PosixPath('exports/shakespeare/1')
+    """
+    from lm_keras.serving.generation_module import GenerationModule
+    from lm_keras.training.model_dir import load_trained
+
+    version = resolve_version(export_dir, version)  # refuse a taken version before loading anything
+    trained = load_trained(model_dir)
+    return save_version(GenerationModule(trained.model, trained.tokenizer, **module_settings), export_dir, version)
+
+
+def resolve_version(export_dir, version=None):
+    """The version to write: `version`, checked to be free, or one more than the highest."""
+    export_dir = pathlib.Path(export_dir)
+    if export_dir.exists() and not export_dir.is_dir():
+        raise UserError(f"--export_dir={export_dir} is a file; pass a folder (TF Serving's model base path)")
+    versions = existing_versions(export_dir)
+    next_free = (versions[-1] + 1) if versions else 1
+    if version is None:
+        return next_free
+    if not isinstance(version, int) or isinstance(version, bool) or version <= 0:
+        raise UserError(f"--version must be a positive integer; received version={version!r}")
+    if (export_dir / str(version)).exists():
+        raise UserError(f"{export_dir / str(version)} already exists: versions are never overwritten; pass "
+                        f"another --version (the next free one is {next_free})")
+    return version
+
+
+def save_version(module, export_dir, version=None):
+    """Saves a `GenerationModule` as `export_dir/<version>/`, atomically.
+
+    It is written into a hidden temporary folder inside `export_dir` (not a
+    number, so TF Serving ignores it) and renamed to `<version>` only when
+    complete. A failed save removes its temporary folder and leaves every
+    earlier version untouched; an existing version is never overwritten.
+
+    Returns:
+        pathlib.Path of the new version folder.
+    """
+    import tensorflow as tf
+
+    from lm_keras.serving.generation_module import stock_ops_only
+
+    export_dir = pathlib.Path(export_dir)
+    version = resolve_version(export_dir, version)
+    final = export_dir / str(version)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(dir=export_dir, prefix=f".export-{version}-"))
+    try:
+        with stock_ops_only():  # saving traces the signatures: keep those traces servable
+            tf.saved_model.save(module, str(tmp), signatures=module.signatures())
+        os.rename(tmp, final)  # atomic: the version appears whole or not at all
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
