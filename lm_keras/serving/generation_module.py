@@ -168,7 +168,7 @@ class GenerationModule(tf.Module):
             _check(length <= self.max_prompt_bytes,
                    f"token_ids rows must be at most {self.max_prompt_bytes} tokens long; send fewer tokens"),
             _check(tf.reduce_all((token_ids >= 0) & (token_ids < self.vocab_size)),
-                   f"token_ids must be in [0, {self.vocab_size}), the model's vocabulary"),
+                   f"token_ids must be in [0, {self.vocab_size}), the vocabulary of the model"),
         ]
         with tf.control_dependencies(checks):
             token_ids = tf.identity(token_ids)
@@ -219,8 +219,8 @@ class GenerationModule(tf.Module):
         top_p = settings["top_p"]
         checks = [
             _check(tf.reduce_all((n >= 1) & (n <= self.max_new_tokens_limit)),
-                   f"max_new_tokens must be in [1, {self.max_new_tokens_limit}] (the export's "
-                   "max_new_tokens_limit)"),
+                   f"max_new_tokens must be in [1, {self.max_new_tokens_limit}] (max_new_tokens_limit of "
+                   "this export)"),
             _check(tf.reduce_all(tf.math.is_finite(temperature) & (temperature >= 0.0)),
                    "temperature must be >= 0 (0 is greedy)"),
             _check(tf.reduce_all(settings["top_k"] >= 0), "top_k must be >= 0 (0 keeps every token)"),

@@ -14,6 +14,8 @@ import threading
 from lm_keras.serving.rest_api import RequestError, format_predict_response, parse_predict_request
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+# Oversized bodies up to this size are read and dropped before the 400 answer.
+_DRAIN_LIMIT = 64 << 20
 _PREDICT = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
 _STATUS = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(/metadata)?$")
 
@@ -146,7 +148,7 @@ class _GraphError(Exception):
     """An error raised by the model's graph, with its TF status."""
 
     def __init__(self, error):
-        super().__init__(_first_line(error.message))
+        super().__init__(_error_line(error.message))
         self.code = error.error_code
 
 
@@ -155,9 +157,14 @@ _HTTP_STATUS = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 
                 12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
 
 
-def _first_line(message):
-    """The assertion message without the graph's node listing."""
-    return message.split("\n")[0].strip()
+def _error_line(message):
+    """The line of a TF error that says what went wrong, e.g. "assertion failed: [prompt is
+    longer than ...]", without the graph's node names and call-site listing."""
+    noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
+    lines = [line.strip() for line in message.splitlines()
+             if line.strip() and not line.startswith((" ", "\t")) and not line.startswith(noise)]
+    line = lines[-1] if lines else message.strip()
+    return re.sub(r"\s*\[Op:[^\]]*\]$", "", line)
 
 
 def _latest_version(export_dir):
@@ -217,7 +224,14 @@ def _handler_class(server):
                 self._reply(400, {"error": "Content-Length is not a number"}, close=True)
                 return None
             if length < 0 or length > server.max_body_bytes:
-                # The body is not read, so the connection cannot be reused.
+                # Read the body away (in chunks, never held) so the client sees the answer
+                # rather than a reset connection; past _DRAIN_LIMIT, just close.
+                remaining = length if length <= _DRAIN_LIMIT else 0
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 1 << 16))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
                 self._reply(400, {"error": f"the request body is {length} bytes, over the limit of "
                                            f"{server.max_body_bytes} bytes (--max_body_bytes)"}, close=True)
                 return None

@@ -169,6 +169,7 @@ def _shape(value):
 
 def _to_array(value, dtype):
     """A JSON value (scalar or nested lists) as a numpy array of `dtype`."""
+    dtype = np.dtype(dtype)
     shape = _shape(value)
     flat = []
 
@@ -185,7 +186,7 @@ def _to_array(value, dtype):
             flat.append(_scalar(v, dtype))
 
     walk(value, 0)
-    if dtype == np.object_:
+    if dtype.kind == "O":
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
         return array.reshape(shape)
@@ -193,7 +194,7 @@ def _to_array(value, dtype):
 
 
 def _scalar(v, dtype):
-    if dtype == np.object_:
+    if dtype.kind == "O":
         if isinstance(v, str):
             return v.encode("utf-8")
         if _is_b64(v):
@@ -204,20 +205,20 @@ def _scalar(v, dtype):
         raise RequestError(f"JSON Value: {json.dumps(v)[:80]} is not of expected type: string")
     if np.issubdtype(dtype, np.integer):
         if not isinstance(v, int) or isinstance(v, bool):
-            raise RequestError(f"JSON Value: {json.dumps(v)[:80]} is not of expected type: {np.dtype(dtype).name}")
+            raise RequestError(f"JSON Value: {json.dumps(v)[:80]} is not of expected type: {dtype.name}")
         info = np.iinfo(dtype)
         if not info.min <= v <= info.max:
-            raise RequestError(f"JSON Value: {v} is out of range for {np.dtype(dtype).name}")
+            raise RequestError(f"JSON Value: {v} is out of range for {dtype.name}")
         return v
     if np.issubdtype(dtype, np.floating):
         if not isinstance(v, (int, float)) or isinstance(v, bool):
-            raise RequestError(f"JSON Value: {json.dumps(v)[:80]} is not of expected type: {np.dtype(dtype).name}")
+            raise RequestError(f"JSON Value: {json.dumps(v)[:80]} is not of expected type: {dtype.name}")
         return v
-    if dtype == np.bool_:
+    if dtype.kind == "b":
         if not isinstance(v, bool):
             raise RequestError(f"JSON Value: {json.dumps(v)[:80]} is not of expected type: bool")
         return v
-    raise RequestError(f"Conversion of JSON Value to type {np.dtype(dtype).name} is not supported")
+    raise RequestError(f"Conversion of JSON Value to type {dtype.name} is not supported")
 
 
 def _to_json(name, array):

@@ -9,8 +9,8 @@ import pytest
 from lm_keras.serving.rest_api import RequestError, format_predict_response, parse_predict_request
 
 SIGNATURES = {
-    "serving_default": {"prompt": (np.object_, 1)},
-    "generate": {"prompt": (np.object_, 1), "max_new_tokens": (np.int32, 1), "temperature": (np.float32, 1)},
+    "serving_default": {"prompt": (object, 1)},  # what tf.string.as_numpy_dtype gives
+    "generate": {"prompt": (object, 1), "max_new_tokens": (np.int32, 1), "temperature": (np.float32, 1)},
 }
 
 

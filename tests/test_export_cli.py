@@ -1,0 +1,150 @@
+"""`python -m lm_keras.export`: versioned, atomic SavedModels that run without lm_keras."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+from tests.generation.tiny_models import trained_model_dir
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+BARE_CHECK = REPO / "tests" / "serving" / "bare_process_check.py"
+PROMPTS = ["ROMEO:", "", "First Citizen:\nBefore we proceed", "x€y"]
+TIMEOUT = 600
+
+
+def run_export(*flags):
+    return subprocess.run([sys.executable, "-m", "lm_keras.export", *flags], capture_output=True, text=True,
+                          timeout=TIMEOUT, cwd=REPO)
+
+
+def run_bare(export, tmp_path, prompts=PROMPTS, generate=None):
+    """Loads `export` in a process where lm_keras cannot be imported; returns its JSON answer."""
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"export": str(export), "prompts": prompts, "generate": generate or {
+        "max_new_tokens": [12], "temperature": [0.9], "top_k": [0], "top_p": [1.0],
+        "seed": list(range(7, 7 + len(prompts)))}}), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    result = subprocess.run(
+        [sys.executable, "-S", str(BARE_CHECK), sysconfig.get_paths()["purelib"], str(request)],
+        capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def saved_model_proto(version_dir):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((pathlib.Path(version_dir) / "saved_model.pb").read_bytes())
+    return proto.meta_graphs[0]
+
+
+@pytest.fixture(scope="module")
+def model_dir():
+    return trained_model_dir("transformer")
+
+
+@pytest.fixture(scope="module")
+def export(model_dir, tmp_path_factory):
+    export_dir = tmp_path_factory.mktemp("export")
+    result = run_export(f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--temperature=0",
+                        "--max_new_tokens=12", "--top_k=5", "--max_prompt_bytes=100")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"exported {export_dir / '1'}" in result.stdout
+    return export_dir
+
+
+def test_export_runs_in_a_bare_process_with_generates_output(export, model_dir, tmp_path):
+    from lm_keras.generation import generate
+    from lm_keras.training.model_dir import load_trained
+
+    answer = run_bare(export / "1", tmp_path)
+    assert answer["lm_keras_importable"] is False and answer["lm_keras_loaded"] is False
+    trained = load_trained(model_dir)
+    assert answer["serving_default"] == generate(trained.model, trained.tokenizer, PROMPTS, max_new_tokens=12,
+                                                 temperature=0.0)
+    # Seeded sampling through the `generate` signature draws the same tokens as in-process generate.
+    assert answer["generate"] == generate(trained.model, trained.tokenizer, PROMPTS, max_new_tokens=12,
+                                          temperature=0.9, top_k=0, seed=7)
+    assert answer["dropped"] == [0, 0, len(PROMPTS[2]) - trained.config.model.seq_len, 0]
+    assert answer["invalid_utf8"] == "InvalidArgumentError"
+
+
+def test_signatures_and_their_defaults(export):
+    import tensorflow as tf
+
+    graph = saved_model_proto(export / "1")
+    signatures = {k: v for k, v in graph.signature_def.items() if not k.startswith("__")}
+    assert sorted(signatures) == ["detokenize", "generate", "next_token_logits", "serving_default", "tokenize"]
+    assert sorted(signatures["serving_default"].inputs) == ["prompt"]
+    assert sorted(signatures["serving_default"].outputs) == ["continuation", "prompt_tokens_dropped"]
+    generate = signatures["generate"]
+    assert sorted(generate.inputs) == ["max_new_tokens", "prompt", "seed", "temperature", "top_k", "top_p"]
+    defaults = {k: tf.make_ndarray(v).tolist() for k, v in generate.defaults.items()}
+    assert defaults == {"max_new_tokens": [12], "temperature": [0.0], "top_k": [5], "top_p": [1.0], "seed": [-1]}
+    assert sorted(signatures["next_token_logits"].outputs) == ["logits"]
+    assert sorted(signatures["tokenize"].outputs) == ["lengths", "token_ids"]
+    assert sorted(signatures["detokenize"].inputs) == ["token_ids"]
+    assert all(s.method_name == "tensorflow/serving/predict" for s in signatures.values())
+
+
+def test_graph_holds_only_stock_ops(export):
+    graph = saved_model_proto(export / "1")
+    ops = {node.op for node in graph.graph_def.node}
+    for function in graph.graph_def.library.function:
+        ops |= {node.op for node in function.node_def}
+    assert not {op for op in ops if op.startswith("Xla") or "PyFunc" in op}, sorted(ops)
+    assert "While" in ops  # the decoding loop is in the graph
+
+
+def test_versions_are_numbered_and_never_overwritten(export, model_dir):
+    before = sorted(p.name for p in (export / "1").rglob("*"))
+    result = run_export(f"--model_dir={model_dir}", f"--export_dir={export}", "--version=1")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {export / '1'} already exists")
+    assert sorted(p.name for p in (export / "1").rglob("*")) == before
+    result = run_export("--export_dir=/tmp/x", "--version=0", f"--model_dir={model_dir}")
+    assert result.returncode == 2 and "--version must be a positive integer" in result.stderr
+
+
+def test_a_failed_export_leaves_no_version_and_keeps_earlier_ones(model_dir, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from lm_keras.serving.saved_model_export import export_saved_model
+
+    first = export_saved_model(model_dir, tmp_path, max_new_tokens=4)
+    assert first == tmp_path / "1" and (first / "saved_model.pb").is_file()
+    files = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+
+    def broken_save(module, path, signatures=None):
+        (pathlib.Path(path) / "saved_model.pb").write_bytes(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        export_saved_model(model_dir, tmp_path, max_new_tokens=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1"]  # no version 2, no temporary folder
+    assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == files
+
+
+def test_sentencepiece_export_runs_in_a_bare_process(tmp_path):
+    """A BPE tokenizer puts tensorflow_text's SentencePiece ops into the graph."""
+    from lm_keras.generation import generate
+    from lm_keras.serving.generation_module import GenerationModule
+    from lm_keras.serving.saved_model_export import save_version
+    from lm_keras.tokenizers import train
+    from tests.generation.tiny_models import corpus_text, random_model
+
+    tokenizer = train("bpe", corpus_text(), vocab_size=320)
+    model = random_model("transformer", tokenizer.vocab_size)
+    path = save_version(GenerationModule(model, tokenizer, temperature=0.0, max_new_tokens=10), tmp_path / "exp")
+    prompts = ["ROMEO: thou", "naïve 🙂"]
+    answer = run_bare(path, tmp_path, prompts=prompts)
+    assert answer["serving_default"] == generate(model, tokenizer, prompts, max_new_tokens=10, temperature=0.0)
+    assert answer["generate"] == generate(model, tokenizer, prompts, max_new_tokens=12, temperature=0.9, seed=7,
+                                          top_k=0)

@@ -1,0 +1,172 @@
+"""`python -m lm_keras.serve`: a real server process on 127.0.0.1, spoken to over HTTP."""
+
+import base64
+import concurrent.futures
+import json
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.generation.tiny_models import trained_model_dir
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+START_TIMEOUT = 180
+REQUEST_TIMEOUT = 120
+MAX_BODY = 4096
+MAX_PROMPT_BYTES = 200
+
+
+@pytest.fixture(scope="module")
+def trained():
+    from lm_keras.training.model_dir import load_trained
+
+    return load_trained(trained_model_dir("transformer"))
+
+
+@pytest.fixture(scope="module")
+def server(trained, tmp_path_factory):
+    """(base URL of /v1/models/lm, the process) for an export with greedy defaults."""
+    from lm_keras.serving.saved_model_export import export_saved_model
+
+    export_dir = tmp_path_factory.mktemp("export")
+    export_saved_model(trained.model_dir, export_dir, temperature=0.0, max_new_tokens=12,
+                       max_prompt_bytes=MAX_PROMPT_BYTES, max_new_tokens_limit=50)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lm_keras.serve", f"--export_dir={export_dir}", "--model_name=lm", "--port=0",
+         f"--max_body_bytes={MAX_BODY}"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(START_TIMEOUT)
+    if not lines or "serving lm version 1 on http://127.0.0.1:" not in lines[0]:
+        process.kill()
+        pytest.fail(f"the server did not start: {lines} {process.stderr.read()[-2000:]}")
+    url = lines[0].split(" on ")[1].strip()
+    yield url, process
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def request(url, body=None, raw=None, method=None):
+    """(HTTP status, decoded JSON answer)."""
+    data = raw if raw is not None else (json.dumps(body).encode("utf-8") if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def greedy(trained, prompts, n=12):
+    from lm_keras.generation import generate
+
+    return generate(trained.model, trained.tokenizer, prompts, max_new_tokens=n, temperature=0.0)
+
+
+def test_status_and_metadata(server):
+    url, _ = server
+    assert request(url) == (200, {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
+    status, metadata = request(url + "/metadata")
+    assert status == 200 and metadata["model_spec"]["version"] == "1"
+    signatures = metadata["metadata"]["signature_def"]["signature_def"]
+    assert sorted(signatures["serving_default"]["inputs"]) == ["prompt"]
+
+
+def test_a_prompt_is_a_complete_request(server, trained):
+    url, _ = server
+    status, answer = request(url + ":predict", {"instances": [{"prompt": "ROMEO:"}]})
+    assert status == 200
+    assert answer == {"predictions": [{"continuation": greedy(trained, ["ROMEO:"])[0], "prompt_tokens_dropped": 0}]}
+    status, answer = request(url + ":predict", {"instances": ["ROMEO:", "JULIET:"]})
+    assert status == 200
+    assert [p["continuation"] for p in answer["predictions"]] == greedy(trained, ["ROMEO:", "JULIET:"])
+    status, answer = request(url + "/versions/1:predict", {"inputs": {"prompt": ["ROMEO:", ""]}})
+    assert status == 200
+    assert answer == {"outputs": {"continuation": greedy(trained, ["ROMEO:", ""]), "prompt_tokens_dropped": [0, 0]}}
+
+
+def test_generate_signature_with_settings_per_instance(server, trained):
+    from lm_keras.generation import generate
+
+    url, _ = server
+    instances = [{"prompt": "ROMEO:", "max_new_tokens": 5, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 1},
+                 {"prompt": "JULIET:", "max_new_tokens": 9, "temperature": 0.9, "top_k": 10, "top_p": 0.9,
+                  "seed": 4}]
+    status, answer = request(url + ":predict", {"signature_name": "generate", "instances": instances})
+    assert status == 200, answer
+    texts = [p["continuation"] for p in answer["predictions"]]
+    assert texts[0] == greedy(trained, ["ROMEO:"], n=5)[0]
+    assert texts[1] == generate(trained.model, trained.tokenizer, ["JULIET:"], max_new_tokens=9, temperature=0.9,
+                                top_k=10, top_p=0.9, seed=4)[0]
+
+
+@pytest.mark.parametrize("body,raw,code,message", [
+    (None, b"{\"instances\": [", 400, "JSON Parse error"),
+    (None, b"", 400, "JSON Parse error"),
+    ({"instances": "ROMEO:"}, None, 400, "to be an list/array"),
+    ({"prompt": "ROMEO:"}, None, 400, "unknown keys ['prompt']"),
+    ({"instances": [{"text": "ROMEO:"}]}, None, 400, "must only have keys: prompt"),
+    ({"signature_name": "generate", "instances": [{"prompt": "ROMEO:"}]}, None, 400, "must only have keys"),
+    ({"signature_name": "nope", "instances": ["a"]}, None, 400, 'Serving signature name: "nope" not found'),
+    ({"instances": [{"prompt": {"b64": base64.b64encode(b"bad \xff").decode()}}]}, None, 400,
+     "assertion failed: [prompt is not valid UTF-8; send UTF-8 text]"),
+    ({"instances": ["x" * (MAX_PROMPT_BYTES + 1)]}, None, 400,
+     f"prompt is longer than the limit of {MAX_PROMPT_BYTES} bytes"),
+    ({"signature_name": "generate", "instances": [
+        {"prompt": "a", "max_new_tokens": 51, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 1}]}, None, 400,
+     "max_new_tokens must be in [1, 50]"),
+    (None, b"{\"instances\": [\"" + b"x" * MAX_BODY + b"\"]}", 400,
+     f"over the limit of {MAX_BODY} bytes (--max_body_bytes)"),
+])
+def test_bad_requests_get_400_and_the_server_keeps_serving(server, body, raw, code, message):
+    url, process = server
+    status, answer = request(url + ":predict", body, raw=raw)
+    assert status == code
+    assert list(answer) == ["error"] and message in answer["error"], answer
+    assert process.poll() is None
+    assert request(url)[0] == 200
+
+
+def test_unknown_model_version_and_path_are_404(server):
+    url, _ = server
+    base = url.rsplit("/", 1)[0]
+    status, answer = request(base + "/other:predict", {"instances": ["a"]})
+    assert status == 404 and "Servable not found" in answer["error"]
+    assert request(url + "/versions/7")[0] == 404
+    assert request(url + ":explode", {"instances": ["a"]})[0] == 404
+
+
+def test_concurrent_requests_are_all_served(server, trained):
+    url, _ = server
+    prompts = ["ROMEO:", "JULIET:", "First Citizen:", "O", "KING:", "", "Ay", "No"]
+    expected = dict(zip(prompts, greedy(trained, prompts)))
+
+    def ask(prompt):
+        return prompt, request(url + ":predict", {"instances": [{"prompt": prompt}]})
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
+        answers = list(pool.map(ask, prompts, timeout=REQUEST_TIMEOUT))
+    assert time.monotonic() - started < REQUEST_TIMEOUT
+    for prompt, (status, answer) in answers:
+        assert status == 200, answer
+        assert answer["predictions"][0]["continuation"] == expected[prompt]
+
+
+def test_binds_to_localhost_by_default():
+    from lm_keras import serve
+
+    assert serve.FLAGS["host"].default == "127.0.0.1"
