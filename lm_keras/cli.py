@@ -1,9 +1,11 @@
 """What every command line shares: one-line errors, exit codes, quiet TensorFlow logs."""
 
+import contextlib
 import os
 import sys
+import tempfile
 
-from absl import flags
+from absl import flags, logging
 
 EXIT_USAGE = 2  # bad flags or flag values, refused before TensorFlow loads
 EXIT_FAILURE = 1  # bad input found while running (missing files, bad text, a diverged run)
@@ -23,8 +25,39 @@ def parse_flags(argv):
 
 
 def quiet_tensorflow():
-    """Keeps TensorFlow's C++ start-up chatter out of the user's terminal."""
+    """Loads TensorFlow without its start-up chatter in the user's terminal.
+
+    TensorFlow 2.21 prints its oneDNN, CUDA-probe and absl::InitializeLog notices to
+    stderr whatever TF_CPP_MIN_LOG_LEVEL says, so stderr is held aside while it
+    loads and probes devices (and replayed if loading fails). `--verbosity=0`
+    (absl's flag) keeps everything, TensorFlow's Python INFO logs included.
+    """
+    if flags.FLAGS["verbosity"].present:
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.set_verbosity(logging.WARNING)
+    with _stderr_held():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+
+
+@contextlib.contextmanager
+def _stderr_held():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            os.write(2, held.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def explicit_flags(names):

@@ -80,6 +80,24 @@ def with_unit_weights(dataset, view):
     return dataset.map(lambda x, y: (x, y, tf.ones(tf.shape(y)[:1], tf.float32)))
 
 
+def full_evaluation(eval_step, tokenizer, ids, text, *, view, seq_len, batch_size, vocab_size):
+    """Loss over every target of a split: nats/token, perplexity and bits/char.
+
+    Bits per character are the total bits over the characters the predicted tokens
+    cover, so character and SentencePiece models compare on one scale.
+    """
+    ds = eval_dataset(ids, seq_len=seq_len, batch_size=batch_size, view=view, vocab_size=vocab_size)
+    total, count = evaluate(eval_step, ds)
+    chars = len(text) - len(tokenizer.decode(ids[:first_eval_target(view, seq_len)]))
+    return {
+        "val_loss": total / count,
+        "val_perplexity": math.exp(total / count),
+        "val_bits_per_char": total / LN2 / chars,
+        "val_tokens": int(count),
+        "val_chars": chars,
+    }
+
+
 def library_versions():
     import sentencepiece
     import tensorflow_text
@@ -280,20 +298,10 @@ class Trainer:
         return total / count
 
     def evaluate_full(self, eval_step):
-        """Loss over every target of the validation split, in nats/token and bits/char."""
         mc = self.config.model
-        ds = eval_dataset(self.val_ids, seq_len=mc.seq_len, batch_size=self.config.train.batch_size,
-                          view=self.view, vocab_size=mc.vocab_size)
-        total, count = evaluate(eval_step, ds)
-        context = first_eval_target(self.view, mc.seq_len)
-        chars = len(self.val_text) - len(self.tokenizer.decode(self.val_ids[:context]))
-        return {
-            "val_loss": total / count,
-            "val_perplexity": math.exp(total / count),
-            "val_bits_per_char": total / LN2 / chars,
-            "val_tokens": int(count),
-            "val_chars": chars,
-        }
+        return full_evaluation(eval_step, self.tokenizer, self.val_ids, self.val_text, view=self.view,
+                               seq_len=mc.seq_len, batch_size=self.config.train.batch_size,
+                               vocab_size=mc.vocab_size)
 
     # --------------------------------------------------------------------- run
 
@@ -391,9 +399,24 @@ class Trainer:
         }
         metrics.write(kind="final", step=results["steps"], **full)
         md.write_json_atomic(self.model_dir / md.RESULTS, results)
+        self._write_samples()
         self.log(f"final | val loss {full['val_loss']:.4f} nats/token | {full['val_bits_per_char']:.3f} bits/char | "
                  f"perplexity {full['val_perplexity']:.2f} | over all {full['val_tokens']:,} validation targets")
         return results
+
+
+    def _write_samples(self):
+        """samples.txt: text sampled from a newline, as nanoGPT's sample.py does."""
+        from lm_keras.generation import generate
+
+        tc = self.config.train
+        if not tc.sample_tokens:
+            return
+        with self.strategy.scope():
+            text = generate(self.model, self.tokenizer, ["\n"], max_new_tokens=tc.sample_tokens,
+                            temperature=0.8, top_k=200, seed=tc.seed)[0]
+        md.write_text_atomic(self.model_dir / md.SAMPLES, text)
+        self.log("sample | " + text[:200].replace("\n", "\n         | "))
 
 
 def _duration(seconds):

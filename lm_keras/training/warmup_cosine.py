@@ -15,7 +15,8 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         otherwise:           minimum + 0.5 * (1 + cos(pi * r)) * (peak - minimum),
                              r = (it - warmup_steps) / (decay_steps - warmup_steps)
 
-    With `minimum == peak` and `warmup_steps == 0` it is a constant rate.
+    With `minimum == peak` and `warmup_steps == 0` it is a constant rate. A run shorter
+    than its warm-up (`decay_steps <= warmup_steps`) drops to `minimum` after warm-up.
 
     Args:
         peak: the learning rate at the end of warm-up.
@@ -30,11 +31,6 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, peak, minimum, warmup_steps, decay_steps):
-        if decay_steps <= warmup_steps and minimum != peak:
-            raise ValueError(
-                "decay_steps must exceed warmup_steps; received "
-                f"decay_steps={decay_steps}, warmup_steps={warmup_steps}"
-            )
         self.peak = peak
         self.minimum = minimum
         self.warmup_steps = warmup_steps
