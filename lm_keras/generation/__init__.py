@@ -19,6 +19,7 @@ from lm_keras.generation.transformer_decoder import TransformerDecoder
 from lm_keras.generation.window_decoder import WindowDecoder
 
 __all__ = [
-    "Decoder", "EMPTY_PROMPT", "JIT_MIN_NEW_TOKENS", "EncodedPrompts", "RecurrentDecoder", "TransformerDecoder", "WindowDecoder",
-    "decode", "decoder_for", "default_jit_compile", "encode_prompts", "generate", "sample_next_tokens",
+    "Decoder", "EMPTY_PROMPT", "JIT_MIN_NEW_TOKENS", "EncodedPrompts", "RecurrentDecoder", "TransformerDecoder",
+    "WindowDecoder", "decode", "decoder_for", "default_jit_compile", "encode_prompts", "generate",
+    "sample_next_tokens",
 ]

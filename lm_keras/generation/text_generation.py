@@ -122,7 +122,8 @@ def generate(model, tokenizer, prompts, max_new_tokens=200, temperature=0.8, top
     ['\\nWhat shall I ...', 'The ...']
     """
     _check_settings(max_new_tokens, temperature, top_k, top_p, seed)
-    decoder = decoder_for(model, pad_id=_newline_id(tokenizer))
+    pad_id = _newline_id(tokenizer)
+    decoder = decoder_for(model, pad_id=pad_id)
     encoded = encode_prompts(tokenizer, prompts, decoder.context)
     if not prompts or max_new_tokens == 0:
         return [""] * len(prompts)
@@ -138,7 +139,7 @@ def generate(model, tokenizer, prompts, max_new_tokens=200, temperature=0.8, top
         seed = random.SystemRandom().randrange(SEED_LIMIT)
     seeds = np.arange(seed, seed + batch, dtype=np.int64)
     jit = default_jit_compile(max_new_tokens) if jit_compile is None else bool(jit_compile)
-    fn = _compiled(model, decoder, use_cache, jit)
+    fn = _compiled(model, pad_id, use_cache, jit)
     new_tokens = fn(
         tf.constant(prompt_ids), tf.constant(lengths), tf.constant(max_new_tokens, tf.int32),
         _round_up(max_new_tokens, _WIDTH_STEP),
@@ -148,11 +149,17 @@ def generate(model, tokenizer, prompts, max_new_tokens=200, temperature=0.8, top
     return [tokenizer.decode(row[:max_new_tokens]) for row in new_tokens]
 
 
-def _compiled(model, decoder, use_cache, jit):
+def _compiled(model, pad_id, use_cache, jit):
+    """The traced loop of a model, kept while the model lives (so a trainer's or a
+    benchmark's repeated calls trace and compile once per shape)."""
     functions = _COMPILED.setdefault(model, {})
-    key = (use_cache, jit, getattr(decoder, "pad_id", None))
+    key = (use_cache, jit, pad_id)
     if key not in functions:
+        # A weak reference: the cache must not keep its own key (the model) alive.
+        model_ref = weakref.ref(model)
+
         def run(prompt_ids, lengths, max_new_tokens, new_width, temperature, top_k, top_p, seeds):
+            decoder = decoder_for(model_ref(), pad_id=pad_id)
             return decode(decoder, prompt_ids, lengths, max_new_tokens, new_width, temperature, top_k, top_p,
                           seeds, use_cache=use_cache)
 

@@ -38,8 +38,9 @@ class GenerationModule(tf.Module):
       with every setting per prompt, each `(B,)` (or `(1,)`, which applies to every
       prompt). The SignatureDef records the export's settings as defaults (`seed`
       -1: a random seed), which TF Serving's gRPC Predict applies to inputs a
-      request leaves out; its REST API wants every input of the signature in
-      every instance.
+      request leaves out (predict_util.cc). Its REST JSON parser
+      (json_tensor.cc) asks every instance for every input of the signature, so
+      over REST give all six.
     - `next_token_logits(token_ids)`: int32 `(B, T)` in; `logits` float32 `(B, V)`,
       the logits of the token after each row (the documented LSTM gives
       log-probabilities).
