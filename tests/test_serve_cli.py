@@ -170,3 +170,12 @@ def test_binds_to_localhost_by_default():
     from lm_keras import serve
 
     assert serve.FLAGS["host"].default == "127.0.0.1"
+
+
+def test_an_empty_export_dir_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "lm_keras.serve", f"--export_dir={tmp_path}", "--port=0"],
+                            capture_output=True, text=True, timeout=START_TIMEOUT, cwd=REPO)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: --export_dir={tmp_path} holds no version folder with a saved_model.pb; export one first "
+        "(python -m lm_keras.export --model_dir=... --export_dir=...)")
