@@ -102,12 +102,12 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.qkv_kernel = self.add_weight(
             name="qkv_kernel",
             shape=(hidden_dim, 3, self.num_heads, self.key_dim),
-            initializer=self.kernel_initializer,
+            initializer=self.kernel_initializer.clone(),  # a fresh seed per weight
         )
         self.output_kernel = self.add_weight(
             name="output_kernel",
             shape=(self.num_heads, self.key_dim, hidden_dim),
-            initializer=self.output_kernel_initializer or self.kernel_initializer,
+            initializer=(self.output_kernel_initializer or self.kernel_initializer).clone(),
         )
         if self.use_bias:
             self.qkv_bias = self.add_weight(

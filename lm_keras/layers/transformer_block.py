@@ -110,8 +110,8 @@ class TransformerBlock(keras.layers.Layer):
             key_dim=hidden_dim // self.num_heads,
             dropout=self.dropout,
             use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer,
-            output_kernel_initializer=output_initializer,
+            kernel_initializer=self.kernel_initializer.clone(),
+            output_kernel_initializer=output_initializer.clone(),
             dtype=self.dtype_policy,
             name="attention",
         )
@@ -119,8 +119,9 @@ class TransformerBlock(keras.layers.Layer):
             self.dropout, dtype=self.dtype_policy, name="attention_residual_dropout"
         )
         self.mlp_norm = layer_norm("mlp_norm")
-        self.mlp_in = dense(self.mlp_dim, self.kernel_initializer, "mlp_in")
-        self.mlp_out = dense(hidden_dim, output_initializer, "mlp_out")
+        # Clones: an unseeded initializer repeats its values at every call.
+        self.mlp_in = dense(self.mlp_dim, self.kernel_initializer.clone(), "mlp_in")
+        self.mlp_out = dense(hidden_dim, output_initializer.clone(), "mlp_out")
         self.mlp_dropout = keras.layers.Dropout(
             self.dropout, dtype=self.dtype_policy, name="mlp_residual_dropout"
         )

@@ -108,20 +108,23 @@ class TransformerLM(keras.Model):
         self.position = position
         self.layer_norm_epsilon = layer_norm_epsilon
 
+        # An unseeded Keras initializer draws the same values at every call, so each
+        # weight gets its own clone (a fresh seed); one shared instance would start
+        # every block identical.
         initializer = keras.initializers.RandomNormal(stddev=0.02)
         residual_initializer = keras.initializers.RandomNormal(stddev=0.02 / math.sqrt(2 * num_layers))
         self.token_embedding = keras.layers.ReversibleEmbedding(
             vocab_size,
             hidden_dim,
             tie_weights=True,
-            embeddings_initializer=initializer,
+            embeddings_initializer=initializer.clone(),
             reverse_dtype="float32",
             dtype=self.dtype_policy,
             name="token_embedding",
         )
         if position == "learned":
             self.position_embedding = PositionEmbedding(
-                seq_len, initializer=initializer, dtype=self.dtype_policy, name="position_embedding"
+                seq_len, initializer=initializer.clone(), dtype=self.dtype_policy, name="position_embedding"
             )
         else:
             self.position_embedding = SinusoidalPositionEncoding(
@@ -137,8 +140,8 @@ class TransformerLM(keras.Model):
                 dropout=dropout,
                 use_bias=use_bias,
                 layer_norm_epsilon=layer_norm_epsilon,
-                kernel_initializer=initializer,
-                output_kernel_initializer=residual_initializer,
+                kernel_initializer=initializer.clone(),
+                output_kernel_initializer=residual_initializer.clone(),
                 dtype=self.dtype_policy,
                 name=f"block_{i}",
             )

@@ -29,6 +29,7 @@ from lm_keras.training.warmup_cosine import WarmupCosine
 
 EVAL_SEED = 2024  # the periodic estimate uses the same windows at every eval
 LN2 = math.log(2.0)
+ADAM_EPSILON = 1e-8  # PyTorch's default, which nanoGPT's reference figures used (Keras: 1e-7)
 
 
 class TrainingDiverged(UserError):
@@ -219,7 +220,7 @@ class Trainer:
         clip = tc.grad_clip if tc.grad_clip > 0 and self.strategy.num_replicas_in_sync == 1 else None
         if tc.optimizer == "adamw":
             optimizer = keras.optimizers.AdamW(schedule, weight_decay=tc.weight_decay, beta_1=tc.beta1,
-                                               beta_2=tc.beta2, global_clipnorm=clip)
+                                               beta_2=tc.beta2, epsilon=ADAM_EPSILON, global_clipnorm=clip)
             # As nanoGPT: decay matrices and embeddings, not biases or norm scales.
             optimizer.exclude_from_weight_decay(
                 var_list=[v for v in self.model.trainable_variables if len(v.shape) < 2])

@@ -38,6 +38,21 @@ def test_nanogpt_cpu_configuration_parameter_count():
     assert with_bias.count_params() == 804_096 + 4 * (7 * 128 + 512) + 128
 
 
+def test_every_weight_starts_from_its_own_draw():
+    # GPT-2 initialisation, each weight drawn independently: one shared unseeded Keras
+    # initializer would repeat the same values in every block.
+    model = build_model(ModelConfig(vocab_size=65, num_layers=4, num_heads=4, hidden_dim=128, seq_len=64))
+    weights = {v.path: v.numpy() for v in model.trainable_variables if len(v.shape) >= 2}
+    kernels = [w.ravel()[:1000] for w in weights.values()]
+    for i in range(len(kernels)):
+        for j in range(i + 1, len(kernels)):
+            assert abs(np.corrcoef(kernels[i], kernels[j])[0, 1]) < 0.2
+    stds = {path.split("/", 1)[1]: w.std() for path, w in weights.items()}
+    assert stds["token_embedding/embeddings"] == pytest.approx(0.02, rel=0.05)
+    assert stds["block_3/attention/qkv_kernel"] == pytest.approx(0.02, rel=0.05)
+    assert stds["block_3/mlp_out/kernel"] == pytest.approx(0.02 / np.sqrt(8), rel=0.05)
+
+
 def test_output_projection_is_the_tied_embedding():
     model = _tiny()
     assert [tuple(w.shape) for w in model.weights if 11 in w.shape] == [(11, 16)]
