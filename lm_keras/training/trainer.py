@@ -249,7 +249,8 @@ class Trainer:
 
     # ----------------------------------------------------------- compiled steps
 
-    def _make_train_step(self):
+    def make_train_step(self):
+        """The compiled step: a distributed batch in, the global mean loss out (it updates the model)."""
         tc, mc = self.config.train, self.config.model
         strategy, model, optimizer = self.strategy, self.model, self.optimizer
         replicas = strategy.num_replicas_in_sync
@@ -306,13 +307,22 @@ class Trainer:
 
     # --------------------------------------------------------------------- run
 
-    def run(self):
-        """Trains to `max_steps` (resuming if possible); returns the results dict."""
+    def prepare(self):
+        """Everything before the loop: devices, data, tokenizer, model, optimizer, restore.
+
+        Returns the step to continue after. Afterwards `model`, `optimizer`, `strategy`,
+        `tokenizer`, `train_ids`, `val_ids` and `make_train_step()` are ready, which is
+        what notebooks and benchmarks use to look inside a run.
+        """
         self._setup()
         self._load_data()
         self._write_config()
         self._build()
-        start = self._restore()
+        return self._restore()
+
+    def run(self):
+        """Trains to `max_steps` (resuming if possible); returns the results dict."""
+        start = self.prepare()
         cfg, tc, mc = self.config, self.config.train, self.config.model
         metrics = MetricsLog(self.model_dir / md.METRICS, start, enabled=self.is_chief)
         writer = (tf.summary.create_file_writer(str(self.model_dir / md.LOGS)) if self.is_chief
@@ -330,7 +340,7 @@ class Trainer:
                                           seed=tc.seed, view=self.view, vocab_size=mc.vocab_size,
                                           start_step=start, num_steps=tc.max_steps - start, input_context=ctx))
             batches = iter(dist_ds)
-            train_step = self._make_train_step()
+            train_step = self.make_train_step()
             wall_start = time.monotonic() - float(self.wall_seconds.numpy())
             interval_loss, interval_steps = 0.0, 0
             for step in range(start + 1, tc.max_steps + 1):
