@@ -18,20 +18,50 @@ _CHOICES = {
     "strategy": config_lib.STRATEGIES, "optimizer": config_lib.OPTIMIZERS, "schedule": config_lib.SCHEDULES,
 }
 _HELP = {
-    "model": "model family", "corpus": "tiny_shakespeare, python_docs, or a path/dir/glob of UTF-8 text",
-    "tokenizer": "char, or SentencePiece bpe/unigram", "vocab_size": "SentencePiece vocabulary size",
-    "seq_len": "context length T", "hidden_dim": "Transformer width / LSTM units",
-    "init_from": "fine-tune from this model directory's weights (keeps its architecture and tokenizer)",
-    "jit_compile": "XLA: auto picks what is faster for the model and device",
-    "strategy": "tf.distribute strategy; multi_worker reads TF_CONFIG", "tpu": "TPU name or address",
+    "model": "model family: transformer, lstm (efficient LSTM LM) or documented_lstm (the article's Sequential)",
+    "vocab_size": "SentencePiece vocabulary size (bpe/unigram)",
+    "seq_len": "context length T (the documented LSTM's max_length)",
+    "num_layers": "Transformer blocks / LSTM layers",
+    "num_heads": "attention heads",
+    "hidden_dim": "Transformer width / LSTM units",
+    "mlp_dim": "Transformer MLP width; 0 means 4 * hidden_dim",
+    "embedding_dim": "LSTM embedding width; 0 means hidden_dim",
+    "dense_units": "documented LSTM: units of its Dense relu layer",
+    "dropout": "dropout rate",
+    "use_bias": "biases in dense and norm layers (nanoGPT's bias=True)",
+    "position": "Transformer positions: learned or sinusoidal",
+    "corpus": "tiny_shakespeare, python_docs, or a path/dir/glob of UTF-8 text",
+    "tokenizer": "char, or SentencePiece bpe/unigram",
+    "val_fraction": "the last fraction of the text that validates",
+    "batch_size": "global batch size (split across replicas)",
+    "max_steps": "optimizer steps to train to (a rerun resumes to here)",
+    "optimizer": "adamw (decoupled weight decay on matrices) or adam",
+    "learning_rate": "peak learning rate",
+    "min_learning_rate": "learning rate at the end of the cosine decay",
+    "warmup_steps": "steps of linear warm-up",
+    "schedule": "cosine (decay to --min_learning_rate at --max_steps) or constant",
+    "beta1": "Adam beta1", "beta2": "Adam beta2",
+    "weight_decay": "AdamW weight decay",
+    "grad_clip": "clip the global gradient norm to this; 0 turns clipping off",
+    "eval_every": "steps between validation estimates",
+    "eval_batches": "batches per validation estimate (the final eval covers the whole split)",
+    "checkpoint_every": "steps between checkpoints",
+    "log_every": "steps between progress lines",
+    "keep_checkpoints": "checkpoints kept on disk",
+    "seed": "seed of weights, data order and dropout",
     "deterministic": "deterministic ops: a resumed run ends with the same weights",
-    "checkpoint_every": "steps between checkpoints", "eval_batches": "batches per periodic estimate",
+    "jit_compile": "XLA: auto picks what is faster for the model and device",
+    "mixed_precision": "float32, bfloat16 (mixed, float32 variables and loss) or float16 (with loss scaling)",
+    "strategy": "tf.distribute strategy; multi_worker reads TF_CONFIG",
+    "tpu": "TPU name or address (--strategy=tpu)",
+    "init_from": "fine-tune from this model directory's weights (keeps its architecture and tokenizer)",
+    "sample_tokens": "tokens sampled into samples.txt at the end; 0 for none",
 }
 
 flags.DEFINE_string("model_dir", None, "where the run lives (config, tokenizer, checkpoints, metrics)")
 flags.DEFINE_enum("preset", config_lib.DEFAULT_PRESET, list(config_lib.PRESETS), "starting configuration")
 for _name, _type in config_lib.FLAG_TYPES.items():
-    _help = _HELP.get(_name, _name.replace("_", " ")) + " (default: the preset's)"
+    _help = _HELP[_name] + " (default: the preset's)"
     if _name in _CHOICES:
         flags.DEFINE_enum(_name, None, list(_CHOICES[_name]), _help)
     else:
