@@ -34,12 +34,9 @@ def check_flags():
         return "--model_dir is required: the trained run to sample from"
     if FLAGS.max_new_tokens < 0:
         return f"--max_new_tokens must be >= 0; received max_new_tokens={FLAGS.max_new_tokens}"
-    if not FLAGS.temperature >= 0:
-        return f"--temperature must be >= 0 (0 is greedy); received temperature={FLAGS.temperature}"
-    if FLAGS.top_k < 0:
-        return f"--top_k must be >= 0 (0 keeps every token); received top_k={FLAGS.top_k}"
-    if not 0 < FLAGS.top_p <= 1:
-        return f"--top_p must be in (0, 1] (1 keeps every token); received top_p={FLAGS.top_p}"
+    sampling = cli.sampling_flags_problem(FLAGS.temperature, FLAGS.top_k, FLAGS.top_p)
+    if sampling:
+        return sampling
     if FLAGS.seed is not None and not 0 <= FLAGS.seed < 2**62:
         return f"--seed must be in [0, 2**62); received seed={FLAGS.seed}"
     if FLAGS.num_samples <= 0:

@@ -30,6 +30,16 @@ def test_bad_flags_exit_2_with_one_line_before_tensorflow_loads(flags, message):
     assert __import__("re").search(message, lines[0]), lines[0]
 
 
+def test_flagfile_flags_count_as_given(tmp_path):
+    flagfile = tmp_path / "run.flags"
+    flagfile.write_text("--num_heads=4\n--hidden_dim=130\n")
+    result = subprocess.run([sys.executable, "-m", "lm_keras.train", f"--model_dir={tmp_path / 'run'}",
+                             f"--flagfile={flagfile}"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: --hidden_dim must be divisible by --num_heads; received "
+                                     "hidden_dim=130, num_heads=4")
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("runs") / "tiny"
