@@ -172,3 +172,20 @@ def test_every_preset_trains_end_to_end(tmp_path, shakespeare, preset, extra):
     results = json.loads((model_dir / "results.json").read_text())
     assert results["steps"] == 3 and results["val_bits_per_char"] > 0
     assert results["model"] == json.loads((model_dir / "config.json").read_text())["model"]["model"]
+
+
+@pytest.mark.parametrize("precision, model", [("bfloat16", "transformer"), ("float16", "transformer"),
+                                              ("bfloat16", "lstm")])
+def test_mixed_precision_trains_with_float32_variables(tmp_path, precision, model):
+    model_dir = tmp_path / precision
+    result = run_train(model_dir, *TINY, f"--model={model}", f"--mixed_precision={precision}", "--max_steps=6",
+                       "--eval_every=6", "--log_every=1", "--warmup_steps=0", "--learning_rate=1e-2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if r["kind"] == "train"]
+    assert losses[-1] < losses[0]  # it learns
+    weights = checkpoint_weights(model_dir / "checkpoints")
+    assert {w.dtype.name for w in weights.values()} == {"float32"}  # variables stay float32
+    if precision == "float16":  # the loss-scale optimizer's dynamic scale is checkpointed too
+        reader_names = checkpoint_weights(model_dir / "checkpoints", prefix="optimizer/")
+        assert any("scale" in name for name in reader_names), sorted(reader_names)[:20]
