@@ -1,0 +1,147 @@
+"""The notebooks run top to bottom at a small size through a real Jupyter kernel.
+
+Each notebook reads LM_KERAS_NOTEBOOK_SMALL=1 in its parameters cell and writes its
+training runs under LM_KERAS_NOTEBOOK_RUNS (here a temporary folder). The executed copy
+stays in memory: the committed .ipynb files keep the outputs of their full-size run,
+which `test_committed_notebook_holds_a_full_run` checks without a kernel.
+"""
+
+import json
+import math
+import pathlib
+import re
+import sys
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+NAMES = ("01_self_attention", "02_documented_lstm", "03_transformer_lm", "04_finetune_export_serve")
+CELL_TIMEOUT = 600  # seconds; a small run's slowest cell takes well under a minute
+PARAMETERS_LINE = 'SMALL = os.environ.get("LM_KERAS_NOTEBOOK_SMALL") == "1"'
+
+
+def read(name):
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+def outputs_text(nb):
+    """Everything the code cells printed or displayed as text, in order."""
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream" and output.name == "stdout":
+                parts.append(output.text)
+            elif output.output_type in ("execute_result", "display_data"):
+                parts.append(output.data.get("text/markdown") or output.data.get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def image_count(nb):
+    return sum("image/png" in output.get("data", {}) for cell in nb.cells for output in cell.get("outputs", []))
+
+
+def max_differences(text):
+    return [float(x) for x in re.findall(r"max \|difference\| ([0-9.e+-]+)\)", text)]
+
+
+def bits_per_char_column(text):
+    """The bold bits/char figures of a results table (`| **4.496** |`)."""
+    return [float(x) for x in re.findall(r"\| \*\*([0-9.]+)\*\* \|", text)]
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def small_run(tmp_path, monkeypatch):
+    """Executes a notebook at the small size; returns (executed notebook, its runs folder)."""
+    # A kernelspec "python3" for this interpreter, found before any other through JUPYTER_PATH,
+    # so the kernel imports the lm_keras under test whatever kernels the machine has registered.
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (lm_keras tests)", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("LM_KERAS_NOTEBOOK_SMALL", "1")
+    monkeypatch.setenv("LM_KERAS_NOTEBOOK_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    def run(name):
+        before = snapshot(NOTEBOOKS)
+        nb = read(name)
+        client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client.execute()  # raises CellExecutionError at the first failing cell
+        assert snapshot(NOTEBOOKS) == before, "a notebook run wrote into notebooks/"
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+        assert "small (CI) size" in outputs_text(nb)
+        return nb, tmp_path / "runs"
+
+    return run
+
+
+def test_self_attention(small_run):
+    nb, runs = small_run("01_self_attention")
+    text = outputs_text(nb)
+    for check in ("lm_keras output matches the formulas: True",
+                  "lm_keras weights match the formulas: True",
+                  "keras.layers.MultiHeadAttention output matches the formulas: True",
+                  "keras.layers.MultiHeadAttention weights match the formulas: True",
+                  "layer 0 maps match the formulas: True"):
+        assert check in text
+    differences = max_differences(text)
+    assert len(differences) == 5 and max(differences) < 1e-5
+    assert "maps: (layers, heads, T, T) = (4, 4, 29, 29)" in text
+    assert image_count(nb) == 3  # the 16 heat maps, then two heads up close
+    assert (runs / "transformer" / "results.json").is_file()
+
+
+def test_documented_lstm(small_run):
+    nb, _ = small_run("02_documented_lstm")
+    text = outputs_text(nb)
+    assert "['Argument `input_length` is deprecated. Just remove it.']" in text
+    assert "layers: ['Embedding', 'LSTM', 'Dropout', 'LSTM', 'Dense', 'Dense']" in text
+    assert "documented_lstm builds the same model: True (940,994 parameters each)" in text
+    assert "x: (128, 40) int32   y: (128, 66) float32" in text
+    assert re.search(r"after 20 batches: validation loss \d\.\d+ nats/char", text)
+    assert image_count(nb) == 2
+    table = re.findall(r"\| (documented LSTM|LSTMLM) \| \d+ \| ([0-9,]+) \| ([0-9.]+) \|", text)
+    assert [row[0] for row in table] == ["documented LSTM", "LSTMLM"]
+    assert all(0 < float(bits) < 7 for _, _, bits in table)
+
+
+def test_transformer_lm(small_run):
+    nb, runs = small_run("03_transformer_lm")
+    text = outputs_text(nb)
+    for run in ("transformer", "lstm", "documented_lstm"):
+        for name in ("config.json", "metrics.jsonl", "results.json", "samples.txt"):
+            assert (runs / run / name).is_file(), f"{run}/{name}"
+    bits = bits_per_char_column(text)
+    expected = [json.loads((runs / run / "results.json").read_text())["val_bits_per_char"]
+                for run in ("documented_lstm", "lstm", "transformer")]
+    assert bits == [round(b, 3) for b in expected]
+    assert all(math.isfinite(b) and 0 < b < 7 for b in bits)
+    for tau in (0.0, 0.5, 0.8, 1.0, 1.3):
+        assert f"===== temperature {tau}" in text
+    assert image_count(nb) == 3
+
+
+def test_finetune_export_serve(small_run):
+    nb, runs = small_run("04_finetune_export_serve")
+    text = outputs_text(nb)
+    assert "fine-tuning from " in text
+    for check in ("SavedModel == Keras model: True", "REST server == SavedModel in this process: True",
+                  "REST == SavedModel == Keras: True"):
+        assert check in text
+    assert re.search(r"serving model version 1 on http://127\.0\.0\.1:\d+/v1/models/model", text)
+    assert "server exit code: -15" in text  # stopped by the notebook's cleanup cell
+    assert (runs / "export_python_docs" / "1" / "saved_model.pb").is_file()
+    bits = bits_per_char_column(text)
+    assert len(bits) == 1 and 0 < bits[0] < 7  # the fine-tuned model's row
+    assert image_count(nb) == 1
