@@ -1,0 +1,107 @@
+"""Time to quality: the validation loss a preset reaches, and when.
+
+Trains a preset with lm_keras's trainer exactly as `python -m lm_keras.train`
+does (same Trainer, fresh model directory), then reports the full-validation-split
+loss (nats/char for the char tokenizer), the training wall time (the trainer's
+own clock: the loop, periodic evaluations and checkpoints; not the final
+full-split evaluation or the sample), and the first periodic estimate at or
+below `--target` with the time it was reached.
+
+On this 2-core CPU machine: `--preset=shakespeare_char_cpu_10min` (the preset made
+for a 10-minute budget; see RESULTS.md). On a GPU (benchmarks/gpu.sh):
+`--preset=shakespeare_char --target=1.47` (nanoGPT: about 3 minutes on an A100).
+
+    flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/time_to_quality.py
+"""
+
+import json
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+common.setup_environment()
+
+
+def parse_overrides(items):
+    from lm_keras.config import FLAG_TYPES
+
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        kind = FLAG_TYPES.get(name)
+        if kind in (bool, "bool"):
+            out[name] = value.lower() in ("1", "true", "yes")
+        elif kind in (int, "int"):
+            out[name] = int(value)
+        elif kind in (float, "float"):
+            out[name] = float(value)
+        else:
+            out[name] = value
+    return out
+
+
+def main():
+    parser = common.arg_parser(__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="shakespeare_char_cpu_10min")
+    parser.add_argument("--budget_seconds", type=float, default=600.0, help="the training time allowed")
+    parser.add_argument("--target", type=float, default=1.60, help="the loss to reach (nats/token)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config overrides")
+    parser.add_argument("--model_dir", default=None, help="default benchmarks/out/ttq_<preset>")
+    args = parser.parse_args()
+
+    from lm_keras.config import preset
+    from lm_keras.training.trainer import Trainer
+
+    overrides = parse_overrides(args.set)
+    if args.quick:
+        overrides = {"max_steps": 20, "eval_every": 10, "eval_batches": 2, "sample_tokens": 0, **overrides}
+    config = preset(args.preset).replace(**overrides)
+    model_dir = args.model_dir or str(common.OUT_DIR / f"ttq_{args.preset}")
+    shutil.rmtree(model_dir, ignore_errors=True)
+    print(f"training {args.preset} {overrides or ''} into {model_dir}", flush=True)
+    t0 = time.monotonic()
+    results = Trainer(config, model_dir, preset=args.preset).run()
+    total_seconds = time.monotonic() - t0
+
+    records = [json.loads(line) for line in open(os.path.join(model_dir, "metrics.jsonl"))]
+    elapsed_at = {r["step"]: r["elapsed"] for r in records if r.get("kind") == "train"}
+    curve = [{"step": r["step"], "val_loss": r["val_loss"], "train_loss": r["train_loss"],
+              "elapsed": elapsed_at.get(r["step"])} for r in records if r.get("kind") == "eval"]
+    reached = next((c for c in curve if c["val_loss"] <= args.target), None)
+    train_seconds = results["wall_seconds"]
+    summary = {
+        "preset": args.preset,
+        "overrides": overrides,
+        "config": config.to_dict(),
+        "val_loss": results["val_loss"],
+        "val_bits_per_char": results["val_bits_per_char"],
+        "steps": results["steps"],
+        "parameters": results["parameters"],
+        "tokens_per_sec": results["tokens_per_sec"],
+        "train_seconds": train_seconds,
+        "total_seconds_with_final_eval_and_sample": total_seconds,
+        "within_budget": train_seconds <= args.budget_seconds,
+        "budget_seconds": args.budget_seconds,
+        "target": args.target,
+        "target_reached_at": reached,
+        "curve": curve,
+    }
+    print()
+    print(common.table(["preset", "parameters", "steps", "tokens/s", "training time", "full val loss",
+                        f"first estimate <= {args.target}"],
+                       [[args.preset, f"{results['parameters']:,}", results["steps"],
+                         f"{results['tokens_per_sec']:,.0f}" if results["tokens_per_sec"] else "n/a",
+                         f"{train_seconds:.0f} s" + ("" if summary["within_budget"] else
+                                                     f" (over the {args.budget_seconds:.0f} s budget)"),
+                         f"{results['val_loss']:.4f}",
+                         f"step {reached['step']} at {reached['elapsed']:.0f} s" if reached and reached["elapsed"]
+                         else ("not reached" if not reached else f"step {reached['step']}")]]))
+    common.emit(f"time_to_quality_{args.preset}", summary, args.out)
+
+
+if __name__ == "__main__":
+    main()

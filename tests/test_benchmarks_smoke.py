@@ -1,0 +1,89 @@
+"""The benchmark scripts' arithmetic and plumbing (fast; no timing is asserted anywhere)."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import common  # noqa: E402
+import run_all  # noqa: E402
+
+SCRIPTS = ["train_throughput.py", "step_profile.py", "lstm.py", "pipeline.py", "generation.py",
+           "time_to_quality.py", "torch_peer.py", "run_all.py"]
+
+
+def test_transformer_flops_per_token_matches_hand_count():
+    # shakespeare_char_cpu: 4 blocks of QKV 128x384, output 128x128, MLP 128x512 and 512x128;
+    # tied head 66x128; attention 2 products of 64x128 per token per block, forward.
+    weights = 4 * (128 * 384 + 128 * 128 + 2 * 128 * 512) + 66 * 128
+    attention = 4 * 2 * 64 * 128
+    assert common.transformer_flops_per_token(4, 128, 512, 64, 66) == 3 * 2 * (weights + attention) == 5_162_496
+    # nanoGPT's shakespeare_char: 6 x 384, context 256, vocab 65.
+    assert common.transformer_flops_per_token(6, 384, 1536, 256, 65) == 6 * (6 * 12 * 384**2 + 65 * 384) + 12 * 6 * 256 * 384
+
+
+def test_lstm_and_matmul_flops():
+    assert common.lstm_flops_per_step(64, 256) == 2 * 4 * 256 * 320
+    assert common.matmul_flops(4096) == 2 * 4096**3
+
+
+def test_alternate_runs_every_variant_once_per_round_in_turn_and_reports_medians():
+    calls = []
+
+    def variant(name, units):
+        def run():
+            calls.append(name)
+            return units
+
+        return run
+
+    results = common.alternate({"a": variant("a", 10), "b": variant("b", None)}, rounds=3, warmup=1, repeats=2,
+                               log=None)
+    # warm-up a, b; then three rounds of (a, a, b, b)
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3
+    assert set(results) == {"a", "b"}
+    for r in results.values():
+        assert len(r["rounds"]) == 3 and r["min"] <= r["median"] <= r["max"]
+    assert results["a"]["median"] > results["b"]["median"]  # 10 units per call against 1
+
+
+def test_table_is_markdown():
+    assert common.table(["x", "y"], [[1, "2"]]).splitlines() == ["| x | y |", "| --- | --- |", "| 1 | 2 |"]
+
+
+def test_write_results_replaces_only_the_generated_block(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "BENCH_DIR", tmp_path)
+    path = tmp_path / "RESULTS.md"
+    path.write_text(f"# Results\n\nintro\n\n{run_all.BEGIN}\nold table\n{run_all.END}\n\n## Analysis\nkept\n")
+    run_all.write_results("new table\n", "RESULTS.md")
+    text = path.read_text()
+    assert "old table" not in text and "new table" in text
+    assert text.startswith("# Results\n\nintro\n") and text.endswith("## Analysis\nkept\n")
+
+
+def test_render_reports_targets_from_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "OUT_DIR", tmp_path)
+    variant = {"tokens_per_sec": 20000.0, "ms_per_step": 38.4, "mfu_vs_float32_ceiling": 0.5,
+               "mfu_vs_bfloat16_ceiling": 0.25, "vs_hub_xla_float32": 1.0}
+    (tmp_path / "train_throughput_cpu.json").write_text(json.dumps({
+        "time": "now", "machine": {"cpu": "test", "nproc": 2}, "matmul_n": 4096,
+        "ceiling_flops": {"float32": 2e11, "bfloat16": 4e11}, "flops_per_token": 5162496,
+        "shape": {"num_layers": 4, "num_heads": 4, "hidden_dim": 128, "mlp_dim": 512, "seq_len": 64, "batch_size": 12},
+        "variants": {"ours_xla_float32": variant, "hub_xla_float32": variant}}))
+    text = run_all.render("cpu")
+    assert "| float32 | 200.0 |" in text
+    assert "missed by 1.50x" in text  # 1.0x against a 1.5x target
+    assert "| MFU vs float32 matmul ceiling | >= 50.0% | 50.0% | met |" in text
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_scripts_start_and_describe_themselves(script):
+    done = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
