@@ -145,3 +145,23 @@ def test_finetune_export_serve(small_run):
     bits = bits_per_char_column(text)
     assert len(bits) == 1 and 0 < bits[0] < 7  # the fine-tuned model's row
     assert image_count(nb) == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_holds_a_full_run(name):
+    nb = read(name)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    parameters = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1 and PARAMETERS_LINE in parameters[0].source
+    # One run, top to bottom, without an error, at the full size.
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    text = outputs_text(nb)
+    assert "full size" in text and "small (CI) size" not in text
+    assert image_count(nb) >= 1
+    # The first cell says how long the full run took, and on what.
+    first = nb.cells[0].source
+    assert re.search(r"\d+ min", first) and "2-core" in first
+    prose = "".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "RUNTIME_NOTE" not in prose and "FINDINGS_NOTE" not in prose  # the notes of the committed run
