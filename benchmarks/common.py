@@ -114,12 +114,16 @@ def alternate(variants, rounds=5, seconds=2.0, warmup=2, log=print, repeats=None
 
     Returns:
         dict name -> {"median": units/s, "min": ..., "max": ..., "rounds": [units/s...],
-        "seconds_per_call": median seconds of one call}.
+        "seconds_per_call": median seconds of one call, "first_call_seconds": the first
+        warm-up call, tracing and compiling included}.
     """
-    fixed, repeats = repeats, {}
+    fixed, repeats, first_call = repeats, {}, {}
     for name, fn in variants.items():
-        for _ in range(warmup):
+        for i in range(warmup):
+            t0 = time.perf_counter()
             fn()
+            if i == 0:
+                first_call[name] = time.perf_counter() - t0  # tracing and compilation included
         if fixed:
             repeats[name] = fixed
             continue
@@ -141,7 +145,10 @@ def alternate(variants, rounds=5, seconds=2.0, warmup=2, log=print, repeats=None
             call_seconds[name].append(elapsed / repeats[name])
         if log:
             log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {rates[n][-1]:,.0f}" for n in variants))
-    return {name: summarize(rates[name], call_seconds[name]) for name in variants}
+    results = {name: summarize(rates[name], call_seconds[name]) for name in variants}
+    for name, seconds in first_call.items():
+        results[name]["first_call_seconds"] = seconds
+    return results
 
 
 def summarize(rates, call_seconds=None):

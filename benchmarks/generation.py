@@ -142,9 +142,11 @@ def main():
         hub_xla = results.get(f"hub_xla_b{batch}", {}).get("median")
         summary[name] = {"new_tokens_per_sec": r["median"], "batch": int(batch),
                          "seconds_per_call": r["seconds_per_call"], "rounds": r["rounds"],
+                         "first_call_seconds": r.get("first_call_seconds"),
                          "vs_ours_cached_xla": r["median"] / cached if cached else None,
                          "vs_hub_xla": r["median"] / hub_xla if hub_xla else None}
         rows.append([kind, batch, f"{r['median']:,.0f}", f"{r['seconds_per_call']:.2f}",
+                     f"{r['first_call_seconds']:.2f}" if r.get("first_call_seconds") else "n/a",
                      f"{r['median'] / cached:.3f}x" if cached else "n/a",
                      f"{r['median'] / hub_xla:.2f}x" if hub_xla else "n/a"])
     rows.sort(key=lambda row: (int(row[1]), row[0]))
@@ -155,8 +157,8 @@ def main():
             summary[f"cached_over_uncached_b{batch}"] = cached["new_tokens_per_sec"] / uncached["new_tokens_per_sec"]
     print()
     print(f"{n} new tokens, greedy, context {args.context}, {shape}")
-    print(common.table(["variant", "batch", "new tokens/s", "s/call", "vs ours cached XLA", "vs keras-hub XLA"],
-                       rows))
+    print(common.table(["variant", "batch", "new tokens/s", "s/call", "first call s (compile incl.)",
+                        "vs ours cached XLA", "vs keras-hub XLA"], rows))
     for batch in args.batches.split(","):
         if f"cached_over_uncached_b{batch}" in summary:
             print(f"cached / uncached (XLA), batch {batch}: {summary[f'cached_over_uncached_b{batch}']:.1f}x")

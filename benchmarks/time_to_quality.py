@@ -68,9 +68,18 @@ def main():
     total_seconds = time.monotonic() - t0
 
     records = [json.loads(line) for line in open(os.path.join(model_dir, "metrics.jsonl"))]
-    elapsed_at = {r["step"]: r["elapsed"] for r in records if r.get("kind") == "train"}
+    logged = sorted((r["step"], r["elapsed"]) for r in records if r.get("kind") == "train")
+
+    def elapsed_at(step):
+        """Training seconds at `step`, interpolated between the logged steps around it."""
+        before = max(((s, e) for s, e in logged if s <= step), default=(0, 0.0))
+        after = min(((s, e) for s, e in logged if s >= step), default=before)
+        if after[0] == before[0]:
+            return before[1]
+        return before[1] + (after[1] - before[1]) * (step - before[0]) / (after[0] - before[0])
+
     curve = [{"step": r["step"], "val_loss": r["val_loss"], "train_loss": r["train_loss"],
-              "elapsed": elapsed_at.get(r["step"])} for r in records if r.get("kind") == "eval"]
+              "elapsed": elapsed_at(r["step"])} for r in records if r.get("kind") == "eval"]
     reached = next((c for c in curve if c["val_loss"] <= args.target), None)
     train_seconds = results["wall_seconds"]
     summary = {
