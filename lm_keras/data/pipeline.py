@@ -87,6 +87,11 @@ def eval_dataset(ids, *, seq_len, batch_size, view="next_token", vocab_size=None
 
     Returns:
         A dataset of (x, y, w); w float32 (B, T) for next_token, (B,) for many_to_one.
+
+    Keras's `model.fit(validation_data=...)` and `model.evaluate` divide each batch's
+    weighted loss by the batch size, weight-0 rows included, so their figure for a
+    padded last batch is too low; `lm_keras.training.trainer.evaluate` divides by
+    the sum of the weights and is exact.
     """
     _check_view(view, vocab_size)
     n = len(ids)

@@ -209,6 +209,8 @@ class Trainer:
             self.checkpoint, str(self.work_dir / md.CHECKPOINTS), max_to_keep=tc.keep_checkpoints)
         self.jit = resolve_jit(tc.jit_compile, cfg.model.model)
         self.view = view_of(cfg.model.model)
+        # Targets per global batch: every position for sequence models, one per window for the documented LSTM.
+        self.global_targets = tc.batch_size * (cfg.model.seq_len if self.view == "next_token" else 1)
 
     def _make_optimizer(self):
         tc = self.config.train
@@ -251,11 +253,11 @@ class Trainer:
 
     def make_train_step(self):
         """The compiled step: a distributed batch in, the global mean loss out (it updates the model)."""
-        tc, mc = self.config.train, self.config.model
+        tc = self.config.train
         strategy, model, optimizer = self.strategy, self.model, self.optimizer
         replicas = strategy.num_replicas_in_sync
         loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-        global_count = float(tc.batch_size * (mc.seq_len if self.view == "next_token" else 1))
+        global_count = float(self.global_targets)
         variables = model.trainable_variables
         view = self.view
 
@@ -390,19 +392,24 @@ class Trainer:
                     self.manager.save(checkpoint_number=step)
         else:
             self.log(f"already at step {start} of {tc.max_steps}: nothing to train; evaluating")
-        results = self._finish(eval_step, metrics, train_seconds, train_steps, tokens_per_step)
+        steps_per_sec = train_steps / train_seconds if train_steps else None
+        results = self._finish(eval_step, metrics, steps_per_sec)
         metrics.close()
         writer.close()
         return results
 
-    def _finish(self, eval_step, metrics, train_seconds, train_steps, tokens_per_step):
+    def _finish(self, eval_step, metrics, steps_per_sec):
         if not self.is_chief:
             return {}
+        tc, mc = self.config.train, self.config.model
         full = self.evaluate_full(eval_step)
         results = {
             **full,
             "steps": int(self.step.numpy()),
-            "tokens_per_sec": tokens_per_step * train_steps / train_seconds if train_steps else None,
+            # Input tokens read per second, and the targets they train on: the same for the
+            # sequence models, one per window (seq_len tokens) for the documented LSTM.
+            "tokens_per_sec": tc.batch_size * mc.seq_len * steps_per_sec if steps_per_sec else None,
+            "targets_per_sec": self.global_targets * steps_per_sec if steps_per_sec else None,
             "wall_seconds": float(self.wall_seconds.numpy()),
             "model": self.config.model.model,
             "parameters": int(self.model.count_params()),

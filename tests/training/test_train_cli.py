@@ -64,6 +64,7 @@ def test_model_dir_contract(tiny_run):
     assert all(r["tokens_per_sec"] > 0 for r in records if r["kind"] == "train")
     results = json.loads((model_dir / "results.json").read_text())
     assert results["steps"] == 10 and results["val_tokens"] == 111_539 and results["val_chars"] == 111_539
+    assert results["targets_per_sec"] == pytest.approx(results["tokens_per_sec"])  # every position is a target
     assert results["val_bits_per_char"] == pytest.approx(results["val_loss"] / 0.6931471805599453)
     assert results["val_perplexity"] == pytest.approx(2.718281828459045 ** results["val_loss"])
     assert 2.0 < results["val_loss"] < 3.6  # well below uniform over 66 ids (4.19) after 10 steps
@@ -171,7 +172,10 @@ def test_every_preset_trains_end_to_end(tmp_path, shakespeare, preset, extra):
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3]
     results = json.loads((model_dir / "results.json").read_text())
     assert results["steps"] == 3 and results["val_bits_per_char"] > 0
-    assert results["model"] == json.loads((model_dir / "config.json").read_text())["model"]["model"]
+    config = json.loads((model_dir / "config.json").read_text())
+    assert results["model"] == config["model"]["model"]
+    per_target = 1 if preset == "documented_lstm" else config["model"]["seq_len"]  # one target per window
+    assert results["tokens_per_sec"] == pytest.approx(results["targets_per_sec"] * config["model"]["seq_len"] / per_target)
 
 
 @pytest.mark.parametrize("precision, model", [("bfloat16", "transformer"), ("float16", "transformer"),
