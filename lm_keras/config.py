@@ -239,6 +239,15 @@ PRESETS = {
         min_learning_rate=2e-4, warmup_steps=100, beta2=0.99, weight_decay=0.0, grad_clip=1.0,
         dropout=0.0, eval_every=250, eval_batches=20, checkpoint_every=250,
     ),
+    # The best validation loss in 10 minutes of training on a 2-core CPU (benchmarks/RESULTS.md):
+    # nanoGPT's CPU shape, whose small steps beat wider models, longer contexts and larger
+    # batches at equal time there; a higher learning rate and about 13,500 steps (~40 ms each).
+    "shakespeare_char_cpu_10min": dict(
+        model="transformer", tokenizer="char", num_layers=4, num_heads=4, hidden_dim=128,
+        seq_len=64, batch_size=12, max_steps=13500, learning_rate=2e-3, min_learning_rate=2e-4,
+        warmup_steps=100, beta2=0.99, weight_decay=0.1, grad_clip=1.0, dropout=0.0,
+        eval_every=500, eval_batches=20, checkpoint_every=1000, log_every=100,
+    ),
 }
 DEFAULT_PRESET = "shakespeare_char_cpu"
 
