@@ -9,13 +9,16 @@ can check the arithmetic quickly.
 """
 
 import argparse
+import atexit
 import json
 import os
 import pathlib
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 BENCH_DIR = pathlib.Path(__file__).resolve().parent
@@ -32,6 +35,13 @@ def setup_environment():
         os.environ["LM_KERAS_DATA_DIR"] = str(SHARED_DATA)
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
+
+
+def scratch_dir(prefix):
+    """A fresh temporary directory, removed when the script exits."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def arg_parser(description):

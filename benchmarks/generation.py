@@ -30,7 +30,6 @@ Variants, alternated round by round (medians after warm-up):
 
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -73,7 +72,7 @@ def main():
     n = args.new_tokens
 
     print("exporting the SavedModel...", flush=True)
-    export_dir = tempfile.mkdtemp(prefix="bench_export_")
+    export_dir = common.scratch_dir(prefix="bench_export_")
     path = save_version(GenerationModule(model, tokenizer, max_new_tokens=n, temperature=0.0,
                                          max_new_tokens_limit=max(n, 1024)), export_dir)
     exported = tf.saved_model.load(str(path)).signatures["serving_default"]

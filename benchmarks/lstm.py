@@ -21,7 +21,6 @@ character per window, the efficient `LSTMLM` one per position.
 
 import os
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -38,7 +37,7 @@ def trainer_variant(preset_name, jit, seed):
     from lm_keras.training.trainer import Trainer
 
     cfg = preset(preset_name).replace(max_steps=10**9, jit_compile="true" if jit else "false")
-    trainer = Trainer(cfg, tempfile.mkdtemp(prefix="bench_lstm_"), log=lambda line: None)
+    trainer = Trainer(cfg, common.scratch_dir(prefix="bench_lstm_"), log=lambda line: None)
     trainer.prepare()
     keras.mixed_precision.set_global_policy("float32")
     mc, tc = trainer.config.model, trainer.config.train

@@ -19,7 +19,6 @@ Models: the Transformer of `shakespeare_char_cpu` (XLA) and the documented LSTM 
 
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -36,7 +35,7 @@ def variants_for(label, preset_name, jit, size):
     from lm_keras.training.trainer import Trainer
 
     cfg = preset(preset_name).replace(max_steps=10**9, jit_compile="true" if jit else "false")
-    trainer = Trainer(cfg, tempfile.mkdtemp(prefix="bench_pipeline_"), log=lambda line: None)
+    trainer = Trainer(cfg, common.scratch_dir(prefix="bench_pipeline_"), log=lambda line: None)
     trainer.prepare()
     keras.mixed_precision.set_global_policy("float32")
     mc, tc = trainer.config.model, trainer.config.train

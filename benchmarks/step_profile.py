@@ -20,13 +20,12 @@ import glob
 import os
 import re
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-DUMP_DIR = tempfile.mkdtemp(prefix="bench_xla_dump_")
+DUMP_DIR = common.scratch_dir(prefix="bench_xla_dump_")
 # Must be set before TensorFlow loads XLA.
 os.environ["XLA_FLAGS"] = " ".join(filter(None, [
     os.environ.get("XLA_FLAGS", ""), "--xla_cpu_enable_xprof_traceme=true", f"--xla_dump_to={DUMP_DIR}",
@@ -128,7 +127,7 @@ def main():
 
     cfg = preset("shakespeare_char_cpu" if args.size == "cpu" else "shakespeare_char").replace(
         max_steps=10**9, jit_compile="true")
-    trainer = Trainer(cfg, tempfile.mkdtemp(prefix="bench_profile_"), log=lambda line: None)
+    trainer = Trainer(cfg, common.scratch_dir(prefix="bench_profile_"), log=lambda line: None)
     trainer.prepare()
     model, optimizer = trainer.model, trainer.optimizer
     variables = model.trainable_variables
@@ -184,7 +183,7 @@ def main():
     ablation = {name: 1000.0 / r["median"] for name, r in results.items()}  # ms per step
 
     print(f"profiling {args.profile_steps} whole steps...", flush=True)
-    logdir = tempfile.mkdtemp(prefix="bench_profile_trace_")
+    logdir = common.scratch_dir(prefix="bench_profile_trace_")
     for _ in range(3):
         float(step(next(batches)))
     tf.profiler.experimental.start(logdir)

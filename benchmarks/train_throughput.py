@@ -23,7 +23,6 @@ token (`common.transformer_flops_per_token`) times tokens/s over the float32 cei
 
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -51,7 +50,7 @@ def ours(preset_name, jit, precision, seed):
     from lm_keras.training.trainer import Trainer
 
     cfg = make_config(preset_name, jit_compile="true" if jit else "false", mixed_precision=precision)
-    trainer = Trainer(cfg, tempfile.mkdtemp(prefix="bench_train_"), log=lambda line: None)
+    trainer = Trainer(cfg, common.scratch_dir(prefix="bench_train_"), log=lambda line: None)
     trainer.prepare()
     keras.mixed_precision.set_global_policy("float32")  # the next variant builds under its own policy
     mc, tc = trainer.config.model, trainer.config.train

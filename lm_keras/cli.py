@@ -24,6 +24,12 @@ def parse_flags(argv):
         fail(f"{e} (see --helpshort)", EXIT_USAGE)
 
 
+def reject_arguments(argv):
+    """Every option is a flag: anything else on the command line is a usage error."""
+    if len(argv) > 1:
+        fail(f"unexpected arguments {argv[1:]}: every option is a --flag (see --helpshort)", EXIT_USAGE)
+
+
 def sampling_flags_problem(temperature, top_k, top_p):
     """A one-line message for a bad --temperature, --top_k or --top_p, or None."""
     if not temperature >= 0:

@@ -20,8 +20,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        cli.fail(f"unexpected arguments {argv[1:]}: every option is a --flag (see --helpshort)", cli.EXIT_USAGE)
+    cli.reject_arguments(argv)
     if not FLAGS.model_dir:
         cli.fail("--model_dir is required: the trained run to evaluate", cli.EXIT_USAGE)
     if FLAGS.batch_size <= 0:

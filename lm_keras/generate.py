@@ -45,8 +45,7 @@ def check_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        cli.fail(f"unexpected arguments {argv[1:]}: every option is a --flag (see --helpshort)", cli.EXIT_USAGE)
+    cli.reject_arguments(argv)
     problem = check_flags()
     if problem:
         cli.fail(problem, cli.EXIT_USAGE)

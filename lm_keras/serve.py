@@ -20,8 +20,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        cli.fail(f"unexpected arguments {argv[1:]}: every option is a --flag (see --helpshort)", cli.EXIT_USAGE)
+    cli.reject_arguments(argv)
     if not FLAGS.export_dir:
         cli.fail("--export_dir is required: the folder `python -m lm_keras.export` wrote", cli.EXIT_USAGE)
     if not 0 <= FLAGS.port <= 65535:

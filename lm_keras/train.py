@@ -69,8 +69,7 @@ for _name, _type in config_lib.FLAG_TYPES.items():
 
 
 def main(argv):
-    if len(argv) > 1:
-        cli.fail(f"unexpected arguments {argv[1:]}: every option is a --flag (see --helpshort)", cli.EXIT_USAGE)
+    cli.reject_arguments(argv)
     if not FLAGS.model_dir:
         cli.fail("--model_dir is required: the directory the run writes to (and resumes from)", cli.EXIT_USAGE)
     from lm_keras.errors import UserError

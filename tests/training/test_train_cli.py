@@ -16,6 +16,7 @@ from tests.training.helpers import REPO, TINY, checkpoint_weights, run_train
     (["--model_dir=/tmp/x", "--dropout=1.5"], r"--dropout must be in \[0, 1\); received dropout=1.5"),
     (["--model_dir=/tmp/x", "--tokenizer=bpe"], r"--vocab_size is required for --tokenizer=bpe"),
     (["--max_steps=3"], r"--model_dir is required"),
+    (["--model_dir=/tmp/x", "shakespeare"], r"unexpected arguments \['shakespeare'\]: every option is a --flag"),
 ])
 def test_bad_flags_exit_2_with_one_line_before_tensorflow_loads(flags, message):
     probe = ("import sys\n"
