@@ -61,6 +61,10 @@ class TransformerDecoder(Decoder):
         def window():
             return self._window_logits(tokens, position), state
 
+        if tokens.shape[1] is not None and tokens.shape[1] <= self.context:
+            # Every position of the buffer is inside the context. Without the cond,
+            # XLA updates the cache in place instead of copying it at every step.
+            return cached()
         return tf.cond(position < self.context, cached, window)
 
     def _window_logits(self, tokens, last):

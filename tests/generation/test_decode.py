@@ -39,6 +39,21 @@ def test_batched_greedy_equals_reference_loop_per_prompt(family, tokenizer, use_
     assert [tokenizer.encode(t).tolist() for t in texts] == expected, kind
 
 
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_cached_greedy_within_the_context_equals_reference_loop(tokenizer, jit_compile):
+    """Prompt + new tokens fit the context: the cached loop takes no window branch."""
+    from lm_keras.generation import generate
+
+    model = random_model("transformer", tokenizer.vocab_size, seed=5)
+    prompts, new_tokens = ["ROMEO:", "O"], SEQ_LEN - len("ROMEO:")
+    newline = int(tokenizer.encode("\n")[0])
+    expected = [reference_greedy(model, "transformer", tokenizer.encode(p), new_tokens, SEQ_LEN, newline)
+                for p in prompts]
+    texts = generate(model, tokenizer, prompts, max_new_tokens=new_tokens, temperature=0.0, use_cache=True,
+                     jit_compile=jit_compile)
+    assert [tokenizer.encode(t).tolist() for t in texts] == expected
+
+
 def test_cached_and_uncached_ids_are_identical_past_the_context(tokenizer):
     """The Transformer's cache falls back to full windows once the sequence outgrows the
     context; the token ids must match the uncached loop's at every position."""
