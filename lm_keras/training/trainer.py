@@ -370,10 +370,14 @@ class Trainer:
                         tf.summary.scalar("train/loss", record["loss"])
                         tf.summary.scalar("train/learning_rate", lr)
                         tf.summary.scalar("train/tokens_per_sec", record["tokens_per_sec"])
-                    eta = seconds_per_step * (tc.max_steps - step)
-                    self.log(f"step {step:>6}/{tc.max_steps} | loss {record['loss']:.4f} | lr {lr:.2e} | "
-                             f"{record['tokens_per_sec']:,.0f} tok/s | {1000 * seconds_per_step:.1f} ms/step | "
-                             f"eta {_duration(eta)}")
+                    line = f"step {step:>6}/{tc.max_steps} | loss {record['loss']:.4f} | lr {lr:.2e} | "
+                    if train_steps:
+                        eta = seconds_per_step * (tc.max_steps - step)
+                        line += (f"{record['tokens_per_sec']:,.0f} tok/s | {1000 * seconds_per_step:.1f} ms/step | "
+                                 f"eta {_duration(eta)}")
+                    else:  # no speed to tell yet: the first step traces and compiles
+                        line += f"first step {seconds_per_step:.1f} s (tracing and compiling)"
+                    self.log(line)
                     interval_loss, interval_steps = 0.0, 0
                 if self.is_chief and (step % tc.eval_every == 0 or step == tc.max_steps):
                     val = self._estimate(eval_step, self.val_ids)

@@ -1,6 +1,7 @@
 """The train command end to end: flags, the model directory, fine-tuning, NaN, presets."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -28,7 +29,7 @@ def test_bad_flags_exit_2_with_one_line_before_tensorflow_loads(flags, message):
     assert result.stdout.strip() == "EXIT 2 False"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert __import__("re").search(message, lines[0]), lines[0]
+    assert re.search(message, lines[0]), lines[0]
 
 
 def test_flagfile_flags_count_as_given(tmp_path):
@@ -72,7 +73,11 @@ def test_model_dir_contract(tiny_run):
     assert list((model_dir / "logs").glob("events.out.tfevents.*"))
     assert len((model_dir / "samples.txt").read_text()) > 0
     # Progress: step, loss, learning rate, tokens/s and time left; eval in bits per character.
-    assert "step     10/10 | loss " in result.stdout and "tok/s" in result.stdout and "eta" in result.stdout
+    lines = result.stdout.splitlines()
+    first = next(line for line in lines if line.startswith("step      1/10 |"))
+    assert "first step" in first and "(tracing and compiling)" in first and "eta" not in first
+    last = next(line for line in lines if line.startswith("step     10/10 |"))
+    assert re.search(r"\| loss \d\.\d{4} \| lr \S+ \| [\d,]+ tok/s \| [\d.]+ ms/step \| eta 0m00s$", last), last
     assert "bits/char" in result.stdout
 
 
