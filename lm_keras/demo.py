@@ -42,7 +42,8 @@ def step(*args):
 
 
 def main(argv):
-    del argv
+    cli.reject_arguments(argv)
+    cli.quiet_tensorflow()  # finding the corpus loads TensorFlow
     corpus, prompt = pick_corpus()
     step("lm_keras.train", f"--model_dir={FLAGS.model_dir}", f"--corpus={corpus}",
          f"--max_steps={FLAGS.max_steps}", "--eval_every=250", "--log_every=100")
