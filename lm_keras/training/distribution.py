@@ -61,7 +61,7 @@ def resolve_jit(flag, model_kind, device=None):
     """XLA on or off for `--jit_compile` (auto, true, false).
 
     `auto` follows what benchmarks/RESULTS.md measured rather than habit. On CPU the
-    Transformer and the efficient LSTMLM train faster with XLA (about 1.3x each),
+    Transformer and the efficient LSTMLM train faster with XLA (about 1.4x each),
     while the documented `Sequential` LSTM trains about 2x slower with it. On GPU
     only the Transformer gets XLA: Keras runs its LSTM layers on cuDNN's fused
     kernels only outside XLA. TPUs need XLA for everything.

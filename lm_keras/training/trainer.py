@@ -438,7 +438,7 @@ class Trainer:
             text = generate(self.model, self.tokenizer, ["\n"], max_new_tokens=tc.sample_tokens,
                             temperature=0.8, top_k=200, seed=tc.seed)[0]
         md.write_text_atomic(self.model_dir / md.SAMPLES, text)
-        self.log("sample | " + text[:200].replace("\n", "\n         | "))
+        self.log("sample | " + text[:200].replace("\n", "\n       | "))
 
 
 def _duration(seconds):
