@@ -209,7 +209,9 @@ class Trainer:
             self.checkpoint, str(self.work_dir / md.CHECKPOINTS), max_to_keep=tc.keep_checkpoints)
         self.jit = resolve_jit(tc.jit_compile, cfg.model.model)
         self.view = view_of(cfg.model.model)
-        # Targets per global batch: every position for sequence models, one per window for the documented LSTM.
+        # Input tokens per global batch, and the targets they train on: every position for
+        # the sequence models, one per window for the documented LSTM.
+        self.global_tokens = tc.batch_size * cfg.model.seq_len
         self.global_targets = tc.batch_size * (cfg.model.seq_len if self.view == "next_token" else 1)
 
     def _make_optimizer(self):
@@ -334,7 +336,6 @@ class Trainer:
             f"{mc.model}: {self.model.count_params():,} parameters | vocab {mc.vocab_size} ({cfg.data.tokenizer}) | "
             f"corpus {self.corpus.name}: {len(self.train_ids):,} train / {len(self.val_ids):,} val tokens | "
             f"{self.strategy.num_replicas_in_sync} replica(s) | jit={self.jit} | {tc.mixed_precision}")
-        tokens_per_step = tc.batch_size * mc.seq_len
         train_seconds, train_steps = 0.0, 0
         if start < tc.max_steps:
             dist_ds = self.strategy.distribute_datasets_from_function(
@@ -363,7 +364,7 @@ class Trainer:
                     seconds_per_step = train_seconds / train_steps if train_steps else now - t0
                     lr = float(self.optimizer.learning_rate)
                     record = dict(kind="train", step=step, loss=interval_loss / interval_steps, lr=lr,
-                                  tokens_per_sec=tokens_per_step / seconds_per_step,
+                                  tokens_per_sec=self.global_tokens / seconds_per_step,
                                   elapsed=now - wall_start)
                     metrics.write(**record)
                     with writer.as_default(step=step):
@@ -405,14 +406,11 @@ class Trainer:
     def _finish(self, eval_step, metrics, steps_per_sec):
         if not self.is_chief:
             return {}
-        tc, mc = self.config.train, self.config.model
         full = self.evaluate_full(eval_step)
         results = {
             **full,
             "steps": int(self.step.numpy()),
-            # Input tokens read per second, and the targets they train on: the same for the
-            # sequence models, one per window (seq_len tokens) for the documented LSTM.
-            "tokens_per_sec": tc.batch_size * mc.seq_len * steps_per_sec if steps_per_sec else None,
+            "tokens_per_sec": self.global_tokens * steps_per_sec if steps_per_sec else None,
             "targets_per_sec": self.global_targets * steps_per_sec if steps_per_sec else None,
             "wall_seconds": float(self.wall_seconds.numpy()),
             "model": self.config.model.model,
