@@ -61,11 +61,13 @@ def build(torch, vocab, layers=4, heads=4, width=128, context=64):
                     nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * layers))
 
         def forward(self, idx, targets):
+            """Per-token cross-entropy, (B, T)."""
             x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
             for block in self.blocks:
                 x = block(x)
             logits = self.head(self.lnf(x))
-            return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.view(-1))
+            nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+            return nll.view(targets.shape)
 
     return GPT()
 
@@ -105,7 +107,7 @@ def main():
             x = torch.stack([data[i:i + context] for i in ix])
             y = torch.stack([data[i + 1:i + 1 + context] for i in ix])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                loss = model(x, y)
+                loss = model(x, y).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

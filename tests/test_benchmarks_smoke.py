@@ -1,6 +1,7 @@
 """The benchmark scripts' arithmetic and plumbing (fast; no timing is asserted anywhere)."""
 
 import json
+import math
 import pathlib
 import subprocess
 import sys
@@ -11,10 +12,11 @@ BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import common  # noqa: E402
+import quality_spread  # noqa: E402
 import run_all  # noqa: E402
 
 SCRIPTS = ["train_throughput.py", "step_profile.py", "lstm.py", "pipeline.py", "generation.py",
-           "time_to_quality.py", "torch_peer.py", "run_all.py"]
+           "time_to_quality.py", "torch_peer.py", "quality_spread.py", "run_all.py"]
 
 
 def test_transformer_flops_per_token_matches_hand_count():
@@ -79,6 +81,29 @@ def test_render_reports_targets_from_json(tmp_path, monkeypatch):
     assert "| float32 | 200.0 |" in text
     assert "missed by 1.50x" in text  # 1.0x against a 1.5x target
     assert "| MFU vs float32 matmul ceiling | >= 50.0% | 50.0% | met |" in text
+
+
+def test_quality_spread_estimator_statistics():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    constant = quality_spread.estimator_spread([1.9] * 100, draws=50, rng=rng)
+    assert constant["pool_mean"] == pytest.approx(1.9) and constant["estimate_std"] == pytest.approx(0.0, abs=1e-12)
+    assert constant["share_at_or_below_nanogpt_figure"] == 0.0
+    # Windows of loss 1.7 or 2.1 with equal odds: a draw averages 240 of them, so its standard
+    # deviation is 0.2 / sqrt(240), and it is <= 1.8857 when at most 111 of them are 2.1.
+    two = quality_spread.estimator_spread([1.7, 2.1] * 500, draws=20_000, rng=rng)
+    assert two["estimate_std"] == pytest.approx(0.2 / 240**0.5, rel=0.03)
+    exact = sum(math.comb(240, k) for k in range(112)) / 2**240
+    assert two["share_at_or_below_nanogpt_figure"] == pytest.approx(exact, abs=0.01)
+
+
+def test_quality_spread_torch_schedule_equals_the_trainers():
+    from lm_keras.training.warmup_cosine import WarmupCosine
+
+    schedule = WarmupCosine(1e-3, 1e-4, warmup_steps=100, decay_steps=2000)
+    for step in (0, 1, 99, 100, 101, 1000, 1999, 2000, 2001):
+        assert quality_spread.nanogpt_lr(step) == pytest.approx(float(schedule(step)), rel=1e-6)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
