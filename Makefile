@@ -16,9 +16,15 @@ $(VENV)/.dev: $(VENV)/.runtime
 	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $@
 
-.PHONY: demo test
+.PHONY: demo test notebooks
 demo: $(VENV)/.runtime
 	$(PY) -m lm_keras.demo
 
 test: $(VENV)/.dev
 	$(PY) -m pytest
+
+# Re-run the notebooks at full size from fresh training runs, keeping their outputs in the
+# committed files (about 30 minutes on 2 CPU cores).
+notebooks: $(VENV)/.dev
+	rm -rf runs/notebooks/full
+	$(VENV)/bin/jupyter-execute --inplace --timeout=3600 notebooks/*.ipynb
