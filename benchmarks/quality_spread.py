@@ -53,17 +53,6 @@ def estimator_spread(window_losses, draws, rng):
     }
 
 
-def char_split(text):
-    """nanoGPT's shakespeare_char data: sorted characters, first 90% train, last 10% validation."""
-    import numpy as np
-
-    chars = sorted(set(text))
-    index = {c: i for i, c in enumerate(chars)}
-    ids = np.array([index[c] for c in text], dtype=np.int64)
-    n = int(0.9 * len(ids))
-    return len(chars), ids[:n], ids[n:]
-
-
 # ----------------------------------------------------------------- lm_keras
 
 
@@ -113,28 +102,16 @@ def run_torch(seed, pool, quick):
 
     import torch_peer
 
-    text = open(os.path.join(os.environ["LM_KERAS_DATA_DIR"], "tinyshakespeare.txt")).read()
-    vocab, train, val = char_split(text)
-    train, val = torch.from_numpy(train), torch.from_numpy(val)
+    vocab, train, val = torch_peer.char_split(torch)
     batch, seq_len, steps = 12, 64, 20 if quick else 2000
     torch.manual_seed(seed)
     model = torch_peer.build(torch, vocab)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.99))
+    opt = torch_peer.adamw(torch, model)
     t0 = time.monotonic()
     for it in range(steps):
         for group in opt.param_groups:
             group["lr"] = nanogpt_lr(it, decay=steps)
-        ix = torch.randint(len(train) - seq_len, (batch,))
-        x = torch.stack([train[i:i + seq_len] for i in ix])
-        y = torch.stack([train[i + 1:i + 1 + seq_len] for i in ix])
-        loss = model(x, y).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = torch_peer.train_step(torch, model, opt, train, batch, seq_len)
         if (it + 1) % 500 == 0:
             print(f"  step {it + 1}: train loss {loss.item():.4f}", flush=True)
     seconds = time.monotonic() - t0
@@ -160,7 +137,7 @@ def run_torch(seed, pool, quick):
 def main():
     parser = common.arg_parser(__doc__.splitlines()[0])
     parser.add_argument("--framework", choices=("lm_keras", "torch"), default="lm_keras")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1337, 1, 2, 3, 4, 5])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1337, 1, 2, 3, 4, 5, 6, 7])
     parser.add_argument("--pool", type=int, default=24_000, help="random validation windows per model")
     parser.add_argument("--draws", type=int, default=20_000, help="draws of nanoGPT's 240-window estimate")
     args = parser.parse_args()

@@ -72,6 +72,39 @@ def build(torch, vocab, layers=4, heads=4, width=128, context=64):
     return GPT()
 
 
+def char_split(torch):
+    """nanoGPT's shakespeare_char data: (vocab size, train ids, validation ids), the ids as
+    int64 tensors of the sorted distinct characters; first 90% train, last 10% validation."""
+    text = open(os.path.join(os.environ["LM_KERAS_DATA_DIR"], "tinyshakespeare.txt")).read()
+    chars = sorted(set(text))
+    index = {c: i for i, c in enumerate(chars)}
+    ids = torch.tensor([index[c] for c in text], dtype=torch.int64)
+    n = int(0.9 * len(ids))
+    return len(chars), ids[:n], ids[n:]
+
+
+def adamw(torch, model, lr=1e-3):
+    """nanoGPT's optimizer: AdamW, betas 0.9/0.99, weight decay 0.1 on matrices and embeddings only."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                             lr=lr, betas=(0.9, 0.99))
+
+
+def train_step(torch, model, opt, data, batch, context, generator=None, autocast=False):
+    """One nanoGPT training step on `batch` random windows of `data`; returns the loss tensor."""
+    ix = torch.randint(len(data) - context, (batch,), generator=generator)
+    x = torch.stack([data[i:i + context] for i in ix])
+    y = torch.stack([data[i + 1:i + 1 + context] for i in ix])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        loss = model(x, y).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
+
+
 def main():
     parser = common.arg_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
@@ -83,36 +116,19 @@ def main():
         print("torch is not installed in this Python: skipping the PyTorch peer (it is optional)")
         common.emit("torch_peer", {"skipped": "torch not installed"}, args.out)
         return
-    import numpy as np
-
     common.setup_environment()
     torch.manual_seed(1337)
     torch.set_num_threads(os.cpu_count())
-    text = open(os.path.join(os.environ["LM_KERAS_DATA_DIR"], "tinyshakespeare.txt")).read()
-    chars = sorted(set(text))
-    data = np.array([chars.index(c) for c in text[: int(0.9 * len(text))]], dtype=np.int64)
-    data = torch.from_numpy(data)
+    vocab, data, _ = char_split(torch)
     batch, context = 12, 64
     rng = torch.Generator().manual_seed(1)
 
     def variant(autocast):
-        model = build(torch, len(chars))
-        decay = [p for p in model.parameters() if p.dim() >= 2]
-        no_decay = [p for p in model.parameters() if p.dim() < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                                lr=1e-3, betas=(0.9, 0.99))
+        model = build(torch, vocab)
+        opt = adamw(torch, model)
 
         def run():
-            ix = torch.randint(len(data) - context, (batch,), generator=rng)
-            x = torch.stack([data[i:i + context] for i in ix])
-            y = torch.stack([data[i + 1:i + 1 + context] for i in ix])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                loss = model(x, y).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            loss.item()
+            train_step(torch, model, opt, data, batch, context, generator=rng, autocast=autocast).item()
             return batch * context
 
         return run
