@@ -28,15 +28,20 @@ def read(name):
 
 
 def outputs_text(nb):
-    """Everything the code cells printed or displayed as text, in order."""
+    """Everything the code cells printed or displayed as text, in order.
+
+    The kernel flushes stdout on a timer, so one print() can arrive as two stream outputs
+    split mid-line; stream texts are therefore joined as they are, with no separator.
+    """
     parts = []
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             if output.output_type == "stream" and output.name == "stdout":
                 parts.append(output.text)
             elif output.output_type in ("execute_result", "display_data"):
-                parts.append(output.data.get("text/markdown") or output.data.get("text/plain", ""))
-    return "\n".join(parts)
+                parts.append("\n" + (output.data.get("text/markdown") or output.data.get("text/plain", "")) + "\n")
+        parts.append("\n")
+    return "".join(parts)
 
 
 def image_count(nb):
@@ -165,3 +170,18 @@ def test_committed_notebook_holds_a_full_run(name):
     assert re.search(r"\d+ min", first) and "2-core" in first
     prose = "".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "RUNTIME_NOTE" not in prose and "FINDINGS_NOTE" not in prose  # the notes of the committed run
+
+
+def test_outputs_text_joins_a_print_split_across_stream_outputs():
+    # What CI once got: the kernel's stdout flush timer fired between two writes of one print().
+    cell = nbformat.v4.new_code_cell(outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="x: (128, 40) int32 "),
+        nbformat.v4.new_output("stream", name="stderr", text="a warning\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="  y: (128, 66) float32\n"),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)])
+    nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_code_cell(outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="no newline at the end")])])
+    text = outputs_text(nb)
+    assert "x: (128, 40) int32   y: (128, 66) float32\n" in text
+    assert "a warning" not in text
+    assert "\n42\n" in text and text.endswith("no newline at the end\n")
