@@ -212,7 +212,7 @@ class Trainer:
         # Input tokens per global batch, and the targets they train on: every position for
         # the sequence models, one per window for the documented LSTM.
         self.global_tokens = tc.batch_size * cfg.model.seq_len
-        self.global_targets = tc.batch_size * (cfg.model.seq_len if self.view == "next_token" else 1)
+        self.global_targets = self.global_tokens if self.view == "next_token" else tc.batch_size
 
     def _make_optimizer(self):
         tc = self.config.train
