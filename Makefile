@@ -21,6 +21,8 @@ demo: $(VENV)/.runtime
 	$(PY) -m lm_keras.demo
 
 test: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
 # Re-run the notebooks at full size from fresh training runs, keeping their outputs in the

@@ -49,8 +49,12 @@ def arg_parser(description):
     parser.add_argument("--rounds", type=int, default=5, help="alternation rounds; the median is reported")
     parser.add_argument("--seconds", type=float, default=2.0, help="target seconds per variant per round")
     parser.add_argument("--quick", action="store_true", help="a short run to check that the script works")
-    parser.add_argument("--size", choices=("cpu", "gpu"), default="cpu", help="model sizes: this CPU or a GPU")
-    parser.add_argument("--out", default=None, help="write the JSON here (default benchmarks/out/<name>.json)")
+    parser.add_argument(
+        "--size", choices=("cpu", "gpu"), default="cpu", help="model sizes: this CPU or a GPU"
+    )
+    parser.add_argument(
+        "--out", default=None, help="write the JSON here (default benchmarks/out/<name>.json)"
+    )
     return parser
 
 
@@ -62,11 +66,16 @@ def machine_info():
     info = {"nproc": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
     try:
         cpuinfo = pathlib.Path("/proc/cpuinfo").read_text()
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+        models = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")
+        ]
         info["cpu"] = models[0] if models else platform.processor()
         flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
-        info["cpu_flags"] = sorted(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni")
-                                   if f" {f} " in flags + " ")
+        info["cpu_flags"] = sorted(
+            f
+            for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni")
+            if f" {f} " in flags + " "
+        )
         mhz = [float(line.split(":", 1)[1]) for line in cpuinfo.splitlines() if line.startswith("cpu MHz")]
         info["cpu_mhz"] = round(mhz[0]) if mhz else None
     except OSError:
@@ -83,8 +92,11 @@ def machine_info():
         if module is not None:
             versions[name] = getattr(module, "__version__", "?")
     info["versions"] = versions
-    info["env"] = {k: os.environ[k] for k in ("XLA_FLAGS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-                                                "TF_ENABLE_ONEDNN_OPTS") if k in os.environ}
+    info["env"] = {
+        k: os.environ[k]
+        for k in ("XLA_FLAGS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS")
+        if k in os.environ
+    }
     info["gpu"] = gpu_name()
     return info
 
@@ -98,8 +110,12 @@ def load_average():
 
 def gpu_name():
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=20)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -162,8 +178,12 @@ def alternate(variants, rounds=5, seconds=2.0, warmup=2, log=print, repeats=None
 
 
 def summarize(rates, call_seconds=None):
-    result = {"median": statistics.median(rates), "min": min(rates), "max": max(rates),
-              "rounds": [round(x, 3) for x in rates]}
+    result = {
+        "median": statistics.median(rates),
+        "min": min(rates),
+        "max": max(rates),
+        "rounds": [round(x, 3) for x in rates],
+    }
     if call_seconds:
         result["seconds_per_call"] = statistics.median(call_seconds)
     return result
@@ -203,8 +223,12 @@ def matmul_flops(n):
 
 def emit(name, payload, out=None):
     """Prints the JSON (one line prefixed `BENCH_JSON`) and writes it to benchmarks/out/<name>.json."""
-    payload = {"benchmark": name, "machine": machine_info(), "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-               **payload}
+    payload = {
+        "benchmark": name,
+        "machine": machine_info(),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        **payload,
+    }
     path = pathlib.Path(out) if out else OUT_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=float) + "\n")

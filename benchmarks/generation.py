@@ -73,8 +73,12 @@ def main():
 
     print("exporting the SavedModel...", flush=True)
     export_dir = common.scratch_dir(prefix="bench_export_")
-    path = save_version(GenerationModule(model, tokenizer, max_new_tokens=n, temperature=0.0,
-                                         max_new_tokens_limit=max(n, 1024)), export_dir)
+    path = save_version(
+        GenerationModule(
+            model, tokenizer, max_new_tokens=n, temperature=0.0, max_new_tokens_limit=max(n, 1024)
+        ),
+        export_dir,
+    )
     exported = tf.saved_model.load(str(path)).signatures["serving_default"]
 
     hub = {}
@@ -82,9 +86,14 @@ def main():
         import keras_hub
 
         backbone = keras_hub.models.GPT2Backbone(
-            vocabulary_size=tokenizer.vocab_size, num_layers=shape["num_layers"], num_heads=shape["num_heads"],
-            hidden_dim=shape["hidden_dim"], intermediate_dim=shape["mlp_dim"], dropout=0.0,
-            max_sequence_length=args.context)
+            vocabulary_size=tokenizer.vocab_size,
+            num_layers=shape["num_layers"],
+            num_heads=shape["num_heads"],
+            hidden_dim=shape["hidden_dim"],
+            intermediate_dim=shape["mlp_dim"],
+            dropout=0.0,
+            max_sequence_length=args.context,
+        )
         for jit in (True, False):
             causal_lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
             causal_lm.compile(sampler="greedy", jit_compile=jit)
@@ -99,8 +108,15 @@ def main():
 
         def ours(use_cache, jit, prompts=prompts, tokens=tokens):
             def run():
-                out = generate(model, tokenizer, prompts, max_new_tokens=n, temperature=0.0, use_cache=use_cache,
-                               jit_compile=jit)
+                out = generate(
+                    model,
+                    tokenizer,
+                    prompts,
+                    max_new_tokens=n,
+                    temperature=0.0,
+                    use_cache=use_cache,
+                    jit_compile=jit,
+                )
                 assert len(out[0]) == n, len(out[0])
                 return tokens
 
@@ -117,13 +133,14 @@ def main():
         ids = np.zeros((batch, len(prompts[0]) + n), np.int32)
         mask = np.zeros_like(ids, dtype=bool)
         for i, p in enumerate(prompts):
-            ids[i, :len(p)] = tokenizer.encode(p)
-            mask[i, :len(p)] = True
+            ids[i, : len(p)] = tokenizer.encode(p)
+            mask[i, : len(p)] = True
         hub_inputs = {"token_ids": tf.constant(ids), "padding_mask": tf.constant(mask)}
         for kind, causal_lm in hub.items():
-            def run_hub(causal_lm=causal_lm, tokens=tokens, hub_inputs=hub_inputs):
+
+            def run_hub(causal_lm=causal_lm, tokens=tokens, hub_inputs=hub_inputs, width=ids.shape[1]):
                 out = causal_lm.generate(hub_inputs, stop_token_ids=None)
-                assert out["token_ids"].shape[1] == ids.shape[1]
+                assert out["token_ids"].shape[1] == width
                 return tokens
 
             fast[f"hub_{kind}_b{batch}"] = run_hub
@@ -139,30 +156,58 @@ def main():
         kind, batch = name.rsplit("_b", 1)
         cached = results.get(f"ours_cached_xla_b{batch}", {}).get("median")
         hub_xla = results.get(f"hub_xla_b{batch}", {}).get("median")
-        summary[name] = {"new_tokens_per_sec": r["median"], "batch": int(batch),
-                         "seconds_per_call": r["seconds_per_call"], "rounds": r["rounds"],
-                         "first_call_seconds": r.get("first_call_seconds"),
-                         "vs_ours_cached_xla": r["median"] / cached if cached else None,
-                         "vs_hub_xla": r["median"] / hub_xla if hub_xla else None}
-        rows.append([kind, batch, f"{r['median']:,.0f}", f"{r['seconds_per_call']:.2f}",
-                     f"{r['first_call_seconds']:.2f}" if r.get("first_call_seconds") else "n/a",
-                     f"{r['median'] / cached:.3f}x" if cached else "n/a",
-                     f"{r['median'] / hub_xla:.2f}x" if hub_xla else "n/a"])
+        summary[name] = {
+            "new_tokens_per_sec": r["median"],
+            "batch": int(batch),
+            "seconds_per_call": r["seconds_per_call"],
+            "rounds": r["rounds"],
+            "first_call_seconds": r.get("first_call_seconds"),
+            "vs_ours_cached_xla": r["median"] / cached if cached else None,
+            "vs_hub_xla": r["median"] / hub_xla if hub_xla else None,
+        }
+        rows.append(
+            [
+                kind,
+                batch,
+                f"{r['median']:,.0f}",
+                f"{r['seconds_per_call']:.2f}",
+                f"{r['first_call_seconds']:.2f}" if r.get("first_call_seconds") else "n/a",
+                f"{r['median'] / cached:.3f}x" if cached else "n/a",
+                f"{r['median'] / hub_xla:.2f}x" if hub_xla else "n/a",
+            ]
+        )
     rows.sort(key=lambda row: (int(row[1]), row[0]))
     for batch in args.batches.split(","):
         cached = summary.get(f"ours_cached_xla_b{batch}")
         uncached = summary.get(f"ours_uncached_xla_b{batch}")
         if cached and uncached:
-            summary[f"cached_over_uncached_b{batch}"] = cached["new_tokens_per_sec"] / uncached["new_tokens_per_sec"]
+            summary[f"cached_over_uncached_b{batch}"] = (
+                cached["new_tokens_per_sec"] / uncached["new_tokens_per_sec"]
+            )
     print()
     print(f"{n} new tokens, greedy, context {args.context}, {shape}")
-    print(common.table(["variant", "batch", "new tokens/s", "s/call", "first call s (compile incl.)",
-                        "vs ours cached XLA", "vs keras-hub XLA"], rows))
+    print(
+        common.table(
+            [
+                "variant",
+                "batch",
+                "new tokens/s",
+                "s/call",
+                "first call s (compile incl.)",
+                "vs ours cached XLA",
+                "vs keras-hub XLA",
+            ],
+            rows,
+        )
+    )
     for batch in args.batches.split(","):
         if f"cached_over_uncached_b{batch}" in summary:
             print(f"cached / uncached (XLA), batch {batch}: {summary[f'cached_over_uncached_b{batch}']:.1f}x")
-    common.emit(f"generation_{args.size}", {"new_tokens": n, "context": args.context, "shape": shape,
-                                            "variants": summary, "raw": results}, args.out)
+    common.emit(
+        f"generation_{args.size}",
+        {"new_tokens": n, "context": args.context, "shape": shape, "variants": summary, "raw": results},
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,16 @@ def trainer_variant(preset_name, jit, seed):
     keras.mixed_precision.set_global_policy("float32")
     mc, tc = trainer.config.model, trainer.config.train
     step = trainer.make_train_step()
-    batches = iter(train_dataset(trainer.train_ids, seq_len=mc.seq_len, batch_size=tc.batch_size, seed=seed,
-                                 view=trainer.view, vocab_size=mc.vocab_size))
+    batches = iter(
+        train_dataset(
+            trainer.train_ids,
+            seq_len=mc.seq_len,
+            batch_size=tc.batch_size,
+            seed=seed,
+            view=trainer.view,
+            vocab_size=mc.vocab_size,
+        )
+    )
     targets = tc.batch_size * (mc.seq_len if trainer.view == "next_token" else 1)
 
     def run():
@@ -68,8 +76,11 @@ def article_variant(trainer, windows_per_call, rng):
     starts = np.arange(n)
     x_all = ids[starts[:, None] + np.arange(mc.seq_len)]  # (N, T)
     y_all = keras.utils.to_categorical(ids[starts + mc.seq_len], mc.vocab_size).astype("float32")  # (N, V)
-    print(f"  article arrays: x {x_all.shape} {x_all.nbytes / 2**20:.0f} MiB, y {y_all.shape} "
-          f"{y_all.nbytes / 2**20:.0f} MiB", flush=True)
+    print(
+        f"  article arrays: x {x_all.shape} {x_all.nbytes / 2**20:.0f} MiB, y {y_all.shape} "
+        f"{y_all.nbytes / 2**20:.0f} MiB",
+        flush=True,
+    )
     skip = 5
     startup = []
 
@@ -85,7 +96,7 @@ def article_variant(trainer, windows_per_call, rng):
 
     def run():
         start = rng.integers(0, n - windows_per_call)
-        x, y = x_all[start:start + windows_per_call], y_all[start:start + windows_per_call]
+        x, y = x_all[start : start + windows_per_call], y_all[start : start + windows_per_call]
         t0 = time.perf_counter()
         model.fit(x, y, epochs=1, batch_size=tc.batch_size, verbose=0, callbacks=[clock])
         startup.append(clock.times[0] - t0)
@@ -112,9 +123,11 @@ def main():
         name = f"documented_{'xla' if jit else 'graph'}"
         variants[name], trainers[name] = trainer_variant("documented_lstm", jit, seed=len(variants))
     batches_per_call = 25 if args.quick else 100
-    article, startup = article_variant(trainers["documented_graph"],
-                                       batches_per_call * trainers["documented_graph"].config.train.batch_size,
-                                       np.random.default_rng(0))
+    article, startup = article_variant(
+        trainers["documented_graph"],
+        batches_per_call * trainers["documented_graph"].config.train.batch_size,
+        np.random.default_rng(0),
+    )
     variants = {"article_fit": article, **variants}
     for jit in (False, True):
         name = f"lstm_lm_{'xla' if jit else 'graph'}"
@@ -128,16 +141,32 @@ def main():
         trainer = trainers.get(name, trainers["documented_graph"])
         mc, tc = trainer.config.model, trainer.config.train
         per_step = tc.batch_size * (mc.seq_len if trainer.view == "next_token" else 1)
-        summary[name] = {"chars_per_sec": r["median"], "vs_article_fit": r["median"] / base,
-                         "steps_per_sec": r["median"] / per_step, "targets_per_step": per_step,
-                         "rounds": r["rounds"]}
-        rows.append([name, f"{r['median']:,.0f}", f"{1000 * per_step / r['median']:.1f}", f"{per_step:,}",
-                     f"{r['median'] / base:.2f}x"])
+        summary[name] = {
+            "chars_per_sec": r["median"],
+            "vs_article_fit": r["median"] / base,
+            "steps_per_sec": r["median"] / per_step,
+            "targets_per_step": per_step,
+            "rounds": r["rounds"],
+        }
+        rows.append(
+            [
+                name,
+                f"{r['median']:,.0f}",
+                f"{1000 * per_step / r['median']:.1f}",
+                f"{per_step:,}",
+                f"{r['median'] / base:.2f}x",
+            ]
+        )
     print()
-    print(common.table(["variant", "characters learned/s", "ms/step", "targets/step", "vs article fit"], rows))
+    print(
+        common.table(["variant", "characters learned/s", "ms/step", "targets/step", "vs article fit"], rows)
+    )
     print(f"model.fit start-up per call (before its first batch ends): median {np.median(startup):.2f} s")
-    common.emit(f"lstm_{args.size}", {"variants": summary, "fit_startup_seconds": float(np.median(startup)),
-                                      "raw": results}, args.out)
+    common.emit(
+        f"lstm_{args.size}",
+        {"variants": summary, "fit_startup_seconds": float(np.median(startup)), "raw": results},
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,14 @@ def variants_for(label, preset_name, jit, size):
     mc, tc = trainer.config.model, trainer.config.train
 
     def dataset(seed):
-        return train_dataset(trainer.train_ids, seq_len=mc.seq_len, batch_size=tc.batch_size, seed=seed,
-                             view=trainer.view, vocab_size=mc.vocab_size)
+        return train_dataset(
+            trainer.train_ids,
+            seq_len=mc.seq_len,
+            batch_size=tc.batch_size,
+            seed=seed,
+            view=trainer.view,
+            vocab_size=mc.vocab_size,
+        )
 
     alone, fed = iter(dataset(1)), iter(dataset(2))
     fixed = tuple(tf.identity(t) for t in next(iter(dataset(3))))
@@ -61,8 +67,10 @@ def main():
     if args.quick:
         args.rounds, args.seconds = 2, 0.3
     variants, tokens = {}, {}
-    for label, preset_name, jit in (("transformer", "shakespeare_char_cpu", True),
-                                    ("documented_lstm", "documented_lstm", False)):
+    for label, preset_name, jit in (
+        ("transformer", "shakespeare_char_cpu", True),
+        ("documented_lstm", "documented_lstm", False),
+    ):
         if args.size == "gpu" and label == "transformer":
             preset_name = "shakespeare_char"
         v, tokens[label] = variants_for(label, preset_name, jit, args.size)
@@ -74,14 +82,40 @@ def main():
         pipe = results[f"pipeline_{label}"]["median"]
         fed = results[f"step_fed_{label}"]["median"]
         fixed = results[f"step_fixed_{label}"]["median"]
-        summary[label] = {"pipeline_batches_per_sec": pipe, "step_fed_per_sec": fed, "step_fixed_per_sec": fixed,
-                          "pipeline_over_step": pipe / fed, "feeding_cost": 1 - fed / fixed,
-                          "tokens_per_batch": tokens[label]}
-        rows.append([label, f"{pipe:,.0f}", f"{pipe * tokens[label]:,.0f}", f"{fed:,.1f}", f"{fixed:,.1f}",
-                     f"{pipe / fed:,.0f}x", f"{100 * (1 - fed / fixed):+.1f}%"])
+        summary[label] = {
+            "pipeline_batches_per_sec": pipe,
+            "step_fed_per_sec": fed,
+            "step_fixed_per_sec": fixed,
+            "pipeline_over_step": pipe / fed,
+            "feeding_cost": 1 - fed / fixed,
+            "tokens_per_batch": tokens[label],
+        }
+        rows.append(
+            [
+                label,
+                f"{pipe:,.0f}",
+                f"{pipe * tokens[label]:,.0f}",
+                f"{fed:,.1f}",
+                f"{fixed:,.1f}",
+                f"{pipe / fed:,.0f}x",
+                f"{100 * (1 - fed / fixed):+.1f}%",
+            ]
+        )
     print()
-    print(common.table(["model", "pipeline batches/s", "pipeline tokens/s", "step fed by pipeline (steps/s)",
-                        "step on a fixed batch (steps/s)", "pipeline / step", "feeding cost"], rows))
+    print(
+        common.table(
+            [
+                "model",
+                "pipeline batches/s",
+                "pipeline tokens/s",
+                "step fed by pipeline (steps/s)",
+                "step on a fixed batch (steps/s)",
+                "pipeline / step",
+                "feeding cost",
+            ],
+            rows,
+        )
+    )
     common.emit(f"pipeline_{args.size}", {"models": summary, "raw": results}, args.out)
 
 

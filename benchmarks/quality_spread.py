@@ -18,7 +18,8 @@ model and training loop (benchmarks/torch_peer.py's model; nanoGPT's learning ra
 schedule, AdamW groups, clipping and random batches), with a Python that has torch:
 
     flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/quality_spread.py
-    flock /tmp/lm_keras_heavy.lock /path/to/torch-venv/bin/python benchmarks/quality_spread.py --framework=torch
+    flock /tmp/lm_keras_heavy.lock /path/to/torch-venv/bin/python benchmarks/quality_spread.py \
+        --framework=torch
 """
 
 import math
@@ -99,7 +100,6 @@ def nanogpt_lr(it, peak=1e-3, minimum=1e-4, warmup=100, decay=2000):
 def run_torch(seed, pool, quick):
     import numpy as np
     import torch
-
     import torch_peer
 
     vocab, train, val = torch_peer.char_split(torch)
@@ -127,10 +127,14 @@ def run_torch(seed, pool, quick):
     with torch.no_grad():
         # Every target once, in non-overlapping windows, as lm_keras's full evaluation.
         starts = np.arange(0, len(val) - 1, seq_len)
-        sums, counts = zip(*(losses_of(s, seq_len) for s in np.array_split(starts, -(-len(starts) // POOL_BATCH))))
+        sums, counts = zip(
+            *(losses_of(s, seq_len) for s in np.array_split(starts, -(-len(starts) // POOL_BATCH)))
+        )
         full = float(torch.cat(sums).sum() / torch.cat(counts).sum())
-        window_losses = [(s / c).numpy() for s, c in
-                         (losses_of(b, seq_len) for b in (pool % (len(val) - seq_len)).reshape(-1, POOL_BATCH))]
+        window_losses = [
+            (s / c).numpy()
+            for s, c in (losses_of(b, seq_len) for b in (pool % (len(val) - seq_len)).reshape(-1, POOL_BATCH))
+        ]
     return full, np.concatenate(window_losses), seconds
 
 
@@ -165,19 +169,45 @@ def main():
         full, window_losses, seconds = run(seed, pool, args.quick)
         spread = estimator_spread(window_losses, args.draws, rng)
         per_seed.append({"seed": seed, "full_val_loss": full, "train_seconds": seconds, **spread})
-        rows.append([seed, f"{full:.4f}", f"{spread['pool_mean']:.4f}", f"{spread['estimate_std']:.4f}",
-                     f"{spread['estimate_p05']:.3f} - {spread['estimate_p95']:.3f}",
-                     f"{100 * spread['share_at_or_below_nanogpt_figure']:.1f}%",
-                     f"{100 * spread['share_at_or_below_bar']:.1f}%"])
+        rows.append(
+            [
+                seed,
+                f"{full:.4f}",
+                f"{spread['pool_mean']:.4f}",
+                f"{spread['estimate_std']:.4f}",
+                f"{spread['estimate_p05']:.3f} - {spread['estimate_p95']:.3f}",
+                f"{100 * spread['share_at_or_below_nanogpt_figure']:.1f}%",
+                f"{100 * spread['share_at_or_below_bar']:.1f}%",
+            ]
+        )
     fulls = [r["full_val_loss"] for r in per_seed]
-    summary = {"framework": args.framework, "seeds": per_seed, "mean_full_val_loss": statistics.mean(fulls),
-               "std_full_val_loss": statistics.stdev(fulls) if len(fulls) > 1 else 0.0,
-               "bar": BAR, "nanogpt_figure": NANOGPT_FIGURE}
+    summary = {
+        "framework": args.framework,
+        "seeds": per_seed,
+        "mean_full_val_loss": statistics.mean(fulls),
+        "std_full_val_loss": statistics.stdev(fulls) if len(fulls) > 1 else 0.0,
+        "bar": BAR,
+        "nanogpt_figure": NANOGPT_FIGURE,
+    }
     print()
-    print(common.table(["seed", "full val loss", "pool mean", "20-batch std", "20-batch 90% range",
-                        f"draws <= {NANOGPT_FIGURE}", f"draws <= {BAR}"], rows))
-    print(f"mean over {len(fulls)} seeds: {summary['mean_full_val_loss']:.4f} "
-          f"(standard deviation {summary['std_full_val_loss']:.4f})")
+    print(
+        common.table(
+            [
+                "seed",
+                "full val loss",
+                "pool mean",
+                "20-batch std",
+                "20-batch 90% range",
+                f"draws <= {NANOGPT_FIGURE}",
+                f"draws <= {BAR}",
+            ],
+            rows,
+        )
+    )
+    print(
+        f"mean over {len(fulls)} seeds: {summary['mean_full_val_loss']:.4f} "
+        f"(standard deviation {summary['std_full_val_loss']:.4f})"
+    )
     common.emit(f"quality_spread_{args.framework}", summary, args.out)
 
 

@@ -27,9 +27,18 @@ import common  # noqa: E402
 
 DUMP_DIR = common.scratch_dir(prefix="bench_xla_dump_")
 # Must be set before TensorFlow loads XLA.
-os.environ["XLA_FLAGS"] = " ".join(filter(None, [
-    os.environ.get("XLA_FLAGS", ""), "--xla_cpu_enable_xprof_traceme=true", f"--xla_dump_to={DUMP_DIR}",
-    "--xla_dump_hlo_as_text", "--xla_dump_hlo_module_re=.*train_step.*"]))
+os.environ["XLA_FLAGS"] = " ".join(
+    filter(
+        None,
+        [
+            os.environ.get("XLA_FLAGS", ""),
+            "--xla_cpu_enable_xprof_traceme=true",
+            f"--xla_dump_to={DUMP_DIR}",
+            "--xla_dump_hlo_as_text",
+            "--xla_dump_hlo_module_re=.*train_step.*",
+        ],
+    )
+)
 common.setup_environment()
 
 CATEGORIES = (
@@ -82,13 +91,20 @@ def parse_hlo(dump_dir):
 
 def categorize(opcode, text):
     backward = "gradient_tape" in text or re.search(r"\baddn", text) is not None  # AddN sums gradients
-    if opcode == "dot" or (opcode == "fusion" and "ynn" in text and re.search(r"matmul|einsum|tensordot", text)
-                           and not re.search(r"adam|moments|/sum", text)):
+    if opcode == "dot" or (
+        opcode == "fusion"
+        and "ynn" in text
+        and re.search(r"matmul|einsum|tensordot", text)
+        and not re.search(r"adam|moments|/sum", text)
+    ):
         return "matmul " + ("(backward)" if backward else "(forward)")
     for category, pattern in CATEGORIES:
         if re.search(pattern, text):
-            return category if category.startswith("optimizer") else f"{category} " + (
-                "(backward)" if backward else "(forward)")
+            return (
+                category
+                if category.startswith("optimizer")
+                else f"{category} " + ("(backward)" if backward else "(forward)")
+            )
     return "other elementwise " + ("(backward)" if backward else "(forward)")
 
 
@@ -126,7 +142,8 @@ def main():
     from lm_keras.training.trainer import Trainer, per_example_loss
 
     cfg = preset("shakespeare_char_cpu" if args.size == "cpu" else "shakespeare_char").replace(
-        max_steps=10**9, jit_compile="true")
+        max_steps=10**9, jit_compile="true"
+    )
     trainer = Trainer(cfg, common.scratch_dir(prefix="bench_profile_"), log=lambda line: None)
     trainer.prepare()
     model, optimizer = trainer.model, trainer.optimizer
@@ -203,31 +220,49 @@ def main():
     thunk_total = sum(by_category.values())
     unattributed = max(0.0, wall_ms - thunk_total)
     by_category["outside thunks (dispatch, Python, gaps)"] = unattributed
-    flops = common.transformer_flops_per_token(mc.num_layers, mc.hidden_dim, mc.resolved_mlp_dim, mc.seq_len,
-                                               mc.vocab_size) * tokens
+    flops = (
+        common.transformer_flops_per_token(
+            mc.num_layers, mc.hidden_dim, mc.resolved_mlp_dim, mc.seq_len, mc.vocab_size
+        )
+        * tokens
+    )
     matmul_ms = by_category["matmul (forward)"] + by_category["matmul (backward)"]
 
     print()
-    print(common.table(["ablation", "ms per step", "vs whole step"],
-                       [[k, f"{v:.2f}", f"{v / ablation['whole step (trainer)']:.2f}"] for k, v in ablation.items()]))
+    print(
+        common.table(
+            ["ablation", "ms per step", "vs whole step"],
+            [[k, f"{v:.2f}", f"{v / ablation['whole step (trainer)']:.2f}"] for k, v in ablation.items()],
+        )
+    )
     print()
-    print(f"profiled step: {wall_ms:.2f} ms wall (under the profiler); thunks {thunk_total:.2f} ms; "
-          f"{len(hlo)} HLO instructions in the step; matmuls run at "
-          f"{flops / (matmul_ms / 1000) / 1e9 if matmul_ms else float('nan'):.0f} GFLOP/s")
+    print(
+        f"profiled step: {wall_ms:.2f} ms wall (under the profiler); thunks {thunk_total:.2f} ms; "
+        f"{len(hlo)} HLO instructions in the step; matmuls run at "
+        f"{flops / (matmul_ms / 1000) / 1e9 if matmul_ms else float('nan'):.0f} GFLOP/s"
+    )
     rows = [[k, f"{v:.2f}", f"{100 * v / wall_ms:.1f}%"] for k, v in by_category.most_common()]
     print(common.table(["where (XLA thunks, by model part)", "ms per step", "share of wall"], rows))
     top = sorted(((ms, name) for name, ms in times.items() if name in hlo), reverse=True)[:15]
     print("\nlargest thunks:")
     for ms, name in top:
         print(f"  {ms:6.3f} ms  {name:28s} {categorize(*hlo[name])}")
-    common.emit(f"step_profile_{args.size}", {
-        "ablation_ms_per_step": ablation,
-        "profile": {"wall_ms": wall_ms, "thunk_ms": thunk_total, "by_category_ms": dict(by_category),
-                    "matmul_gflops": flops / (matmul_ms / 1000) / 1e9 if matmul_ms else None,
-                    "hlo_instructions": len(hlo),
-                    "instructions_by_opcode": dict(collections.Counter(op for op, _ in hlo.values()))},
-        "raw": results,
-    }, args.out)
+    common.emit(
+        f"step_profile_{args.size}",
+        {
+            "ablation_ms_per_step": ablation,
+            "profile": {
+                "wall_ms": wall_ms,
+                "thunk_ms": thunk_total,
+                "by_category_ms": dict(by_category),
+                "matmul_gflops": flops / (matmul_ms / 1000) / 1e9 if matmul_ms else None,
+                "hlo_instructions": len(hlo),
+                "instructions_by_opcode": dict(collections.Counter(op for op, _ in hlo.values())),
+            },
+            "raw": results,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -78,8 +78,16 @@ def main():
             return before[1]
         return before[1] + (after[1] - before[1]) * (step - before[0]) / (after[0] - before[0])
 
-    curve = [{"step": r["step"], "val_loss": r["val_loss"], "train_loss": r["train_loss"],
-              "elapsed": elapsed_at(r["step"])} for r in records if r.get("kind") == "eval"]
+    curve = [
+        {
+            "step": r["step"],
+            "val_loss": r["val_loss"],
+            "train_loss": r["train_loss"],
+            "elapsed": elapsed_at(r["step"]),
+        }
+        for r in records
+        if r.get("kind") == "eval"
+    ]
     reached = next((c for c in curve if c["val_loss"] <= args.target), None)
     train_seconds = results["wall_seconds"]
     summary = {
@@ -100,15 +108,33 @@ def main():
         "curve": curve,
     }
     print()
-    print(common.table(["preset", "parameters", "steps", "tokens/s", "training time", "full val loss",
-                        f"first estimate <= {args.target}"],
-                       [[args.preset, f"{results['parameters']:,}", results["steps"],
-                         f"{results['tokens_per_sec']:,.0f}" if results["tokens_per_sec"] else "n/a",
-                         f"{train_seconds:.0f} s" + ("" if summary["within_budget"] else
-                                                     f" (over the {args.budget_seconds:.0f} s budget)"),
-                         f"{results['val_loss']:.4f}",
-                         f"step {reached['step']} at {reached['elapsed']:.0f} s" if reached and reached["elapsed"]
-                         else ("not reached" if not reached else f"step {reached['step']}")]]))
+    print(
+        common.table(
+            [
+                "preset",
+                "parameters",
+                "steps",
+                "tokens/s",
+                "training time",
+                "full val loss",
+                f"first estimate <= {args.target}",
+            ],
+            [
+                [
+                    args.preset,
+                    f"{results['parameters']:,}",
+                    results["steps"],
+                    f"{results['tokens_per_sec']:,.0f}" if results["tokens_per_sec"] else "n/a",
+                    f"{train_seconds:.0f} s"
+                    + ("" if summary["within_budget"] else f" (over the {args.budget_seconds:.0f} s budget)"),
+                    f"{results['val_loss']:.4f}",
+                    f"step {reached['step']} at {reached['elapsed']:.0f} s"
+                    if reached and reached["elapsed"]
+                    else ("not reached" if not reached else f"step {reached['step']}"),
+                ]
+            ],
+        )
+    )
     common.emit(f"time_to_quality_{args.preset}", summary, args.out)
 
 

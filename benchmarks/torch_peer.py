@@ -24,7 +24,7 @@ import common  # noqa: E402
 
 
 def build(torch, vocab, layers=4, heads=4, width=128, context=64):
-    nn, F = torch.nn, torch.nn.functional
+    nn, F = torch.nn, torch.nn.functional  # noqa: N806 (PyTorch's usual name)
 
     class Block(nn.Module):
         def __init__(self):
@@ -66,7 +66,9 @@ def build(torch, vocab, layers=4, heads=4, width=128, context=64):
             for block in self.blocks:
                 x = block(x)
             logits = self.head(self.lnf(x))
-            nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+            nll = F.cross_entropy(
+                logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
+            )
             return nll.view(targets.shape)
 
     return GPT()
@@ -87,15 +89,18 @@ def adamw(torch, model, lr=1e-3):
     """nanoGPT's optimizer: AdamW, betas 0.9/0.99, weight decay 0.1 on matrices and embeddings only."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                             lr=lr, betas=(0.9, 0.99))
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.99),
+    )
 
 
 def train_step(torch, model, opt, data, batch, context, generator=None, autocast=False):
     """One nanoGPT training step on `batch` random windows of `data`; returns the loss tensor."""
     ix = torch.randint(len(data) - context, (batch,), generator=generator)
-    x = torch.stack([data[i:i + context] for i in ix])
-    y = torch.stack([data[i + 1:i + 1 + context] for i in ix])
+    x = torch.stack([data[i : i + context] for i in ix])
+    y = torch.stack([data[i + 1 : i + 1 + context] for i in ix])
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         loss = model(x, y).mean()
     opt.zero_grad(set_to_none=True)
@@ -137,11 +142,23 @@ def main():
     results = common.alternate(variants, rounds=args.rounds, seconds=args.seconds)
     rows = [[k, f"{r['median']:,.0f}", f"{1000 * r['seconds_per_call']:.1f}"] for k, r in results.items()]
     print(common.table(["variant", "tokens/s", "ms/step"], rows))
-    common.emit("torch_peer", {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                               "variants": {k: {"tokens_per_sec": r["median"],
-                                                "ms_per_step": 1000 * r["seconds_per_call"],
-                                                "rounds": r["rounds"]} for k, r in results.items()},
-                               "raw": results}, args.out)
+    common.emit(
+        "torch_peer",
+        {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "variants": {
+                k: {
+                    "tokens_per_sec": r["median"],
+                    "ms_per_step": 1000 * r["seconds_per_call"],
+                    "rounds": r["rounds"],
+                }
+                for k, r in results.items()
+            },
+            "raw": results,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

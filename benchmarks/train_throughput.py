@@ -55,9 +55,13 @@ def ours(preset_name, jit, precision, seed):
     keras.mixed_precision.set_global_policy("float32")  # the next variant builds under its own policy
     mc, tc = trainer.config.model, trainer.config.train
     step = trainer.make_train_step()
-    batches = iter(trainer.strategy.distribute_datasets_from_function(
-        lambda ctx: train_dataset(trainer.train_ids, seq_len=mc.seq_len, batch_size=tc.batch_size, seed=seed,
-                                  input_context=ctx)))
+    batches = iter(
+        trainer.strategy.distribute_datasets_from_function(
+            lambda ctx: train_dataset(
+                trainer.train_ids, seq_len=mc.seq_len, batch_size=tc.batch_size, seed=seed, input_context=ctx
+            )
+        )
+    )
     tokens = tc.batch_size * mc.seq_len
 
     def run():
@@ -75,9 +79,14 @@ def hub_backbone(cfg, precision):
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
     try:
         backbone = keras_hub.models.GPT2Backbone(
-            vocabulary_size=mc.vocab_size, num_layers=mc.num_layers, num_heads=mc.num_heads,
-            hidden_dim=mc.hidden_dim, intermediate_dim=mc.resolved_mlp_dim, dropout=mc.dropout,
-            max_sequence_length=mc.seq_len)
+            vocabulary_size=mc.vocab_size,
+            num_layers=mc.num_layers,
+            num_heads=mc.num_heads,
+            hidden_dim=mc.hidden_dim,
+            intermediate_dim=mc.resolved_mlp_dim,
+            dropout=mc.dropout,
+            max_sequence_length=mc.seq_len,
+        )
     finally:
         keras.mixed_precision.set_global_policy("float32")
     return backbone
@@ -93,8 +102,14 @@ def hub_step(cfg, train_ids, jit, precision, seed):
     mc, tc = cfg.model, cfg.train
     backbone = hub_backbone(cfg, precision)
     variables = backbone.trainable_variables
-    optimizer = keras.optimizers.AdamW(1e-3, weight_decay=tc.weight_decay, beta_1=tc.beta1, beta_2=tc.beta2,
-                                       epsilon=1e-8, global_clipnorm=tc.grad_clip)
+    optimizer = keras.optimizers.AdamW(
+        1e-3,
+        weight_decay=tc.weight_decay,
+        beta_1=tc.beta1,
+        beta_2=tc.beta2,
+        epsilon=1e-8,
+        global_clipnorm=tc.grad_clip,
+    )
     optimizer.exclude_from_weight_decay(var_list=[v for v in variables if len(v.shape) < 2])
     optimizer.build(variables)
     mask = tf.ones((tc.batch_size, mc.seq_len), tf.bool)
@@ -128,8 +143,14 @@ def hub_fit(cfg, train_ids, seed):
 
     mc, tc = cfg.model, cfg.train
     causal_lm = keras_hub.models.GPT2CausalLM(backbone=hub_backbone(cfg, "float32"), preprocessor=None)
-    optimizer = keras.optimizers.AdamW(1e-3, weight_decay=tc.weight_decay, beta_1=tc.beta1, beta_2=tc.beta2,
-                                       epsilon=1e-8, global_clipnorm=tc.grad_clip)
+    optimizer = keras.optimizers.AdamW(
+        1e-3,
+        weight_decay=tc.weight_decay,
+        beta_1=tc.beta1,
+        beta_2=tc.beta2,
+        epsilon=1e-8,
+        global_clipnorm=tc.grad_clip,
+    )
     causal_lm.compile(optimizer=optimizer, jit_compile=True)
     batches = iter(train_dataset(train_ids, seq_len=mc.seq_len, batch_size=tc.batch_size, seed=seed))
     mask = tf.ones((tc.batch_size, mc.seq_len), tf.bool)
@@ -185,8 +206,9 @@ def main():
     results = common.alternate(variants, rounds=args.rounds, seconds=args.seconds)
 
     mc = cfg.model
-    flops_per_token = common.transformer_flops_per_token(mc.num_layers, mc.hidden_dim, mc.resolved_mlp_dim,
-                                                         mc.seq_len, mc.vocab_size)
+    flops_per_token = common.transformer_flops_per_token(
+        mc.num_layers, mc.hidden_dim, mc.resolved_mlp_dim, mc.seq_len, mc.vocab_size
+    )
     ceiling = {dtype: results[f"matmul_{dtype}"]["median"] for dtype in ("float32", "bfloat16")}
     peer = results.get("hub_xla_float32", {}).get("median")
     rows, summary = [], {}
@@ -196,29 +218,63 @@ def main():
             continue
         tok_s = r["median"]
         mfu = tok_s * flops_per_token / ceiling["float32"]
-        summary[name] = {"tokens_per_sec": tok_s, "ms_per_step": 1000 * r["seconds_per_call"],
-                         "mfu_vs_float32_ceiling": mfu,
-                         "mfu_vs_bfloat16_ceiling": tok_s * flops_per_token / ceiling["bfloat16"],
-                         "vs_hub_xla_float32": common.ratio(tok_s, peer) if peer else None,
-                         "rounds": r["rounds"]}
-        rows.append([name, f"{tok_s:,.0f}", f"{1000 * r['seconds_per_call']:.1f}", f"{100 * mfu:.1f}%",
-                     f"{100 * summary[name]['mfu_vs_bfloat16_ceiling']:.1f}%",
-                     f"{summary[name]['vs_hub_xla_float32']:.2f}x" if peer else "n/a"])
+        summary[name] = {
+            "tokens_per_sec": tok_s,
+            "ms_per_step": 1000 * r["seconds_per_call"],
+            "mfu_vs_float32_ceiling": mfu,
+            "mfu_vs_bfloat16_ceiling": tok_s * flops_per_token / ceiling["bfloat16"],
+            "vs_hub_xla_float32": common.ratio(tok_s, peer) if peer else None,
+            "rounds": r["rounds"],
+        }
+        rows.append(
+            [
+                name,
+                f"{tok_s:,.0f}",
+                f"{1000 * r['seconds_per_call']:.1f}",
+                f"{100 * mfu:.1f}%",
+                f"{100 * summary[name]['mfu_vs_bfloat16_ceiling']:.1f}%",
+                f"{summary[name]['vs_hub_xla_float32']:.2f}x" if peer else "n/a",
+            ]
+        )
     print()
-    print(f"model FLOPs/token {flops_per_token:,} ({args.size} sizes: {mc.num_layers} layers, {mc.num_heads} heads, "
-          f"{mc.hidden_dim} wide, MLP {mc.resolved_mlp_dim}, context {mc.seq_len}, batch {cfg.train.batch_size})")
-    print(common.table(["variant", "tokens/s", "ms/step", "MFU (fp32 ceiling)", "MFU (bf16 ceiling)",
-                        "vs keras-hub XLA fp32"], rows))
-    common.emit(f"train_throughput_{args.size}", {
-        "flops_per_token": flops_per_token,
-        "shape": dict(num_layers=mc.num_layers, num_heads=mc.num_heads, hidden_dim=mc.hidden_dim,
-                      mlp_dim=mc.resolved_mlp_dim, seq_len=mc.seq_len, batch_size=cfg.train.batch_size,
-                      vocab_size=mc.vocab_size),
-        "matmul_n": n,
-        "ceiling_flops": ceiling,
-        "variants": summary,
-        "raw": results,
-    }, args.out)
+    print(
+        f"model FLOPs/token {flops_per_token:,} ({args.size} sizes: {mc.num_layers} layers, "
+        f"{mc.num_heads} heads, {mc.hidden_dim} wide, MLP {mc.resolved_mlp_dim}, context {mc.seq_len}, "
+        f"batch {cfg.train.batch_size})"
+    )
+    print(
+        common.table(
+            [
+                "variant",
+                "tokens/s",
+                "ms/step",
+                "MFU (fp32 ceiling)",
+                "MFU (bf16 ceiling)",
+                "vs keras-hub XLA fp32",
+            ],
+            rows,
+        )
+    )
+    common.emit(
+        f"train_throughput_{args.size}",
+        {
+            "flops_per_token": flops_per_token,
+            "shape": dict(
+                num_layers=mc.num_layers,
+                num_heads=mc.num_heads,
+                hidden_dim=mc.hidden_dim,
+                mlp_dim=mc.resolved_mlp_dim,
+                seq_len=mc.seq_len,
+                batch_size=cfg.train.batch_size,
+                vocab_size=mc.vocab_size,
+            ),
+            "matmul_n": n,
+            "ceiling_flops": ceiling,
+            "variants": summary,
+            "raw": results,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,11 @@ def pick_corpus():
         load_corpus("tiny_shakespeare")
         return "tiny_shakespeare", "ROMEO:"
     except UserError as e:
-        print(f"tiny_shakespeare is not available ({e}).\n"
-              "Falling back to --corpus=python_docs, the documentation shipped with Python.", flush=True)
+        print(
+            f"tiny_shakespeare is not available ({e}).\n"
+            "Falling back to --corpus=python_docs, the documentation shipped with Python.",
+            flush=True,
+        )
         return "python_docs", "The "
 
 
@@ -45,10 +48,23 @@ def main(argv):
     cli.reject_arguments(argv)
     cli.quiet_tensorflow()  # finding the corpus loads TensorFlow
     corpus, prompt = pick_corpus()
-    step("lm_keras.train", f"--model_dir={FLAGS.model_dir}", f"--corpus={corpus}",
-         f"--max_steps={FLAGS.max_steps}", "--eval_every=250", "--log_every=100")
-    step("lm_keras.generate", f"--model_dir={FLAGS.model_dir}", f"--prompt={prompt}",
-         "--max_new_tokens=300", "--temperature=0.8", "--top_k=40", "--seed=1")
+    step(
+        "lm_keras.train",
+        f"--model_dir={FLAGS.model_dir}",
+        f"--corpus={corpus}",
+        f"--max_steps={FLAGS.max_steps}",
+        "--eval_every=250",
+        "--log_every=100",
+    )
+    step(
+        "lm_keras.generate",
+        f"--model_dir={FLAGS.model_dir}",
+        f"--prompt={prompt}",
+        "--max_new_tokens=300",
+        "--temperature=0.8",
+        "--top_k=40",
+        "--seed=1",
+    )
     step("lm_keras.export", f"--model_dir={FLAGS.model_dir}", f"--export_dir={FLAGS.export_dir}")
     print(f"\nDone. Serve it with: python -m lm_keras.serve --export_dir={FLAGS.export_dir}", flush=True)
 

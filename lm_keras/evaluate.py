@@ -13,7 +13,9 @@ from lm_keras import cli
 
 flags.DEFINE_string("model_dir", None, "the trained run to evaluate")
 flags.DEFINE_string("corpus", None, "corpus to score (default: the run's own); a name or a path")
-flags.DEFINE_enum("split", "val", ["val", "all"], "val: the last 10% of the text (the run's protocol); all: the whole text")
+flags.DEFINE_enum(
+    "split", "val", ["val", "all"], "val: the last 10% of the text (the run's protocol); all: the whole text"
+)
 flags.DEFINE_integer("batch_size", 32, "windows per evaluation batch")
 flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA for the evaluation step")
 FLAGS = flags.FLAGS
@@ -41,12 +43,30 @@ def main(argv):
         check_windows(ids, cfg.model.seq_len, FLAGS.split, corpus.name)
         view = view_of(cfg.model.model)
         eval_step = make_eval_step(trained.model, view, resolve_jit(FLAGS.jit_compile, cfg.model.model))
-        figures = full_evaluation(eval_step, trained.tokenizer, ids, text, view=view, seq_len=cfg.model.seq_len,
-                                  batch_size=FLAGS.batch_size, vocab_size=cfg.model.vocab_size)
+        figures = full_evaluation(
+            eval_step,
+            trained.tokenizer,
+            ids,
+            text,
+            view=view,
+            seq_len=cfg.model.seq_len,
+            batch_size=FLAGS.batch_size,
+            vocab_size=cfg.model.vocab_size,
+        )
     except UserError as e:
         cli.fail(str(e), cli.EXIT_FAILURE)
-    print(json.dumps({"model_dir": FLAGS.model_dir, "step": trained.step, "corpus": corpus.name,
-                      "split": FLAGS.split, **figures}, indent=2))
+    print(
+        json.dumps(
+            {
+                "model_dir": FLAGS.model_dir,
+                "step": trained.step,
+                "corpus": corpus.name,
+                "split": FLAGS.split,
+                **figures,
+            },
+            indent=2,
+        )
+    )
 
 
 def run():

@@ -39,8 +39,10 @@ def check_flags():
         if FLAGS[name].value <= 0:
             return f"--{name} must be > 0; received {name}={FLAGS[name].value}"
     if not 1 <= FLAGS.max_new_tokens <= FLAGS.max_new_tokens_limit:
-        return (f"--max_new_tokens must be in [1, --max_new_tokens_limit={FLAGS.max_new_tokens_limit}]; "
-                f"received max_new_tokens={FLAGS.max_new_tokens}")
+        return (
+            f"--max_new_tokens must be in [1, --max_new_tokens_limit={FLAGS.max_new_tokens_limit}]; "
+            f"received max_new_tokens={FLAGS.max_new_tokens}"
+        )
     sampling = cli.sampling_flags_problem(FLAGS.temperature, FLAGS.top_k, FLAGS.top_p)
     if sampling:
         return sampling
@@ -58,14 +60,23 @@ def main(argv):
 
     try:
         path = export_saved_model(
-            FLAGS.model_dir, FLAGS.export_dir, version=FLAGS.version, max_new_tokens=FLAGS.max_new_tokens,
-            temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p,
-            max_prompt_bytes=FLAGS.max_prompt_bytes, max_new_tokens_limit=FLAGS.max_new_tokens_limit,
-            max_batch_size=FLAGS.max_batch_size)
+            FLAGS.model_dir,
+            FLAGS.export_dir,
+            version=FLAGS.version,
+            max_new_tokens=FLAGS.max_new_tokens,
+            temperature=FLAGS.temperature,
+            top_k=FLAGS.top_k,
+            top_p=FLAGS.top_p,
+            max_prompt_bytes=FLAGS.max_prompt_bytes,
+            max_new_tokens_limit=FLAGS.max_new_tokens_limit,
+            max_batch_size=FLAGS.max_batch_size,
+        )
     except UserError as e:
         cli.fail(str(e), cli.EXIT_FAILURE)
-    print(f"exported {path}: signatures serving_default, generate, next_token_logits, tokenize, detokenize",
-          flush=True)
+    print(
+        f"exported {path}: signatures serving_default, generate, next_token_logits, tokenize, detokenize",
+        flush=True,
+    )
 
 
 def run():

@@ -16,13 +16,22 @@ flags.DEFINE_string("prompt", "", "text to continue; empty starts from a newline
 flags.DEFINE_integer("max_new_tokens", 200, "tokens to generate after the prompt")
 flags.DEFINE_float("temperature", 0.8, "sampling temperature; 0 is greedy (argmax)")
 flags.DEFINE_integer("top_k", 200, "sample among the k most likely tokens; 0 keeps all")
-flags.DEFINE_float("top_p", 1.0, "sample among the most likely tokens that hold this much probability; 1 keeps all")
+flags.DEFINE_float(
+    "top_p", 1.0, "sample among the most likely tokens that hold this much probability; 1 keeps all"
+)
 flags.DEFINE_integer("seed", None, "random seed (sample i uses seed + i); default: a random one")
 flags.DEFINE_integer("num_samples", 1, "how many samples of the prompt to generate (in one batch)")
-flags.DEFINE_bool("use_cache", True, "decode with the key/value cache (LSTM: carried state); false recomputes "
-                  "the whole context every step")
-flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA for the decoding loop; auto uses it "
-                  "for long generations, where faster steps repay the compile time")
+flags.DEFINE_bool(
+    "use_cache",
+    True,
+    "decode with the key/value cache (LSTM: carried state); false recomputes the whole context every step",
+)
+flags.DEFINE_enum(
+    "jit_compile",
+    "auto",
+    ["auto", "true", "false"],
+    "XLA for the decoding loop; auto uses it for long generations, where faster steps repay the compile time",
+)
 FLAGS = flags.FLAGS
 
 SEPARATOR = "-" * 15
@@ -61,13 +70,25 @@ def main(argv):
         encoded = encode_prompts(trained.tokenizer, prompts[:1], context)
         if encoded.dropped[0]:
             kept = len(encoded.ids[0])
-            print(f"note: the prompt is {kept + encoded.dropped[0]} tokens but the model's context holds "
-                  f"{context}: it sees only the last {kept} (the first {encoded.dropped[0]} are dropped)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"note: the prompt is {kept + encoded.dropped[0]} tokens but the model's context holds "
+                f"{context}: it sees only the last {kept} (the first {encoded.dropped[0]} are dropped)",
+                file=sys.stderr,
+                flush=True,
+            )
         jit = None if FLAGS.jit_compile == "auto" else FLAGS.jit_compile == "true"
-        texts = generate(trained.model, trained.tokenizer, prompts, max_new_tokens=FLAGS.max_new_tokens,
-                         temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p, seed=FLAGS.seed,
-                         use_cache=FLAGS.use_cache, jit_compile=jit)
+        texts = generate(
+            trained.model,
+            trained.tokenizer,
+            prompts,
+            max_new_tokens=FLAGS.max_new_tokens,
+            temperature=FLAGS.temperature,
+            top_k=FLAGS.top_k,
+            top_p=FLAGS.top_p,
+            seed=FLAGS.seed,
+            use_cache=FLAGS.use_cache,
+            jit_compile=jit,
+        )
     except UserError as e:
         cli.fail(str(e), cli.EXIT_FAILURE)
     for i, text in enumerate(texts):

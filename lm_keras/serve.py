@@ -26,22 +26,37 @@ def main(argv):
     if not 0 <= FLAGS.port <= 65535:
         cli.fail(f"--port must be in [0, 65535]; received port={FLAGS.port}", cli.EXIT_USAGE)
     if FLAGS.max_body_bytes <= 0:
-        cli.fail(f"--max_body_bytes must be > 0; received max_body_bytes={FLAGS.max_body_bytes}", cli.EXIT_USAGE)
+        cli.fail(
+            f"--max_body_bytes must be > 0; received max_body_bytes={FLAGS.max_body_bytes}", cli.EXIT_USAGE
+        )
     if not FLAGS.model_name or "/" in FLAGS.model_name or ":" in FLAGS.model_name:
-        cli.fail(f"--model_name must be a name without '/' or ':'; received {FLAGS.model_name!r}", cli.EXIT_USAGE)
+        cli.fail(
+            f"--model_name must be a name without '/' or ':'; received {FLAGS.model_name!r}", cli.EXIT_USAGE
+        )
     cli.quiet_tensorflow()
     from lm_keras.serving.model_server import ModelServer
 
     try:
-        server = ModelServer(FLAGS.export_dir, model_name=FLAGS.model_name, host=FLAGS.host, port=FLAGS.port,
-                             max_body_bytes=FLAGS.max_body_bytes)
+        server = ModelServer(
+            FLAGS.export_dir,
+            model_name=FLAGS.model_name,
+            host=FLAGS.host,
+            port=FLAGS.port,
+            max_body_bytes=FLAGS.max_body_bytes,
+        )
     except FileNotFoundError as e:
         cli.fail(str(e), cli.EXIT_FAILURE)
     except OSError as e:
-        cli.fail(f"cannot listen on {FLAGS.host}:{FLAGS.port}: {e.strerror} (pick another --port)", cli.EXIT_FAILURE)
+        cli.fail(
+            f"cannot listen on {FLAGS.host}:{FLAGS.port}: {e.strerror} (pick another --port)",
+            cli.EXIT_FAILURE,
+        )
     host, port = server.address
-    print(f"serving {FLAGS.model_name} version {server.version} on http://{host}:{port}/v1/models/"
-          f"{FLAGS.model_name}", flush=True)
+    print(
+        f"serving {FLAGS.model_name} version {server.version} on http://{host}:{port}/v1/models/"
+        f"{FLAGS.model_name}",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -10,15 +10,25 @@ from lm_keras import cli
 from lm_keras import config as config_lib
 
 FLAGS = flags.FLAGS
-_TYPES = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
-          bool: flags.DEFINE_bool}
+_TYPES = {
+    int: flags.DEFINE_integer,
+    float: flags.DEFINE_float,
+    str: flags.DEFINE_string,
+    bool: flags.DEFINE_bool,
+}
 _CHOICES = {
-    "model": config_lib.MODELS, "tokenizer": config_lib.TOKENIZERS, "position": config_lib.POSITIONS,
-    "jit_compile": config_lib.JIT_CHOICES, "mixed_precision": config_lib.PRECISIONS,
-    "strategy": config_lib.STRATEGIES, "optimizer": config_lib.OPTIMIZERS, "schedule": config_lib.SCHEDULES,
+    "model": config_lib.MODELS,
+    "tokenizer": config_lib.TOKENIZERS,
+    "position": config_lib.POSITIONS,
+    "jit_compile": config_lib.JIT_CHOICES,
+    "mixed_precision": config_lib.PRECISIONS,
+    "strategy": config_lib.STRATEGIES,
+    "optimizer": config_lib.OPTIMIZERS,
+    "schedule": config_lib.SCHEDULES,
 }
 _HELP = {
-    "model": "model family: transformer, lstm (efficient LSTM LM) or documented_lstm (the article's Sequential)",
+    "model": "model family: transformer, lstm (efficient LSTM LM) or documented_lstm "
+    "(the article's Sequential)",
     "vocab_size": "SentencePiece vocabulary size (bpe/unigram)",
     "seq_len": "context length T (the documented LSTM's max_length)",
     "num_layers": "Transformer blocks / LSTM layers",
@@ -40,7 +50,8 @@ _HELP = {
     "min_learning_rate": "learning rate at the end of the cosine decay",
     "warmup_steps": "steps of linear warm-up",
     "schedule": "cosine (decay to --min_learning_rate at --max_steps) or constant",
-    "beta1": "Adam beta1", "beta2": "Adam beta2",
+    "beta1": "Adam beta1",
+    "beta2": "Adam beta2",
     "weight_decay": "AdamW weight decay",
     "grad_clip": "clip the global gradient norm to this; 0 turns clipping off",
     "eval_every": "steps between validation estimates",
@@ -71,7 +82,9 @@ for _name, _type in config_lib.FLAG_TYPES.items():
 def main(argv):
     cli.reject_arguments(argv)
     if not FLAGS.model_dir:
-        cli.fail("--model_dir is required: the directory the run writes to (and resumes from)", cli.EXIT_USAGE)
+        cli.fail(
+            "--model_dir is required: the directory the run writes to (and resumes from)", cli.EXIT_USAGE
+        )
     from lm_keras.errors import UserError
     from lm_keras.training.run_config import resolve_config
 

@@ -15,8 +15,17 @@ import common  # noqa: E402
 import quality_spread  # noqa: E402
 import run_all  # noqa: E402
 
-SCRIPTS = ["train_throughput.py", "step_profile.py", "lstm.py", "pipeline.py", "generation.py",
-           "time_to_quality.py", "torch_peer.py", "quality_spread.py", "run_all.py"]
+SCRIPTS = [
+    "train_throughput.py",
+    "step_profile.py",
+    "lstm.py",
+    "pipeline.py",
+    "generation.py",
+    "time_to_quality.py",
+    "torch_peer.py",
+    "quality_spread.py",
+    "run_all.py",
+]
 
 
 def test_transformer_flops_per_token_matches_hand_count():
@@ -24,9 +33,14 @@ def test_transformer_flops_per_token_matches_hand_count():
     # tied head 66x128; attention 2 products of 64x128 per token per block, forward.
     weights = 4 * (128 * 384 + 128 * 128 + 2 * 128 * 512) + 66 * 128
     attention = 4 * 2 * 64 * 128
-    assert common.transformer_flops_per_token(4, 128, 512, 64, 66) == 3 * 2 * (weights + attention) == 5_162_496
+    assert (
+        common.transformer_flops_per_token(4, 128, 512, 64, 66) == 3 * 2 * (weights + attention) == 5_162_496
+    )
     # nanoGPT's shakespeare_char: 6 x 384, context 256, vocab 65.
-    assert common.transformer_flops_per_token(6, 384, 1536, 256, 65) == 6 * (6 * 12 * 384**2 + 65 * 384) + 12 * 6 * 256 * 384
+    assert (
+        common.transformer_flops_per_token(6, 384, 1536, 256, 65)
+        == 6 * (6 * 12 * 384**2 + 65 * 384) + 12 * 6 * 256 * 384
+    )
 
 
 def test_lstm_and_matmul_flops():
@@ -44,8 +58,9 @@ def test_alternate_runs_every_variant_once_per_round_in_turn_and_reports_medians
 
         return run
 
-    results = common.alternate({"a": variant("a", 10), "b": variant("b", None)}, rounds=3, warmup=1, repeats=2,
-                               log=None)
+    results = common.alternate(
+        {"a": variant("a", 10), "b": variant("b", None)}, rounds=3, warmup=1, repeats=2, log=None
+    )
     # warm-up a, b; then three rounds of (a, a, b, b)
     assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3
     assert set(results) == {"a", "b"}
@@ -70,13 +85,33 @@ def test_write_results_replaces_only_the_generated_block(tmp_path, monkeypatch):
 
 def test_render_reports_targets_from_json(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "OUT_DIR", tmp_path)
-    variant = {"tokens_per_sec": 20000.0, "ms_per_step": 38.4, "mfu_vs_float32_ceiling": 0.5,
-               "mfu_vs_bfloat16_ceiling": 0.25, "vs_hub_xla_float32": 1.0}
-    (tmp_path / "train_throughput_cpu.json").write_text(json.dumps({
-        "time": "now", "machine": {"cpu": "test", "nproc": 2}, "matmul_n": 4096,
-        "ceiling_flops": {"float32": 2e11, "bfloat16": 4e11}, "flops_per_token": 5162496,
-        "shape": {"num_layers": 4, "num_heads": 4, "hidden_dim": 128, "mlp_dim": 512, "seq_len": 64, "batch_size": 12},
-        "variants": {"ours_xla_float32": variant, "hub_xla_float32": variant}}))
+    variant = {
+        "tokens_per_sec": 20000.0,
+        "ms_per_step": 38.4,
+        "mfu_vs_float32_ceiling": 0.5,
+        "mfu_vs_bfloat16_ceiling": 0.25,
+        "vs_hub_xla_float32": 1.0,
+    }
+    (tmp_path / "train_throughput_cpu.json").write_text(
+        json.dumps(
+            {
+                "time": "now",
+                "machine": {"cpu": "test", "nproc": 2},
+                "matmul_n": 4096,
+                "ceiling_flops": {"float32": 2e11, "bfloat16": 4e11},
+                "flops_per_token": 5162496,
+                "shape": {
+                    "num_layers": 4,
+                    "num_heads": 4,
+                    "hidden_dim": 128,
+                    "mlp_dim": 512,
+                    "seq_len": 64,
+                    "batch_size": 12,
+                },
+                "variants": {"ours_xla_float32": variant, "hub_xla_float32": variant},
+            }
+        )
+    )
     text = run_all.render("cpu")
     assert "| float32 | 200.0 |" in text
     assert "missed by 1.50x" in text  # 1.0x against a 1.5x target
@@ -88,7 +123,9 @@ def test_quality_spread_estimator_statistics():
 
     rng = np.random.default_rng(0)
     constant = quality_spread.estimator_spread([1.9] * 100, draws=50, rng=rng)
-    assert constant["pool_mean"] == pytest.approx(1.9) and constant["estimate_std"] == pytest.approx(0.0, abs=1e-12)
+    assert constant["pool_mean"] == pytest.approx(1.9) and constant["estimate_std"] == pytest.approx(
+        0.0, abs=1e-12
+    )
     assert constant["share_at_or_below_nanogpt_figure"] == 0.0
     # Windows of loss 1.7 or 2.1 with equal odds: a draw averages 240 of them, so its standard
     # deviation is 0.2 / sqrt(240), and it is <= 1.8857 when at most 111 of them are 2.1.
@@ -108,7 +145,8 @@ def test_quality_spread_torch_schedule_equals_the_trainers():
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_scripts_start_and_describe_themselves(script):
-    done = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout

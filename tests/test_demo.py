@@ -11,10 +11,17 @@ from tests.conftest import REPO
 
 
 def run_demo(tmp_path, env=None):
-    command = [sys.executable, "-m", "lm_keras.demo", f"--model_dir={tmp_path / 'demo'}",
-               f"--export_dir={tmp_path / 'export'}", "--max_steps=20"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO,
-                          env={**os.environ, **(env or {})})
+    command = [
+        sys.executable,
+        "-m",
+        "lm_keras.demo",
+        f"--model_dir={tmp_path / 'demo'}",
+        f"--export_dir={tmp_path / 'export'}",
+        "--max_steps=20",
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=600, cwd=REPO, env={**os.environ, **(env or {})}
+    )
 
 
 def test_demo_trains_samples_and_exports(tmp_path):

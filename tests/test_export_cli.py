@@ -18,20 +18,44 @@ TIMEOUT = 600
 
 
 def run_export(*flags):
-    return subprocess.run([sys.executable, "-m", "lm_keras.export", *flags], capture_output=True, text=True,
-                          timeout=TIMEOUT, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "lm_keras.export", *flags],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=REPO,
+    )
 
 
 def run_bare(export, tmp_path, prompts=PROMPTS, generate=None):
     """Loads `export` in a process where lm_keras cannot be imported; returns its JSON answer."""
     request = tmp_path / "request.json"
-    request.write_text(json.dumps({"export": str(export), "prompts": prompts, "generate": generate or {
-        "max_new_tokens": [12], "temperature": [0.9], "top_k": [0], "top_p": [1.0],
-        "seed": list(range(7, 7 + len(prompts)))}}), encoding="utf-8")
+    request.write_text(
+        json.dumps(
+            {
+                "export": str(export),
+                "prompts": prompts,
+                "generate": generate
+                or {
+                    "max_new_tokens": [12],
+                    "temperature": [0.9],
+                    "top_k": [0],
+                    "top_p": [1.0],
+                    "seed": list(range(7, 7 + len(prompts))),
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     result = subprocess.run(
         [sys.executable, "-S", str(BARE_CHECK), sysconfig.get_paths()["purelib"], str(request)],
-        capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path, env=env)
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -52,8 +76,14 @@ def model_dir():
 @pytest.fixture(scope="module")
 def export(model_dir, tmp_path_factory):
     export_dir = tmp_path_factory.mktemp("export")
-    result = run_export(f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--temperature=0",
-                        "--max_new_tokens=12", "--top_k=5", "--max_prompt_bytes=100")
+    result = run_export(
+        f"--model_dir={model_dir}",
+        f"--export_dir={export_dir}",
+        "--temperature=0",
+        "--max_new_tokens=12",
+        "--top_k=5",
+        "--max_prompt_bytes=100",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"exported {export_dir / '1'}" in result.stdout
     return export_dir
@@ -66,11 +96,13 @@ def test_export_runs_in_a_bare_process_with_generates_output(export, model_dir, 
     answer = run_bare(export / "1", tmp_path)
     assert answer["lm_keras_importable"] is False and answer["lm_keras_loaded"] is False
     trained = load_trained(model_dir)
-    assert answer["serving_default"] == generate(trained.model, trained.tokenizer, PROMPTS, max_new_tokens=12,
-                                                 temperature=0.0)
+    assert answer["serving_default"] == generate(
+        trained.model, trained.tokenizer, PROMPTS, max_new_tokens=12, temperature=0.0
+    )
     # Seeded sampling through the `generate` signature draws the same tokens as in-process generate.
-    assert answer["generate"] == generate(trained.model, trained.tokenizer, PROMPTS, max_new_tokens=12,
-                                          temperature=0.9, top_k=0, seed=7)
+    assert answer["generate"] == generate(
+        trained.model, trained.tokenizer, PROMPTS, max_new_tokens=12, temperature=0.9, top_k=0, seed=7
+    )
     assert answer["dropped"] == [0, 0, len(PROMPTS[2]) - trained.config.model.seq_len, 0]
     assert answer["invalid_utf8"] == "InvalidArgumentError"
 
@@ -80,13 +112,25 @@ def test_signatures_and_their_defaults(export):
 
     graph = saved_model_proto(export / "1")
     signatures = {k: v for k, v in graph.signature_def.items() if not k.startswith("__")}
-    assert sorted(signatures) == ["detokenize", "generate", "next_token_logits", "serving_default", "tokenize"]
+    assert sorted(signatures) == [
+        "detokenize",
+        "generate",
+        "next_token_logits",
+        "serving_default",
+        "tokenize",
+    ]
     assert sorted(signatures["serving_default"].inputs) == ["prompt"]
     assert sorted(signatures["serving_default"].outputs) == ["continuation", "prompt_tokens_dropped"]
     generate = signatures["generate"]
     assert sorted(generate.inputs) == ["max_new_tokens", "prompt", "seed", "temperature", "top_k", "top_p"]
     defaults = {k: tf.make_ndarray(v).tolist() for k, v in generate.defaults.items()}
-    assert defaults == {"max_new_tokens": [12], "temperature": [0.0], "top_k": [5], "top_p": [1.0], "seed": [-1]}
+    assert defaults == {
+        "max_new_tokens": [12],
+        "temperature": [0.0],
+        "top_k": [5],
+        "top_p": [1.0],
+        "seed": [-1],
+    }
     assert sorted(signatures["next_token_logits"].outputs) == ["logits"]
     assert sorted(signatures["tokenize"].outputs) == ["lengths", "token_ids"]
     assert sorted(signatures["detokenize"].inputs) == ["token_ids"]
@@ -142,9 +186,14 @@ def test_sentencepiece_export_runs_in_a_bare_process(tmp_path):
 
     tokenizer = train("bpe", corpus_text(), vocab_size=320)
     model = random_model("transformer", tokenizer.vocab_size)
-    path = save_version(GenerationModule(model, tokenizer, temperature=0.0, max_new_tokens=10), tmp_path / "exp")
+    path = save_version(
+        GenerationModule(model, tokenizer, temperature=0.0, max_new_tokens=10), tmp_path / "exp"
+    )
     prompts = ["ROMEO: thou", "naïve 🙂"]
     answer = run_bare(path, tmp_path, prompts=prompts)
-    assert answer["serving_default"] == generate(model, tokenizer, prompts, max_new_tokens=10, temperature=0.0)
-    assert answer["generate"] == generate(model, tokenizer, prompts, max_new_tokens=12, temperature=0.9, seed=7,
-                                          top_k=0)
+    assert answer["serving_default"] == generate(
+        model, tokenizer, prompts, max_new_tokens=10, temperature=0.0
+    )
+    assert answer["generate"] == generate(
+        model, tokenizer, prompts, max_new_tokens=12, temperature=0.9, seed=7, top_k=0
+    )

@@ -39,13 +39,17 @@ def outputs_text(nb):
             if output.output_type == "stream" and output.name == "stdout":
                 parts.append(output.text)
             elif output.output_type in ("execute_result", "display_data"):
-                parts.append("\n" + (output.data.get("text/markdown") or output.data.get("text/plain", "")) + "\n")
+                parts.append(
+                    "\n" + (output.data.get("text/markdown") or output.data.get("text/plain", "")) + "\n"
+                )
         parts.append("\n")
     return "".join(parts)
 
 
 def image_count(nb):
-    return sum("image/png" in output.get("data", {}) for cell in nb.cells for output in cell.get("outputs", []))
+    return sum(
+        "image/png" in output.get("data", {}) for cell in nb.cells for output in cell.get("outputs", [])
+    )
 
 
 def max_differences(text):
@@ -68,9 +72,15 @@ def small_run(tmp_path, monkeypatch):
     # so the kernel imports the lm_keras under test whatever kernels the machine has registered.
     spec = tmp_path / "jupyter" / "kernels" / "python3"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (lm_keras tests)", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (lm_keras tests)",
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("LM_KERAS_NOTEBOOK_SMALL", "1")
     monkeypatch.setenv("LM_KERAS_NOTEBOOK_RUNS", str(tmp_path / "runs"))
@@ -79,8 +89,9 @@ def small_run(tmp_path, monkeypatch):
     def run(name):
         before = snapshot(NOTEBOOKS)
         nb = read(name)
-        client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                                resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client = NotebookClient(
+            nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        )
         client.execute()  # raises CellExecutionError at the first failing cell
         assert snapshot(NOTEBOOKS) == before, "a notebook run wrote into notebooks/"
         code = [c for c in nb.cells if c.cell_type == "code"]
@@ -94,11 +105,13 @@ def small_run(tmp_path, monkeypatch):
 def test_self_attention(small_run):
     nb, runs = small_run("01_self_attention")
     text = outputs_text(nb)
-    for check in ("lm_keras output matches the formulas: True",
-                  "lm_keras weights match the formulas: True",
-                  "keras.layers.MultiHeadAttention output matches the formulas: True",
-                  "keras.layers.MultiHeadAttention weights match the formulas: True",
-                  "layer 0 maps match the formulas: True"):
+    for check in (
+        "lm_keras output matches the formulas: True",
+        "lm_keras weights match the formulas: True",
+        "keras.layers.MultiHeadAttention output matches the formulas: True",
+        "keras.layers.MultiHeadAttention weights match the formulas: True",
+        "layer 0 maps match the formulas: True",
+    ):
         assert check in text
     differences = max_differences(text)
     assert len(differences) == 5 and max(differences) < 1e-5
@@ -128,8 +141,10 @@ def test_transformer_lm(small_run):
         for name in ("config.json", "metrics.jsonl", "results.json", "samples.txt"):
             assert (runs / run / name).is_file(), f"{run}/{name}"
     bits = bits_per_char_column(text)
-    expected = [json.loads((runs / run / "results.json").read_text())["val_bits_per_char"]
-                for run in ("documented_lstm", "lstm", "transformer")]
+    expected = [
+        json.loads((runs / run / "results.json").read_text())["val_bits_per_char"]
+        for run in ("documented_lstm", "lstm", "transformer")
+    ]
     assert bits == [round(b, 3) for b in expected]
     assert all(math.isfinite(b) and 0 < b < 7 for b in bits)
     for tau in (0.0, 0.5, 0.8, 1.0, 1.3):
@@ -141,8 +156,11 @@ def test_finetune_export_serve(small_run):
     nb, runs = small_run("04_finetune_export_serve")
     text = outputs_text(nb)
     assert "fine-tuning from " in text
-    for check in ("SavedModel == Keras model: True", "REST server == SavedModel in this process: True",
-                  "REST == SavedModel == Keras: True"):
+    for check in (
+        "SavedModel == Keras model: True",
+        "REST server == SavedModel in this process: True",
+        "REST == SavedModel == Keras: True",
+    ):
         assert check in text
     assert re.search(r"serving model version 1 on http://127\.0\.0\.1:\d+/v1/models/model", text)
     assert "server exit code: -15" in text  # stopped by the notebook's cleanup cell
@@ -174,13 +192,22 @@ def test_committed_notebook_holds_a_full_run(name):
 
 def test_outputs_text_joins_a_print_split_across_stream_outputs():
     # What CI once got: the kernel's stdout flush timer fired between two writes of one print().
-    cell = nbformat.v4.new_code_cell(outputs=[
-        nbformat.v4.new_output("stream", name="stdout", text="x: (128, 40) int32 "),
-        nbformat.v4.new_output("stream", name="stderr", text="a warning\n"),
-        nbformat.v4.new_output("stream", name="stdout", text="  y: (128, 66) float32\n"),
-        nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)])
-    nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_code_cell(outputs=[
-        nbformat.v4.new_output("stream", name="stdout", text="no newline at the end")])])
+    cell = nbformat.v4.new_code_cell(
+        outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="x: (128, 40) int32 "),
+            nbformat.v4.new_output("stream", name="stderr", text="a warning\n"),
+            nbformat.v4.new_output("stream", name="stdout", text="  y: (128, 66) float32\n"),
+            nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1),
+        ]
+    )
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            cell,
+            nbformat.v4.new_code_cell(
+                outputs=[nbformat.v4.new_output("stream", name="stdout", text="no newline at the end")]
+            ),
+        ]
+    )
     text = outputs_text(nb)
     assert "x: (128, 40) int32   y: (128, 66) float32\n" in text
     assert "a warning" not in text

@@ -35,12 +35,29 @@ def server(trained, tmp_path_factory):
     from lm_keras.serving.saved_model_export import export_saved_model
 
     export_dir = tmp_path_factory.mktemp("export")
-    export_saved_model(trained.model_dir, export_dir, temperature=0.0, max_new_tokens=12,
-                       max_prompt_bytes=MAX_PROMPT_BYTES, max_new_tokens_limit=50)
+    export_saved_model(
+        trained.model_dir,
+        export_dir,
+        temperature=0.0,
+        max_new_tokens=12,
+        max_prompt_bytes=MAX_PROMPT_BYTES,
+        max_new_tokens_limit=50,
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "lm_keras.serve", f"--export_dir={export_dir}", "--model_name=lm", "--port=0",
-         f"--max_body_bytes={MAX_BODY}"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "lm_keras.serve",
+            f"--export_dir={export_dir}",
+            "--model_name=lm",
+            "--port=0",
+            f"--max_body_bytes={MAX_BODY}",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines = []
     reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
     reader.start()
@@ -60,8 +77,12 @@ def server(trained, tmp_path_factory):
 def request(url, body=None, raw=None, method=None):
     """(HTTP status, decoded JSON answer)."""
     data = raw if raw is not None else (json.dumps(body).encode("utf-8") if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method or ("POST" if data is not None else "GET"),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as response:
             return response.status, json.loads(response.read())
@@ -77,8 +98,14 @@ def greedy(trained, prompts, n=12):
 
 def test_status_and_metadata(server):
     url, _ = server
-    assert request(url) == (200, {"model_version_status": [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
+    assert request(url) == (
+        200,
+        {
+            "model_version_status": [
+                {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+            ]
+        },
+    )
     status, metadata = request(url + "/metadata")
     assert status == 200 and metadata["model_spec"]["version"] == "1"
     signatures = metadata["metadata"]["signature_def"]["signature_def"]
@@ -89,48 +116,104 @@ def test_a_prompt_is_a_complete_request(server, trained):
     url, _ = server
     status, answer = request(url + ":predict", {"instances": [{"prompt": "ROMEO:"}]})
     assert status == 200
-    assert answer == {"predictions": [{"continuation": greedy(trained, ["ROMEO:"])[0], "prompt_tokens_dropped": 0}]}
+    assert answer == {
+        "predictions": [{"continuation": greedy(trained, ["ROMEO:"])[0], "prompt_tokens_dropped": 0}]
+    }
     status, answer = request(url + ":predict", {"instances": ["ROMEO:", "JULIET:"]})
     assert status == 200
     assert [p["continuation"] for p in answer["predictions"]] == greedy(trained, ["ROMEO:", "JULIET:"])
     status, answer = request(url + "/versions/1:predict", {"inputs": {"prompt": ["ROMEO:", ""]}})
     assert status == 200
-    assert answer == {"outputs": {"continuation": greedy(trained, ["ROMEO:", ""]), "prompt_tokens_dropped": [0, 0]}}
+    assert answer == {
+        "outputs": {"continuation": greedy(trained, ["ROMEO:", ""]), "prompt_tokens_dropped": [0, 0]}
+    }
 
 
 def test_generate_signature_with_settings_per_instance(server, trained):
     from lm_keras.generation import generate
 
     url, _ = server
-    instances = [{"prompt": "ROMEO:", "max_new_tokens": 5, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 1},
-                 {"prompt": "JULIET:", "max_new_tokens": 9, "temperature": 0.9, "top_k": 10, "top_p": 0.9,
-                  "seed": 4}]
+    instances = [
+        {"prompt": "ROMEO:", "max_new_tokens": 5, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 1},
+        {"prompt": "JULIET:", "max_new_tokens": 9, "temperature": 0.9, "top_k": 10, "top_p": 0.9, "seed": 4},
+    ]
     status, answer = request(url + ":predict", {"signature_name": "generate", "instances": instances})
     assert status == 200, answer
     texts = [p["continuation"] for p in answer["predictions"]]
     assert texts[0] == greedy(trained, ["ROMEO:"], n=5)[0]
-    assert texts[1] == generate(trained.model, trained.tokenizer, ["JULIET:"], max_new_tokens=9, temperature=0.9,
-                                top_k=10, top_p=0.9, seed=4)[0]
+    assert (
+        texts[1]
+        == generate(
+            trained.model,
+            trained.tokenizer,
+            ["JULIET:"],
+            max_new_tokens=9,
+            temperature=0.9,
+            top_k=10,
+            top_p=0.9,
+            seed=4,
+        )[0]
+    )
 
 
-@pytest.mark.parametrize("body,raw,code,message", [
-    (None, b"{\"instances\": [", 400, "JSON Parse error"),
-    (None, b"", 400, "JSON Parse error"),
-    ({"instances": "ROMEO:"}, None, 400, "to be an list/array"),
-    ({"prompt": "ROMEO:"}, None, 400, "unknown keys ['prompt']"),
-    ({"instances": [{"text": "ROMEO:"}]}, None, 400, "must only have keys: prompt"),
-    ({"signature_name": "generate", "instances": [{"prompt": "ROMEO:"}]}, None, 400, "must only have keys"),
-    ({"signature_name": "nope", "instances": ["a"]}, None, 400, 'Serving signature name: "nope" not found'),
-    ({"instances": [{"prompt": {"b64": base64.b64encode(b"bad \xff").decode()}}]}, None, 400,
-     "assertion failed: [prompt is not valid UTF-8; send UTF-8 text]"),
-    ({"instances": ["x" * (MAX_PROMPT_BYTES + 1)]}, None, 400,
-     f"prompt is longer than the limit of {MAX_PROMPT_BYTES} bytes"),
-    ({"signature_name": "generate", "instances": [
-        {"prompt": "a", "max_new_tokens": 51, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 1}]}, None, 400,
-     "max_new_tokens must be in [1, 50]"),
-    (None, b"{\"instances\": [\"" + b"x" * MAX_BODY + b"\"]}", 400,
-     f"over the limit of {MAX_BODY} bytes (--max_body_bytes)"),
-])
+@pytest.mark.parametrize(
+    "body,raw,code,message",
+    [
+        (None, b'{"instances": [', 400, "JSON Parse error"),
+        (None, b"", 400, "JSON Parse error"),
+        ({"instances": "ROMEO:"}, None, 400, "to be an list/array"),
+        ({"prompt": "ROMEO:"}, None, 400, "unknown keys ['prompt']"),
+        ({"instances": [{"text": "ROMEO:"}]}, None, 400, "must only have keys: prompt"),
+        (
+            {"signature_name": "generate", "instances": [{"prompt": "ROMEO:"}]},
+            None,
+            400,
+            "must only have keys",
+        ),
+        (
+            {"signature_name": "nope", "instances": ["a"]},
+            None,
+            400,
+            'Serving signature name: "nope" not found',
+        ),
+        (
+            {"instances": [{"prompt": {"b64": base64.b64encode(b"bad \xff").decode()}}]},
+            None,
+            400,
+            "assertion failed: [prompt is not valid UTF-8; send UTF-8 text]",
+        ),
+        (
+            {"instances": ["x" * (MAX_PROMPT_BYTES + 1)]},
+            None,
+            400,
+            f"prompt is longer than the limit of {MAX_PROMPT_BYTES} bytes",
+        ),
+        (
+            {
+                "signature_name": "generate",
+                "instances": [
+                    {
+                        "prompt": "a",
+                        "max_new_tokens": 51,
+                        "temperature": 0.0,
+                        "top_k": 0,
+                        "top_p": 1.0,
+                        "seed": 1,
+                    }
+                ],
+            },
+            None,
+            400,
+            "max_new_tokens must be in [1, 50]",
+        ),
+        (
+            None,
+            b'{"instances": ["' + b"x" * MAX_BODY + b'"]}',
+            400,
+            f"over the limit of {MAX_BODY} bytes (--max_body_bytes)",
+        ),
+    ],
+)
 def test_bad_requests_get_400_and_the_server_keeps_serving(server, body, raw, code, message):
     url, process = server
     status, answer = request(url + ":predict", body, raw=raw)
@@ -173,9 +256,15 @@ def test_binds_to_localhost_by_default():
 
 
 def test_an_empty_export_dir_is_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "lm_keras.serve", f"--export_dir={tmp_path}", "--port=0"],
-                            capture_output=True, text=True, timeout=START_TIMEOUT, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "lm_keras.serve", f"--export_dir={tmp_path}", "--port=0"],
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        cwd=REPO,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: --export_dir={tmp_path} holds no version folder with a saved_model.pb; export one first "
-        "(python -m lm_keras.export --model_dir=... --export_dir=...)")
+        "(python -m lm_keras.export --model_dir=... --export_dir=...)"
+    )

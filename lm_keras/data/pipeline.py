@@ -31,8 +31,18 @@ def check_windows(ids, seq_len, split, corpus_name):
         )
 
 
-def train_dataset(ids, *, seq_len, batch_size, seed, view="next_token", vocab_size=None,
-                  start_step=0, num_steps=None, input_context=None):
+def train_dataset(
+    ids,
+    *,
+    seq_len,
+    batch_size,
+    seed,
+    view="next_token",
+    vocab_size=None,
+    start_step=0,
+    num_steps=None,
+    input_context=None,
+):
     """Random training windows, one global batch per step.
 
     Args:
@@ -67,15 +77,23 @@ def train_dataset(ids, *, seq_len, batch_size, seed, view="next_token", vocab_si
 
     def make_batch(step):
         offsets = tf.random.stateless_uniform(
-            [batch_size], seed=tf.stack([tf.cast(seed, tf.int64), step]),
-            minval=0, maxval=num_offsets, dtype=tf.int64)  # (B,)
-        windows = tf.gather(ids, offsets[first:first + local_batch, None] + tf.range(seq_len + 1, dtype=tf.int64))  # (b, T+1)
+            [batch_size],
+            seed=tf.stack([tf.cast(seed, tf.int64), step]),
+            minval=0,
+            maxval=num_offsets,
+            dtype=tf.int64,
+        )  # (B,)
+        windows = tf.gather(
+            ids, offsets[first : first + local_batch, None] + tf.range(seq_len + 1, dtype=tf.int64)
+        )  # (b, T+1)
         return _split_window(windows, view, vocab_size)
 
     stop = tf.int64.max if num_steps is None else start_step + num_steps
-    return (tf.data.Dataset.range(start_step, stop)
-            .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.range(start_step, stop)
+        .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def eval_dataset(ids, *, seq_len, batch_size, view="next_token", vocab_size=None):
@@ -112,15 +130,16 @@ def eval_dataset(ids, *, seq_len, batch_size, view="next_token", vocab_size=None
         windows = tf.gather(ids, tf.minimum(positions, n - 1))  # (B, T+1)
         x, y = _split_window(windows, view, vocab_size)
         valid = tf.cast(k < num_windows, tf.float32)[:, None]  # (B, 1)
-        if view == "next_token":
-            w = tf.cast(positions[:, 1:] < n, tf.float32) * valid  # (B, T)
-        else:
-            w = valid[:, 0]  # (B,)
+        # (B, T) for next_token, (B,) for many_to_one.
+        w = tf.cast(positions[:, 1:] < n, tf.float32) * valid if view == "next_token" else valid[:, 0]
         return x, y, w
 
-    return (tf.data.Dataset.range(padded).batch(batch_size, drop_remainder=True)
-            .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.range(padded)
+        .batch(batch_size, drop_remainder=True)
+        .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def first_eval_target(view, seq_len):

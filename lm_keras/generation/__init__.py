@@ -13,13 +13,29 @@ from lm_keras.generation.decode_loop import decode
 from lm_keras.generation.decoder import Decoder, decoder_for
 from lm_keras.generation.recurrent_decoder import RecurrentDecoder
 from lm_keras.generation.sampling import sample_next_tokens
-from lm_keras.generation.text_generation import (EMPTY_PROMPT, JIT_MIN_NEW_TOKENS, EncodedPrompts,
-                                                 default_jit_compile, encode_prompts, generate)
+from lm_keras.generation.text_generation import (
+    EMPTY_PROMPT,
+    JIT_MIN_NEW_TOKENS,
+    EncodedPrompts,
+    default_jit_compile,
+    encode_prompts,
+    generate,
+)
 from lm_keras.generation.transformer_decoder import TransformerDecoder
 from lm_keras.generation.window_decoder import WindowDecoder
 
 __all__ = [
-    "Decoder", "EMPTY_PROMPT", "JIT_MIN_NEW_TOKENS", "EncodedPrompts", "RecurrentDecoder", "TransformerDecoder",
-    "WindowDecoder", "decode", "decoder_for", "default_jit_compile", "encode_prompts", "generate",
+    "Decoder",
+    "EMPTY_PROMPT",
+    "JIT_MIN_NEW_TOKENS",
+    "EncodedPrompts",
+    "RecurrentDecoder",
+    "TransformerDecoder",
+    "WindowDecoder",
+    "decode",
+    "decoder_for",
+    "default_jit_compile",
+    "encode_prompts",
+    "generate",
     "sample_next_tokens",
 ]

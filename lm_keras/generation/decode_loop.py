@@ -10,8 +10,18 @@ import tensorflow as tf
 from lm_keras.generation.sampling import sample_next_tokens
 
 
-def decode(decoder, prompt_ids, prompt_lengths, max_new_tokens, new_width, temperature, top_k, top_p,
-           seeds, use_cache=True):
+def decode(
+    decoder,
+    prompt_ids,
+    prompt_lengths,
+    max_new_tokens,
+    new_width,
+    temperature,
+    top_k,
+    top_p,
+    seeds,
+    use_cache=True,
+):
     """Generates `max_new_tokens` after each prompt of a batch of different lengths.
 
     The prompts are right-padded into a buffer `(B, W)`, `W` >= prompt width +

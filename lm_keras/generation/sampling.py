@@ -8,6 +8,7 @@ the same code runs under XLA, in a SavedModel and under TF Serving.
 
 import tensorflow as tf
 
+
 def sample_next_tokens(logits, temperature, top_k, top_p, seeds, position):
     """The next token of each row.
 

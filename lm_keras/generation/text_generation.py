@@ -82,8 +82,18 @@ def default_jit_compile(max_new_tokens):
     return max_new_tokens >= JIT_MIN_NEW_TOKENS
 
 
-def generate(model, tokenizer, prompts, max_new_tokens=200, temperature=0.8, top_k=200, top_p=1.0,
-             seed=None, use_cache=True, jit_compile=None):
+def generate(
+    model,
+    tokenizer,
+    prompts,
+    max_new_tokens=200,
+    temperature=0.8,
+    top_k=200,
+    top_p=1.0,
+    seed=None,
+    use_cache=True,
+    jit_compile=None,
+):
     """Continues each prompt with `max_new_tokens` generated tokens.
 
     The whole decoding loop is one compiled graph (`decode`): the Transformer
@@ -134,16 +144,20 @@ def generate(model, tokenizer, prompts, max_new_tokens=200, temperature=0.8, top
         width = min(width, decoder.context)
     prompt_ids = np.zeros((batch, width), np.int32)
     for i, row in enumerate(encoded.ids):
-        prompt_ids[i, :len(row)] = row
+        prompt_ids[i, : len(row)] = row
     if seed is None:
         seed = random.SystemRandom().randrange(SEED_LIMIT)
     seeds = np.arange(seed, seed + batch, dtype=np.int64)
     jit = default_jit_compile(max_new_tokens) if jit_compile is None else bool(jit_compile)
     fn = _compiled(model, pad_id, use_cache, jit)
     new_tokens = fn(
-        tf.constant(prompt_ids), tf.constant(lengths), tf.constant(max_new_tokens, tf.int32),
+        tf.constant(prompt_ids),
+        tf.constant(lengths),
+        tf.constant(max_new_tokens, tf.int32),
         _round_up(max_new_tokens, _WIDTH_STEP),
-        tf.fill([batch], float(temperature)), tf.fill([batch], int(top_k)), tf.fill([batch], float(top_p)),
+        tf.fill([batch], float(temperature)),
+        tf.fill([batch], int(top_k)),
+        tf.fill([batch], float(top_p)),
         tf.constant(seeds),
     ).numpy()
     return [tokenizer.decode(row[:max_new_tokens]) for row in new_tokens]
@@ -160,8 +174,18 @@ def _compiled(model, pad_id, use_cache, jit):
 
         def run(prompt_ids, lengths, max_new_tokens, new_width, temperature, top_k, top_p, seeds):
             decoder = decoder_for(model_ref(), pad_id=pad_id)
-            return decode(decoder, prompt_ids, lengths, max_new_tokens, new_width, temperature, top_k, top_p,
-                          seeds, use_cache=use_cache)
+            return decode(
+                decoder,
+                prompt_ids,
+                lengths,
+                max_new_tokens,
+                new_width,
+                temperature,
+                top_k,
+                top_p,
+                seeds,
+                use_cache=use_cache,
+            )
 
         # new_width is a Python int, part of the trace: the buffer's static shape.
         functions[key] = tf.function(run, jit_compile=jit, reduce_retracing=False)

@@ -76,5 +76,5 @@ class TransformerDecoder(Decoder):
         return tf.gather(logits, last - begin, axis=1)  # (B, V)
 
     def next_token_logits(self, token_ids):
-        window = token_ids[:, -self.context:]  # (B, min(T, S))
+        window = token_ids[:, -self.context :]  # (B, min(T, S))
         return self.model(window, training=False)[:, -1]  # (B, V)

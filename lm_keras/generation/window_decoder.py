@@ -55,4 +55,4 @@ class WindowDecoder(Decoder):
         return self._log_probs(window)
 
     def next_token_logits(self, token_ids):
-        return self._log_probs(self._padded(token_ids)[:, -self.context:])  # (B, S) -> (B, V)
+        return self._log_probs(self._padded(token_ids)[:, -self.context :])  # (B, S) -> (B, V)

@@ -81,18 +81,32 @@ class GenerationModule(tf.Module):
     <tf.Tensor: shape=(1,), dtype=string, numpy=array([b'...'], dtype=object)>
     """
 
-    def __init__(self, model, tokenizer, max_new_tokens=DEFAULT_MAX_NEW_TOKENS, temperature=DEFAULT_TEMPERATURE,
-                 top_k=DEFAULT_TOP_K, top_p=DEFAULT_TOP_P, max_prompt_bytes=DEFAULT_MAX_PROMPT_BYTES,
-                 max_new_tokens_limit=DEFAULT_MAX_NEW_TOKENS_LIMIT, max_batch_size=DEFAULT_MAX_BATCH_SIZE,
-                 name="lm_keras_generation"):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        max_new_tokens=DEFAULT_MAX_NEW_TOKENS,
+        temperature=DEFAULT_TEMPERATURE,
+        top_k=DEFAULT_TOP_K,
+        top_p=DEFAULT_TOP_P,
+        max_prompt_bytes=DEFAULT_MAX_PROMPT_BYTES,
+        max_new_tokens_limit=DEFAULT_MAX_NEW_TOKENS_LIMIT,
+        max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+        name="lm_keras_generation",
+    ):
         super().__init__(name=name)
-        for arg, value in (("max_prompt_bytes", max_prompt_bytes), ("max_new_tokens_limit", max_new_tokens_limit),
-                           ("max_batch_size", max_batch_size)):
+        for arg, value in (
+            ("max_prompt_bytes", max_prompt_bytes),
+            ("max_new_tokens_limit", max_new_tokens_limit),
+            ("max_batch_size", max_batch_size),
+        ):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{arg} must be a positive int; received {arg}={value!r}")
         if not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= max_new_tokens_limit:
-            raise ValueError(f"max_new_tokens must be an int in [1, max_new_tokens_limit={max_new_tokens_limit}]; "
-                             f"received max_new_tokens={max_new_tokens!r}")
+            raise ValueError(
+                f"max_new_tokens must be an int in [1, max_new_tokens_limit={max_new_tokens_limit}]; "
+                f"received max_new_tokens={max_new_tokens!r}"
+            )
         if not temperature >= 0:
             raise ValueError(f"temperature must be >= 0; received temperature={temperature!r}")
         if not isinstance(top_k, int) or top_k < 0:
@@ -105,26 +119,38 @@ class GenerationModule(tf.Module):
         self.max_prompt_bytes = max_prompt_bytes
         self.max_new_tokens_limit = max_new_tokens_limit
         self.max_batch_size = max_batch_size
-        self.settings = dict(max_new_tokens=int(max_new_tokens), temperature=float(temperature), top_k=int(top_k),
-                             top_p=float(top_p))
+        self.settings = dict(
+            max_new_tokens=int(max_new_tokens),
+            temperature=float(temperature),
+            top_k=int(top_k),
+            top_p=float(top_p),
+        )
         # A plain attribute list, so tf.Module does not track the decoder (it only
         # points at the model, which is tracked above).
         self._decoder = [decoder_for(model, pad_id=int(tokenizer.encode(EMPTY_PROMPT)[-1]))]
-        self.serving_default = tf.function(self._serving_default, input_signature=[
-            tf.TensorSpec([None], tf.string, name="prompt")])
-        self.generate = tf.function(self._make_generate(), input_signature=[
-            tf.TensorSpec([None], tf.string, name="prompt"),
-            tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
-            tf.TensorSpec([None], tf.float32, name="temperature"),
-            tf.TensorSpec([None], tf.int32, name="top_k"),
-            tf.TensorSpec([None], tf.float32, name="top_p"),
-            tf.TensorSpec([None], tf.int64, name="seed"),
-        ])
-        self.next_token_logits = tf.function(self._next_token_logits, input_signature=[
-            tf.TensorSpec([None, None], tf.int32, name="token_ids")])
-        self.tokenize = tf.function(self._tokenize, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-        self.detokenize = tf.function(self._detokenize, input_signature=[
-            tf.TensorSpec([None, None], tf.int32, name="token_ids")])
+        self.serving_default = tf.function(
+            self._serving_default, input_signature=[tf.TensorSpec([None], tf.string, name="prompt")]
+        )
+        self.generate = tf.function(
+            self._make_generate(),
+            input_signature=[
+                tf.TensorSpec([None], tf.string, name="prompt"),
+                tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+                tf.TensorSpec([None], tf.float32, name="temperature"),
+                tf.TensorSpec([None], tf.int32, name="top_k"),
+                tf.TensorSpec([None], tf.float32, name="top_p"),
+                tf.TensorSpec([None], tf.int64, name="seed"),
+            ],
+        )
+        self.next_token_logits = tf.function(
+            self._next_token_logits, input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")]
+        )
+        self.tokenize = tf.function(
+            self._tokenize, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
+        )
+        self.detokenize = tf.function(
+            self._detokenize, input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")]
+        )
 
     @property
     def decoder(self):
@@ -144,18 +170,27 @@ class GenerationModule(tf.Module):
 
     def _serving_default(self, prompt):
         s = self.settings
-        return self._generate(prompt, [s["max_new_tokens"]], [s["temperature"]], [s["top_k"]], [s["top_p"]],
-                              tf.constant([RANDOM_SEED], tf.int64))
+        return self._generate(
+            prompt,
+            [s["max_new_tokens"]],
+            [s["temperature"]],
+            [s["top_k"]],
+            [s["top_p"]],
+            tf.constant([RANDOM_SEED], tf.int64),
+        )
 
     def _make_generate(self):
         s = self.settings
 
         # Tensor defaults of keyword arguments become the SignatureDef's `defaults`.
-        def generate(prompt, max_new_tokens=tf.constant([s["max_new_tokens"]], tf.int32),
-                     temperature=tf.constant([s["temperature"]], tf.float32),
-                     top_k=tf.constant([s["top_k"]], tf.int32),
-                     top_p=tf.constant([s["top_p"]], tf.float32),
-                     seed=tf.constant([RANDOM_SEED], tf.int64)):
+        def generate(  # noqa: B008 (the defaults are made once, on purpose)
+            prompt,
+            max_new_tokens=tf.constant([s["max_new_tokens"]], tf.int32),  # noqa: B008
+            temperature=tf.constant([s["temperature"]], tf.float32),  # noqa: B008
+            top_k=tf.constant([s["top_k"]], tf.int32),  # noqa: B008
+            top_p=tf.constant([s["top_p"]], tf.float32),  # noqa: B008
+            seed=tf.constant([RANDOM_SEED], tf.int64),  # noqa: B008
+        ):
             return self._generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)
 
         return generate
@@ -164,12 +199,18 @@ class GenerationModule(tf.Module):
         length = tf.shape(token_ids)[1]
         checks = [
             _check(tf.size(token_ids) > 0, "token_ids must hold at least one token per row"),
-            _check(tf.shape(token_ids)[0] <= self.max_batch_size,
-                   f"at most {self.max_batch_size} rows per request (max_batch_size); split the batch"),
-            _check(length <= self.max_prompt_bytes,
-                   f"token_ids rows must be at most {self.max_prompt_bytes} tokens long; send fewer tokens"),
-            _check(tf.reduce_all((token_ids >= 0) & (token_ids < self.vocab_size)),
-                   f"token_ids must be in [0, {self.vocab_size}), the vocabulary of the model"),
+            _check(
+                tf.shape(token_ids)[0] <= self.max_batch_size,
+                f"at most {self.max_batch_size} rows per request (max_batch_size); split the batch",
+            ),
+            _check(
+                length <= self.max_prompt_bytes,
+                f"token_ids rows must be at most {self.max_prompt_bytes} tokens long; send fewer tokens",
+            ),
+            _check(
+                tf.reduce_all((token_ids >= 0) & (token_ids < self.vocab_size)),
+                f"token_ids must be in [0, {self.vocab_size}), the vocabulary of the model",
+            ),
         ]
         with tf.control_dependencies(checks):
             token_ids = tf.identity(token_ids)
@@ -178,14 +219,21 @@ class GenerationModule(tf.Module):
     def _tokenize(self, text):
         with tf.control_dependencies(self._text_checks(text, "text")):
             ids = self.tokenizer.tokenize(text)  # (B, None)
-        return {"token_ids": ids.to_tensor(default_value=PAD_ID), "lengths": tf.cast(ids.row_lengths(), tf.int32)}
+        return {
+            "token_ids": ids.to_tensor(default_value=PAD_ID),
+            "lengths": tf.cast(ids.row_lengths(), tf.int32),
+        }
 
     def _detokenize(self, token_ids):
         checks = [
-            _check(tf.shape(token_ids)[0] <= self.max_batch_size,
-                   f"at most {self.max_batch_size} rows per request (max_batch_size); split the batch"),
-            _check(tf.reduce_all((token_ids >= PAD_ID) & (token_ids < self.vocab_size)),
-                   f"token_ids must be in [0, {self.vocab_size}), or {PAD_ID} for padding"),
+            _check(
+                tf.shape(token_ids)[0] <= self.max_batch_size,
+                f"at most {self.max_batch_size} rows per request (max_batch_size); split the batch",
+            ),
+            _check(
+                tf.reduce_all((token_ids >= PAD_ID) & (token_ids < self.vocab_size)),
+                f"token_ids must be in [0, {self.vocab_size}), or {PAD_ID} for padding",
+            ),
         ]
         with tf.control_dependencies(checks):
             ids = tf.ragged.boolean_mask(token_ids, token_ids >= 0)  # (B, None)
@@ -196,49 +244,74 @@ class GenerationModule(tf.Module):
     def _text_checks(self, text, name):
         return [
             _check(tf.size(text) > 0, f"{name}: send at least one string"),
-            _check(tf.size(text) <= self.max_batch_size,
-                   f"{name}: at most {self.max_batch_size} strings per request (max_batch_size); split the batch"),
-            _check(tf.reduce_all(tf.strings.length(text) <= self.max_prompt_bytes),
-                   f"{name} is longer than the limit of {self.max_prompt_bytes} bytes (UTF-8); shorten it"),
+            _check(
+                tf.size(text) <= self.max_batch_size,
+                f"{name}: at most {self.max_batch_size} strings per request (max_batch_size); "
+                "split the batch",
+            ),
+            _check(
+                tf.reduce_all(tf.strings.length(text) <= self.max_prompt_bytes),
+                f"{name} is longer than the limit of {self.max_prompt_bytes} bytes (UTF-8); shorten it",
+            ),
             _check(tf.reduce_all(_valid_utf8(text) == text), f"{name} is not valid UTF-8; send UTF-8 text"),
         ]
 
     def _generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
         batch = tf.size(prompt)
-        settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                        seed=seed)
+        settings = dict(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
+        )
         settings = {k: tf.convert_to_tensor(v) for k, v in settings.items()}
         checks = self._text_checks(prompt, "prompt")
         for name, value in settings.items():
             size = tf.size(value)
-            checks.append(_check((size == 1) | (size == batch),
-                                 f"{name} must hold one value, or one per prompt"))
+            checks.append(
+                _check((size == 1) | (size == batch), f"{name} must hold one value, or one per prompt")
+            )
         with tf.control_dependencies(checks):
-            settings = {k: tf.broadcast_to(tf.reshape(v, [-1]), [batch]) for k, v in settings.items()}  # (B,) each
+            settings = {
+                k: tf.broadcast_to(tf.reshape(v, [-1]), [batch]) for k, v in settings.items()
+            }  # (B,) each
         n = settings["max_new_tokens"]
         temperature = settings["temperature"]
         top_p = settings["top_p"]
         checks = [
-            _check(tf.reduce_all((n >= 1) & (n <= self.max_new_tokens_limit)),
-                   f"max_new_tokens must be in [1, {self.max_new_tokens_limit}] (max_new_tokens_limit of "
-                   "this export)"),
-            _check(tf.reduce_all(tf.math.is_finite(temperature) & (temperature >= 0.0)),
-                   "temperature must be >= 0 (0 is greedy)"),
+            _check(
+                tf.reduce_all((n >= 1) & (n <= self.max_new_tokens_limit)),
+                f"max_new_tokens must be in [1, {self.max_new_tokens_limit}] (max_new_tokens_limit of "
+                "this export)",
+            ),
+            _check(
+                tf.reduce_all(tf.math.is_finite(temperature) & (temperature >= 0.0)),
+                "temperature must be >= 0 (0 is greedy)",
+            ),
             _check(tf.reduce_all(settings["top_k"] >= 0), "top_k must be >= 0 (0 keeps every token)"),
-            _check(tf.reduce_all((top_p > 0.0) & (top_p <= 1.0)), "top_p must be in (0, 1] (1 keeps every token)"),
+            _check(
+                tf.reduce_all((top_p > 0.0) & (top_p <= 1.0)), "top_p must be in (0, 1] (1 keeps every token)"
+            ),
         ]
         with tf.control_dependencies(checks):
             prompt = tf.where(tf.strings.length(prompt) == 0, EMPTY_PROMPT, prompt)
         ids = self.tokenizer.tokenize(prompt)  # (B, None)
         lengths = tf.cast(ids.row_lengths(), tf.int32)  # (B,)
         if self.decoder.context:
-            ids = ids[:, -self.decoder.context:]  # keep the last `context` tokens
+            ids = ids[:, -self.decoder.context :]  # keep the last `context` tokens
         kept = tf.cast(ids.row_lengths(), tf.int32)  # (B,)
         seed = settings["seed"]
         random_seeds = tf.random.uniform([batch], 0, _SEED_LIMIT, dtype=tf.int64)
         seed = tf.where(seed < 0, random_seeds, seed)
-        new_tokens = decode(self.decoder, ids.to_tensor(default_value=0), kept, n, tf.reduce_max(n),
-                            temperature, settings["top_k"], top_p, seed, use_cache=True)  # (B, N)
+        new_tokens = decode(
+            self.decoder,
+            ids.to_tensor(default_value=0),
+            kept,
+            n,
+            tf.reduce_max(n),
+            temperature,
+            settings["top_k"],
+            top_p,
+            seed,
+            use_cache=True,
+        )  # (B, N)
         text = self.tokenizer.detokenize(tf.RaggedTensor.from_tensor(new_tokens, padding=PAD_ID))  # (B,)
         return {"continuation": _valid_utf8(text), "prompt_tokens_dropped": lengths - kept}
 
@@ -266,7 +339,8 @@ def stock_ops_only():
 def _strided_slice_update(operand, update, start_indices):
     begin = tf.stack([tf.cast(i, tf.int32) for i in start_indices])  # (rank,)
     return tf.raw_ops.TensorStridedSliceUpdate(
-        input=operand, begin=begin, end=begin + tf.shape(update), strides=tf.ones_like(begin), value=update)
+        input=operand, begin=begin, end=begin + tf.shape(update), strides=tf.ones_like(begin), value=update
+    )
 
 
 def _check(condition, message):

@@ -5,6 +5,7 @@ request) and `tf.saved_model.load`; it imports neither Keras nor the rest of
 lm_keras, like TF Serving itself needs only the SavedModel.
 """
 
+import contextlib
 import http.server
 import json
 import pathlib
@@ -54,16 +55,22 @@ class ModelServer:
     >>> server.stop()
     """
 
-    def __init__(self, export_dir, model_name="model", host="127.0.0.1", port=8501,
-                 max_body_bytes=DEFAULT_MAX_BODY_BYTES):
+    def __init__(
+        self,
+        export_dir,
+        model_name="model",
+        host="127.0.0.1",
+        port=8501,
+        max_body_bytes=DEFAULT_MAX_BODY_BYTES,
+    ):
         import tensorflow as tf
 
-        try:
+        with contextlib.suppress(ImportError):
             import tensorflow_text  # noqa: F401  (registers the SentencePiece ops some exports use)
-        except ImportError:
-            pass
         if "/" in model_name or ":" in model_name or not model_name:
-            raise ValueError(f"model_name must be a non-empty name without '/' or ':'; received {model_name!r}")
+            raise ValueError(
+                f"model_name must be a non-empty name without '/' or ':'; received {model_name!r}"
+            )
         self.model_name = model_name
         self.max_body_bytes = int(max_body_bytes)
         self.version, path = _latest_version(export_dir)
@@ -71,7 +78,9 @@ class ModelServer:
         self._specs = {}
         for name, fn in self.loaded.signatures.items():
             inputs = fn.structured_input_signature[1]
-            self._specs[name] = {key: (spec.dtype.as_numpy_dtype, spec.shape.rank) for key, spec in inputs.items()}
+            self._specs[name] = {
+                key: (spec.dtype.as_numpy_dtype, spec.shape.rank) for key, spec in inputs.items()
+            }
         self._metadata = _metadata(path, model_name, self.version)
         self._httpd = http.server.ThreadingHTTPServer((host, port), _handler_class(self))
         self._httpd.daemon_threads = True
@@ -99,8 +108,15 @@ class ModelServer:
 
     def status(self, name, version):
         self._check_model(name, version)
-        return 200, {"model_version_status": [{"version": str(self.version), "state": "AVAILABLE",
-                                               "status": {"error_code": "OK", "error_message": ""}}]}
+        return 200, {
+            "model_version_status": [
+                {
+                    "version": str(self.version),
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+        }
 
     def metadata(self, name, version):
         self._check_model(name, version)
@@ -112,13 +128,17 @@ class ModelServer:
         self._check_model(name, version)
         signature, inputs, request_format = parse_predict_request(body, self._input_specs)
         fn = self.loaded.signatures[signature]
-        tensors = {key: tf.constant(value, dtype=tf.as_dtype(self._specs[signature][key][0]))
-                   for key, value in inputs.items()}
+        tensors = {
+            key: tf.constant(value, dtype=tf.as_dtype(self._specs[signature][key][0]))
+            for key, value in inputs.items()
+        }
         for key, value in tensors.items():
             rank = self._specs[signature][key][1]
             if rank is not None and value.shape.rank != rank:
-                raise RequestError(f"input {key!r} of signature {signature!r} must have rank {rank} "
-                                   f"(batch first); received shape {value.shape.as_list()}")
+                raise RequestError(
+                    f"input {key!r} of signature {signature!r} must have rank {rank} "
+                    f"(batch first); received shape {value.shape.as_list()}"
+                )
         try:
             outputs = fn(**tensors)
         except tf.errors.OpError as e:
@@ -127,17 +147,22 @@ class ModelServer:
 
     def _input_specs(self, signature):
         if signature not in self._specs:
-            raise RequestError(f'Serving signature name: "{signature}" not found in signature def; '
-                               f"this model has {', '.join(sorted(self._specs))}")
+            raise RequestError(
+                f'Serving signature name: "{signature}" not found in signature def; '
+                f"this model has {', '.join(sorted(self._specs))}"
+            )
         return self._specs[signature]
 
     def _check_model(self, name, version):
         if name != self.model_name:
-            raise _NotFound(f"Servable not found for request: Latest({name}); this server serves "
-                            f"{self.model_name!r}")
+            raise _NotFound(
+                f"Servable not found for request: Latest({name}); this server serves {self.model_name!r}"
+            )
         if version is not None and int(version) != self.version:
-            raise _NotFound(f"Servable not found for request: Specific({name}, {version}); this server "
-                            f"serves version {self.version}")
+            raise _NotFound(
+                f"Servable not found for request: Specific({name}, {version}); this server "
+                f"serves version {self.version}"
+            )
 
 
 class _NotFound(Exception):
@@ -153,28 +178,52 @@ class _GraphError(Exception):
 
 
 # TF Serving's http_server.cc: error code -> HTTP status.
-_HTTP_STATUS = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400, 10: 409, 11: 400,
-                12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
+_HTTP_STATUS = {
+    1: 499,
+    2: 500,
+    3: 400,
+    4: 504,
+    5: 404,
+    6: 409,
+    7: 403,
+    8: 429,
+    9: 400,
+    10: 409,
+    11: 400,
+    12: 501,
+    13: 500,
+    14: 503,
+    15: 500,
+    16: 401,
+}
 
 
 def _error_line(message):
     """The line of a TF error that says what went wrong, e.g. "assertion failed: [prompt is
     longer than ...]", without the graph's node names and call-site listing."""
     noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
-    lines = [line.strip() for line in message.splitlines()
-             if line.strip() and not line.startswith((" ", "\t")) and not line.startswith(noise)]
+    lines = [
+        line.strip()
+        for line in message.splitlines()
+        if line.strip() and not line.startswith((" ", "\t")) and not line.startswith(noise)
+    ]
     line = lines[-1] if lines else message.strip()
     return re.sub(r"\s*\[Op:[^\]]*\]$", "", line)
 
 
 def _latest_version(export_dir):
     path = pathlib.Path(export_dir)
-    versions = sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()) \
-        if path.is_dir() else []
+    versions = (
+        sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit())
+        if path.is_dir()
+        else []
+    )
     versions = [v for v in versions if (path / str(v) / "saved_model.pb").is_file()]
     if not versions:
-        raise FileNotFoundError(f"--export_dir={export_dir} holds no version folder with a saved_model.pb; "
-                                "export one first (python -m lm_keras.export --model_dir=... --export_dir=...)")
+        raise FileNotFoundError(
+            f"--export_dir={export_dir} holds no version folder with a saved_model.pb; "
+            "export one first (python -m lm_keras.export --model_dir=... --export_dir=...)"
+        )
     return versions[-1], path / str(versions[-1])
 
 
@@ -184,11 +233,15 @@ def _metadata(path, name, version):
 
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
-    signatures = {key: json_format.MessageToDict(value, preserving_proto_field_name=True)
-                  for key, value in saved_model.meta_graphs[0].signature_def.items()
-                  if not key.startswith("__")}
-    return {"model_spec": {"name": name, "signature_name": "", "version": str(version)},
-            "metadata": {"signature_def": {"signature_def": signatures}}}
+    signatures = {
+        key: json_format.MessageToDict(value, preserving_proto_field_name=True)
+        for key, value in saved_model.meta_graphs[0].signature_def.items()
+        if not key.startswith("__")
+    }
+    return {
+        "model_spec": {"name": name, "signature_name": "", "version": str(version)},
+        "metadata": {"signature_def": {"signature_def": signatures}},
+    }
 
 
 def _handler_class(server):
@@ -215,8 +268,11 @@ def _handler_class(server):
 
         def _read_body(self):
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                self._reply(400, {"error": "chunked request bodies are not supported; send Content-Length"},
-                            close=True)
+                self._reply(
+                    400,
+                    {"error": "chunked request bodies are not supported; send Content-Length"},
+                    close=True,
+                )
                 return None
             try:
                 length = int(self.headers.get("Content-Length", "0"))
@@ -232,8 +288,14 @@ def _handler_class(server):
                     if not chunk:
                         break
                     remaining -= len(chunk)
-                self._reply(400, {"error": f"the request body is {length} bytes, over the limit of "
-                                           f"{server.max_body_bytes} bytes (--max_body_bytes)"}, close=True)
+                self._reply(
+                    400,
+                    {
+                        "error": f"the request body is {length} bytes, over the limit of "
+                        f"{server.max_body_bytes} bytes (--max_body_bytes)"
+                    },
+                    close=True,
+                )
                 return None
             return self.rfile.read(length)
 

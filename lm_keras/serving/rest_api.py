@@ -51,15 +51,18 @@ def parse_predict_request(body, input_specs_of):
     try:
         doc = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise RequestError(f"JSON Parse error: the body is not UTF-8 ({e.reason} at byte {e.start})") from None
+        raise RequestError(
+            f"JSON Parse error: the body is not UTF-8 ({e.reason} at byte {e.start})"
+        ) from None
     except json.JSONDecodeError as e:
         raise RequestError(f"JSON Parse error: {e.msg} at offset: {e.pos}") from None
     if not isinstance(doc, dict):
         raise RequestError("JSON Value: the request must be a JSON object with 'instances' or 'inputs'")
     unknown = sorted(set(doc) - {"signature_name", "instances", "inputs"})
     if unknown:
-        raise RequestError(f"unknown keys {unknown}: a request has 'signature_name' and one of "
-                           "'instances' or 'inputs'")
+        raise RequestError(
+            f"unknown keys {unknown}: a request has 'signature_name' and one of 'instances' or 'inputs'"
+        )
     name = doc.get("signature_name", DEFAULT_SIGNATURE)
     if not isinstance(name, str):
         raise RequestError("'signature_name' key must be a string value")
@@ -88,8 +91,9 @@ def format_predict_response(outputs, request_format):
         return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
     sizes = {name: np.asarray(array).shape[0] if np.ndim(array) else None for name, array in outputs.items()}
     if len(set(sizes.values())) != 1 or None in sizes.values():
-        raise RequestError(f"the outputs have different batch sizes {sizes}; ask in the columnar "
-                           "'inputs' format instead")
+        raise RequestError(
+            f"the outputs have different batch sizes {sizes}; ask in the columnar 'inputs' format instead"
+        )
     if len(values) == 1:
         return {"predictions": next(iter(values.values()))}
     rows = next(iter(sizes.values()))
@@ -104,8 +108,10 @@ def _instances(instances, specs):
     names = set(specs)
     objects = isinstance(instances[0], dict) and not _is_b64(instances[0])
     if not objects and len(specs) > 1:
-        raise RequestError("instances is a plain list, but expecting list of objects as multiple input tensors "
-                           f"required as per tensorinfo_map: {', '.join(sorted(names))}")
+        raise RequestError(
+            "instances is a plain list, but expecting list of objects as multiple input tensors "
+            f"required as per tensorinfo_map: {', '.join(sorted(names))}"
+        )
     columns = {name: [] for name in specs}
     for i, element in enumerate(instances):
         element_is_object = isinstance(element, dict) and not _is_b64(element)
@@ -114,20 +120,24 @@ def _instances(instances, specs):
         if not objects:
             element = {next(iter(specs)): element}
         if set(element) != names:
-            raise RequestError(f"Failed to process element: {i} of 'instances' list. JSON object: "
-                               f"{json.dumps(element)[:200]} must only have keys: {','.join(sorted(names))}")
+            raise RequestError(
+                f"Failed to process element: {i} of 'instances' list. JSON object: "
+                f"{json.dumps(element)[:200]} must only have keys: {','.join(sorted(names))}"
+            )
         for name, value in element.items():
             try:
                 columns[name].append(_to_array(value, specs[name][0]))
             except RequestError as e:
-                raise RequestError(f"Failed to process element: {i} key: {name} of 'instances' list. "
-                                   f"Error: {e}") from None
+                raise RequestError(
+                    f"Failed to process element: {i} key: {name} of 'instances' list. Error: {e}"
+                ) from None
     arrays = {}
     for name, items in columns.items():
         shapes = {item.shape for item in items}
         if len(shapes) > 1:
-            raise RequestError(f"input {name!r}: every instance must have the same shape; received shapes "
-                               f"{sorted(shapes)}")
+            raise RequestError(
+                f"input {name!r}: every instance must have the same shape; received shapes {sorted(shapes)}"
+            )
         arrays[name] = np.stack(items)
     return arrays
 
@@ -135,13 +145,17 @@ def _instances(instances, specs):
 def _inputs(inputs, specs):
     if not isinstance(inputs, dict) or _is_b64(inputs):
         if len(specs) > 1:
-            raise RequestError("inputs is a plain value/list, but expecting an object as multiple input tensors "
-                               f"required as per tensorinfo_map: {', '.join(sorted(specs))}")
+            raise RequestError(
+                "inputs is a plain value/list, but expecting an object as multiple input tensors "
+                f"required as per tensorinfo_map: {', '.join(sorted(specs))}"
+            )
         inputs = {next(iter(specs)): inputs}
     unknown = sorted(set(inputs) - set(specs))
     if unknown:
-        raise RequestError(f"unknown inputs {unknown} in 'inputs' object; the signature's inputs are "
-                           f"{', '.join(sorted(specs))}")
+        raise RequestError(
+            f"unknown inputs {unknown} in 'inputs' object; the signature's inputs are "
+            f"{', '.join(sorted(specs))}"
+        )
     arrays = {}
     for name, (dtype, _) in specs.items():
         if name not in inputs:
@@ -176,8 +190,10 @@ def _to_array(value, dtype):
     def walk(v, level):
         if isinstance(v, list):
             if level >= len(shape) or len(v) != shape[level]:
-                raise RequestError(f"Encountered list at unexpected size: {len(v)} at level: {level}; "
-                                   "lists must be rectangular")
+                raise RequestError(
+                    f"Encountered list at unexpected size: {len(v)} at level: {level}; "
+                    "lists must be rectangular"
+                )
             for item in v:
                 walk(item, level + 1)
         elif level != len(shape):

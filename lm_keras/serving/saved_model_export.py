@@ -45,7 +45,9 @@ def export_saved_model(model_dir, export_dir, version=None, **module_settings):
 
     version = resolve_version(export_dir, version)  # refuse a taken version before loading anything
     trained = load_trained(model_dir)
-    return save_version(GenerationModule(trained.model, trained.tokenizer, **module_settings), export_dir, version)
+    return save_version(
+        GenerationModule(trained.model, trained.tokenizer, **module_settings), export_dir, version
+    )
 
 
 def resolve_version(export_dir, version=None):
@@ -60,8 +62,10 @@ def resolve_version(export_dir, version=None):
     if not isinstance(version, int) or isinstance(version, bool) or version <= 0:
         raise UserError(f"--version must be a positive integer; received version={version!r}")
     if (export_dir / str(version)).exists():
-        raise UserError(f"{export_dir / str(version)} already exists: versions are never overwritten; pass "
-                        f"another --version (the next free one is {next_free})")
+        raise UserError(
+            f"{export_dir / str(version)} already exists: versions are never overwritten; pass "
+            f"another --version (the next free one is {next_free})"
+        )
     return version
 
 

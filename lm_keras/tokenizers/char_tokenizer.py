@@ -52,9 +52,7 @@ class CharTokenizer(tokenizer_lib.Tokenizer):
         self.characters = characters
         codepoints = np.array([ord(c) for c in characters], np.int64)
         # id -> code point, id 0 being U+FFFD.
-        self._id_to_codepoint = np.concatenate([[ord(REPLACEMENT_CHARACTER)], codepoints]).astype(
-            np.uint32
-        )
+        self._id_to_codepoint = np.concatenate([[ord(REPLACEMENT_CHARACTER)], codepoints]).astype(np.uint32)
         # code point -> id, for every code point up to the largest in the vocabulary; larger
         # ones are unknown.
         self._codepoint_to_id = np.zeros((int(codepoints.max()) + 1,), np.int32)
@@ -109,9 +107,7 @@ class CharTokenizer(tokenizer_lib.Tokenizer):
         codepoints = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.dtype("<u4"))
         table = self._codepoint_to_id
         known = codepoints < len(table)
-        return np.where(known, table[np.where(known, codepoints, 0)], self.UNKNOWN_ID).astype(
-            np.int32
-        )
+        return np.where(known, table[np.where(known, codepoints, 0)], self.UNKNOWN_ID).astype(np.int32)
 
     def decode(self, ids):
         """Returns the text of `ids`; the unknown id 0 decodes to U+FFFD."""
@@ -132,8 +128,12 @@ class CharTokenizer(tokenizer_lib.Tokenizer):
         """Writes `tokenizer.json` (kind, vocab_size, version, the characters) into `directory`."""
         tokenizer_lib.write_config(
             directory,
-            {"kind": self.kind, "vocab_size": self.vocab_size, "unknown_id": self.UNKNOWN_ID,
-             "characters": self.characters},
+            {
+                "kind": self.kind,
+                "vocab_size": self.vocab_size,
+                "unknown_id": self.UNKNOWN_ID,
+                "characters": self.characters,
+            },
         )
 
     @classmethod

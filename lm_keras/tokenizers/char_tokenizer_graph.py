@@ -47,9 +47,7 @@ class CharTokenizerGraph(tf.Module):
             ),
             default_value=0,
         )
-        self._id_to_codepoint = np.concatenate([[_REPLACEMENT_CODEPOINT], codepoints]).astype(
-            np.int32
-        )
+        self._id_to_codepoint = np.concatenate([[_REPLACEMENT_CODEPOINT], codepoints]).astype(np.int32)
         # SavedModel keeps the traced functions only: trace detokenize for both id types.
         for ids_dtype in (tf.int32, tf.int64):
             self.detokenize.get_concrete_function(tf.RaggedTensorSpec([None, None], ids_dtype))
@@ -63,7 +61,5 @@ class CharTokenizerGraph(tf.Module):
     @tf.function
     def detokenize(self, ids):
         ids = graph_ops.as_ragged_ids(ids, self.vocab_size)  # (B, None) int32
-        codepoints = ids.with_flat_values(
-            tf.gather(tf.constant(self._id_to_codepoint), ids.flat_values)
-        )
+        codepoints = ids.with_flat_values(tf.gather(tf.constant(self._id_to_codepoint), ids.flat_values))
         return tf.strings.unicode_encode(codepoints, "UTF-8")  # (B,)

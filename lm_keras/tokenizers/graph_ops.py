@@ -14,10 +14,12 @@ def as_ragged_ids(ids, vocab_size):
         raise ValueError(f"detokenize takes ids of shape (B, N); received shape {ids.shape}")
     flat = tf.cast(ids.flat_values, tf.int32)
     message = f"detokenize: token ids must be in [0, {vocab_size})"
-    with tf.control_dependencies([
-        tf.debugging.assert_non_negative(flat, message=message),
-        tf.debugging.assert_less(flat, tf.constant(vocab_size, tf.int32), message=message),
-    ]):
+    with tf.control_dependencies(
+        [
+            tf.debugging.assert_non_negative(flat, message=message),
+            tf.debugging.assert_less(flat, tf.constant(vocab_size, tf.int32), message=message),
+        ]
+    ):
         flat = tf.identity(flat)
     return ids.with_flat_values(flat)
 

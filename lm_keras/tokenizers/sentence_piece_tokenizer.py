@@ -87,8 +87,9 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
                 "model_proto must be a SentencePiece model trained with byte_fallback=True; "
                 "train one with SentencePieceTokenizer.train"
             )
-        self.escaped_space_ids = [self._processor.piece_to_id(f"<0x{b:02X}>")
-                                  for b in ESCAPED_SPACE.encode("utf-8")]
+        self.escaped_space_ids = [
+            self._processor.piece_to_id(f"<0x{b:02X}>") for b in ESCAPED_SPACE.encode("utf-8")
+        ]
         self.newline_ids = [self._processor.piece_to_id(NEWLINE)]
         if self.newline_ids[0] == self._processor.unk_id():
             raise UserError(
@@ -97,8 +98,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
             )
 
     def _byte_ids_present(self):
-        return all(self._processor.is_byte(self._processor.piece_to_id(f"<0x{b:02X}>"))
-                   for b in range(256))
+        return all(self._processor.is_byte(self._processor.piece_to_id(f"<0x{b:02X}>")) for b in range(256))
 
     @classmethod
     def train(cls, kind, text, vocab_size):
@@ -121,10 +121,11 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         if kind not in KINDS:
             raise UserError(f"kind must be one of {', '.join(KINDS)}; received kind={kind!r}")
         if not isinstance(text, str) or not text:
-            raise UserError(f"text must be a non-empty str (the training split); received "
-                             f"{type(text).__name__} {text!r:.40}")
-        if not isinstance(vocab_size, (int, np.integer)) or isinstance(vocab_size, bool) \
-                or vocab_size <= 0:
+            raise UserError(
+                f"text must be a non-empty str (the training split); received "
+                f"{type(text).__name__} {text!r:.40}"
+            )
+        if not isinstance(vocab_size, (int, np.integer)) or isinstance(vocab_size, bool) or vocab_size <= 0:
             raise UserError(
                 f"vocab_size must be a positive int for a {kind} tokenizer; received "
                 f"vocab_size={vocab_size!r} (try vocab_size=1024)"
@@ -157,7 +158,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         for i, line in enumerate(text.split(NEWLINE)):
             separator = self.newline_ids if i else []
             for start in range(0, max(len(line), 1), MAX_CHUNK_CHARS):
-                for j, part in enumerate(line[start:start + MAX_CHUNK_CHARS].split(ESCAPED_SPACE)):
+                for j, part in enumerate(line[start : start + MAX_CHUNK_CHARS].split(ESCAPED_SPACE)):
                     parts.append(part)
                     separators.append(self.escaped_space_ids if j else separator)
                     separator = []
@@ -187,9 +188,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         """Returns a `SentencePieceTokenizerGraph` (see `Tokenizer.in_graph`)."""
         from lm_keras.tokenizers.sentence_piece_tokenizer_graph import SentencePieceTokenizerGraph
 
-        return SentencePieceTokenizerGraph(
-            self.model_proto, self.escaped_space_ids, self.newline_ids
-        )
+        return SentencePieceTokenizerGraph(self.model_proto, self.escaped_space_ids, self.newline_ids)
 
     def save(self, directory):
         """Writes `sentencepiece.model` and `tokenizer.json` into `directory`."""
@@ -200,8 +199,12 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
             f.write(self.model_proto)
         tokenizer_lib.write_config(
             directory,
-            {"kind": self.kind, "vocab_size": self.vocab_size, "model_file": MODEL_FILE,
-             "sentencepiece_version": sentencepiece.__version__},
+            {
+                "kind": self.kind,
+                "vocab_size": self.vocab_size,
+                "model_file": MODEL_FILE,
+                "sentencepiece_version": sentencepiece.__version__,
+            },
         )
 
     @classmethod
@@ -210,8 +213,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         path = tokenizer_lib.join(directory, config.get("model_file", MODEL_FILE))
         if not tokenizer_lib.exists(path):
             raise UserError(
-                f"{path} does not exist, but {directory}/tokenizer.json names it; save the "
-                "tokenizer again"
+                f"{path} does not exist, but {directory}/tokenizer.json names it; save the tokenizer again"
             )
         with tokenizer_lib.open_file(path, "rb") as f:
             tok = cls(f.read(), config["kind"])
@@ -251,7 +253,7 @@ def training_sentences(text, max_bytes):
             else:
                 step = max_bytes // 4  # A character is at most 4 UTF-8 bytes.
                 for start in range(0, len(line), step):
-                    yield line[start:start + step]
+                    yield line[start : start + step]
 
 
 _TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)")
@@ -273,5 +275,7 @@ def _vocab_size_error(kind, vocab_size, message):
             f"vocab_size={vocab_size} is too large for a {kind} tokenizer of this text: the "
             f"largest size it supports is {large.group(2)}; pass a smaller vocab_size or more text"
         )
-    return ValueError(f"SentencePiece could not train a {kind} tokenizer with "
-                      f"vocab_size={vocab_size}: {message.strip().splitlines()[-1]}")
+    return ValueError(
+        f"SentencePiece could not train a {kind} tokenizer with "
+        f"vocab_size={vocab_size}: {message.strip().splitlines()[-1]}"
+    )

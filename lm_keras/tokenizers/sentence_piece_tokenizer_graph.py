@@ -39,8 +39,7 @@ class SentencePieceTokenizerGraph(tf.Module):
     '▁ 🙂'
     """
 
-    def __init__(self, model_proto, escaped_space_ids, newline_ids,
-                 name="sentence_piece_tokenizer"):
+    def __init__(self, model_proto, escaped_space_ids, newline_ids, name="sentence_piece_tokenizer"):
         super().__init__(name=name)
         self._sentencepiece = tf_text.SentencepieceTokenizer(model=model_proto, out_type=tf.int32)
         self.vocab_size = int(self._sentencepiece.vocab_size())

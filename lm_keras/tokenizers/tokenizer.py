@@ -87,9 +87,7 @@ class Tokenizer:
                 f"shape {array.shape} (decode each row separately)"
             )
         if not np.issubdtype(array.dtype, np.integer):
-            raise UserError(
-                f"{type(self).__name__}.decode takes integer ids; received dtype {array.dtype}"
-            )
+            raise UserError(f"{type(self).__name__}.decode takes integer ids; received dtype {array.dtype}")
         array = array.astype(np.int64)
         bad = np.flatnonzero((array < 0) | (array >= self.vocab_size))
         if bad.size:
@@ -112,8 +110,7 @@ class Tokenizer:
 def write_config(directory, config):
     """Writes `config` (a dict with kind and vocab_size) as `directory/tokenizer.json`."""
     make_dirs(directory)
-    config = {"kind": config["kind"], "vocab_size": config["vocab_size"],
-              "version": FORMAT_VERSION, **config}
+    config = {"kind": config["kind"], "vocab_size": config["vocab_size"], "version": FORMAT_VERSION, **config}
     with open_file(join(directory, CONFIG_FILE), "w") as f:
         f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
 

@@ -28,8 +28,10 @@ def make_strategy(name, tpu=""):
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise UserError("--strategy=multi_worker needs TF_CONFIG (cluster and task) in the environment "
-                            "of every worker; see README.md, 'Training on several machines'")
+            raise UserError(
+                "--strategy=multi_worker needs TF_CONFIG (cluster and task) in the environment "
+                "of every worker; see README.md, 'Training on several machines'"
+            )
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_SECONDS)
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     if name == "tpu":
@@ -37,7 +39,9 @@ def make_strategy(name, tpu=""):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
-    raise UserError(f"--strategy must be one of auto, default, mirrored, multi_worker, tpu; received {name!r}")
+    raise UserError(
+        f"--strategy must be one of auto, default, mirrored, multi_worker, tpu; received {name!r}"
+    )
 
 
 def worker_id(strategy):
@@ -48,7 +52,10 @@ def worker_id(strategy):
     cluster = resolver.cluster_spec().as_dict()
     if resolver.task_type == "chief":
         return True, 0
-    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster, resolver.task_id
+    return (
+        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster,
+        resolver.task_id,
+    )
 
 
 def device_kind():

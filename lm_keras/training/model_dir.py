@@ -61,8 +61,10 @@ def read_config(model_dir):
     """(Config, the whole config.json as a dict) of a model directory."""
     path = pathlib.Path(model_dir) / CONFIG
     if not path.is_file():
-        raise UserError(f"--model_dir={model_dir} holds no {CONFIG}: train a model there first "
-                        "(python -m lm_keras.train --model_dir=...)")
+        raise UserError(
+            f"--model_dir={model_dir} holds no {CONFIG}: train a model there first "
+            "(python -m lm_keras.train --model_dir=...)"
+        )
     raw = json.loads(path.read_text(encoding="utf-8"))
     return Config.from_dict(raw), raw
 
@@ -94,8 +96,10 @@ def load_trained(model_dir):
     config, _ = read_config(model_dir)
     checkpoint = latest_checkpoint(model_dir)
     if checkpoint is None:
-        raise UserError(f"--model_dir={model_dir} holds no checkpoint yet: let training reach "
-                        "its first checkpoint (--checkpoint_every) first")
+        raise UserError(
+            f"--model_dir={model_dir} holds no checkpoint yet: let training reach "
+            "its first checkpoint (--checkpoint_every) first"
+        )
     tokenizer = tokenizers.load(pathlib.Path(model_dir) / TOKENIZER)
     model = build_model(config.model)
     step = tf.Variable(0, dtype=tf.int64)

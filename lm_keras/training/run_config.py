@@ -41,17 +41,21 @@ def resolve_config(model_dir, preset_name, overrides, preset_given=False):
     stored, raw = _stored(model_dir)
     if stored is not None:
         if preset_given and raw.get("preset") != preset_name:
-            raise UserError(f"--preset={preset_name} differs from the run in {model_dir} "
-                            f"(preset={raw.get('preset')}): use a new --model_dir to start another run")
+            raise UserError(
+                f"--preset={preset_name} differs from the run in {model_dir} "
+                f"(preset={raw.get('preset')}): use a new --model_dir to start another run"
+            )
         for name, value in overrides.items():
             section = "data" if name == "vocab_size" else config_lib.FLAG_SECTIONS[name][0]
             if section in _FIXED_SECTIONS and getattr(getattr(stored, section), name) != value:
                 raise UserError(
                     f"--{name}={value} differs from the run in {model_dir} "
                     f"({name}={getattr(getattr(stored, section), name)}): a run resumes with its own model "
-                    "and data; drop the flag, or use a new --model_dir to start another run")
-        cfg = stored.replace(**{k: v for k, v in overrides.items()
-                                if config_lib.FLAG_SECTIONS[k] == ["train"]})
+                    "and data; drop the flag, or use a new --model_dir to start another run"
+                )
+        cfg = stored.replace(
+            **{k: v for k, v in overrides.items() if config_lib.FLAG_SECTIONS[k] == ["train"]}
+        )
         return cfg, raw.get("preset", preset_name)
     cfg = config_lib.preset(preset_name).replace(**overrides)
     if cfg.train.init_from:
@@ -64,8 +68,10 @@ def _inherit(cfg, overrides):
     source_dir = cfg.train.init_from
     source, _ = _stored(source_dir)
     if source is None:
-        raise UserError(f"--init_from={source_dir} holds no config.json: give the model directory "
-                        "of a finished or checkpointed training run")
+        raise UserError(
+            f"--init_from={source_dir} holds no config.json: give the model directory "
+            "of a finished or checkpointed training run"
+        )
     for name, value in overrides.items():
         if name == "dropout":
             continue
@@ -77,9 +83,11 @@ def _inherit(cfg, overrides):
             continue
         if theirs != value:
             raise UserError(
-                f"--{name}={value} differs from --init_from={source_dir} ({name}={theirs}): fine-tuning keeps "
-                "the architecture and tokenizer of the run it starts from; drop the flag")
-    model = dataclasses.replace(source.model, dropout=cfg.model.dropout if "dropout" in overrides
-                                else source.model.dropout)
+                f"--{name}={value} differs from --init_from={source_dir} ({name}={theirs}): "
+                "fine-tuning keeps the architecture and tokenizer of the run it starts from; drop the flag"
+            )
+    model = dataclasses.replace(
+        source.model, dropout=cfg.model.dropout if "dropout" in overrides else source.model.dropout
+    )
     data = dataclasses.replace(cfg.data, tokenizer=source.data.tokenizer, vocab_size=source.data.vocab_size)
     return dataclasses.replace(cfg, model=model, data=data)

@@ -7,7 +7,6 @@ TPU strategies.
 """
 
 import dataclasses
-import json
 import math
 import pathlib
 import platform
@@ -89,7 +88,7 @@ def full_evaluation(eval_step, tokenizer, ids, text, *, view, seq_len, batch_siz
     """
     ds = eval_dataset(ids, seq_len=seq_len, batch_size=batch_size, view=view, vocab_size=vocab_size)
     total, count = evaluate(eval_step, ds)
-    chars = len(text) - len(tokenizer.decode(ids[:first_eval_target(view, seq_len)]))
+    chars = len(text) - len(tokenizer.decode(ids[: first_eval_target(view, seq_len)]))
     return {
         "val_loss": total / count,
         "val_perplexity": math.exp(total / count),
@@ -159,9 +158,11 @@ class Trainer:
         if (self.model_dir / md.CONFIG).is_file():
             _, raw = md.read_config(self.model_dir)
             if raw["corpus"]["sha256"] != corpus.sha256:
-                raise UserError(f"corpus {cfg.data.corpus!r} changed since this run started in {self.model_dir} "
-                                f"(sha256 {raw['corpus']['sha256'][:12]}... then, {corpus.sha256[:12]}... now): "
-                                "restore the text or start a new --model_dir")
+                raise UserError(
+                    f"corpus {cfg.data.corpus!r} changed since this run started in {self.model_dir} "
+                    f"(sha256 {raw['corpus']['sha256'][:12]}... then, {corpus.sha256[:12]}... now): "
+                    "restore the text or start a new --model_dir"
+                )
         train_text, val_text = corpus.split(cfg.data.val_fraction)
         tokenizer_dir = self.model_dir / md.TOKENIZER
         if tokenizer_dir.is_dir():
@@ -169,11 +170,14 @@ class Trainer:
         elif cfg.train.init_from:
             tokenizer = tokenizers.load(pathlib.Path(cfg.train.init_from) / md.TOKENIZER)
         else:
-            tokenizer = tokenizers.train(cfg.data.tokenizer, train_text, vocab_size=cfg.data.vocab_size or None)
+            tokenizer = tokenizers.train(
+                cfg.data.tokenizer, train_text, vocab_size=cfg.data.vocab_size or None
+            )
         if self.is_chief and not tokenizer_dir.is_dir():
             md.save_tokenizer_atomic(tokenizer, self.model_dir)
         self.config = dataclasses.replace(
-            cfg, model=dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size))
+            cfg, model=dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size)
+        )
         self.corpus, self.tokenizer, self.val_text = corpus, tokenizer, val_text
         self.train_ids = tokenizer.encode(train_text)
         self.val_ids = tokenizer.encode(val_text)
@@ -185,13 +189,22 @@ class Trainer:
         if not self.is_chief:
             return
         c = self.corpus
-        md.write_json_atomic(self.model_dir / md.CONFIG, {
-            **self.config.to_dict(),
-            "preset": self.preset,
-            "corpus": {"name": c.name, "origin": c.origin, "sha256": c.sha256, "characters": len(c.text),
-                       "train_tokens": len(self.train_ids), "val_tokens": len(self.val_ids)},
-            "versions": library_versions(),
-        })
+        md.write_json_atomic(
+            self.model_dir / md.CONFIG,
+            {
+                **self.config.to_dict(),
+                "preset": self.preset,
+                "corpus": {
+                    "name": c.name,
+                    "origin": c.origin,
+                    "sha256": c.sha256,
+                    "characters": len(c.text),
+                    "train_tokens": len(self.train_ids),
+                    "val_tokens": len(self.val_ids),
+                },
+                "versions": library_versions(),
+            },
+        )
 
     def _build(self):
         cfg, tc = self.config, self.config.train
@@ -203,10 +216,16 @@ class Trainer:
         # Dropout's RNG state lives in Keras seed generators, which tf.train.Checkpoint
         # does not see through the layers: save their variables explicitly.
         rng = [v.value for v in self.model.non_trainable_variables if "seed_generator" in v.path]
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
-                                              wall_seconds=self.wall_seconds, rng=rng)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            step=self.step,
+            wall_seconds=self.wall_seconds,
+            rng=rng,
+        )
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(self.work_dir / md.CHECKPOINTS), max_to_keep=tc.keep_checkpoints)
+            self.checkpoint, str(self.work_dir / md.CHECKPOINTS), max_to_keep=tc.keep_checkpoints
+        )
         self.jit = resolve_jit(tc.jit_compile, cfg.model.model)
         self.view = view_of(cfg.model.model)
         # Input tokens per global batch, and the targets they train on: every position for
@@ -223,13 +242,22 @@ class Trainer:
         # train step); Keras would clip each replica's partial gradient instead.
         clip = tc.grad_clip if tc.grad_clip > 0 and self.strategy.num_replicas_in_sync == 1 else None
         if tc.optimizer == "adamw":
-            optimizer = keras.optimizers.AdamW(schedule, weight_decay=tc.weight_decay, beta_1=tc.beta1,
-                                               beta_2=tc.beta2, epsilon=ADAM_EPSILON, global_clipnorm=clip)
+            optimizer = keras.optimizers.AdamW(
+                schedule,
+                weight_decay=tc.weight_decay,
+                beta_1=tc.beta1,
+                beta_2=tc.beta2,
+                epsilon=ADAM_EPSILON,
+                global_clipnorm=clip,
+            )
             # As nanoGPT: decay matrices and embeddings, not biases or norm scales.
             optimizer.exclude_from_weight_decay(
-                var_list=[v for v in self.model.trainable_variables if len(v.shape) < 2])
+                var_list=[v for v in self.model.trainable_variables if len(v.shape) < 2]
+            )
         else:
-            optimizer = keras.optimizers.Adam(schedule, beta_1=tc.beta1, beta_2=tc.beta2, global_clipnorm=clip)
+            optimizer = keras.optimizers.Adam(
+                schedule, beta_1=tc.beta1, beta_2=tc.beta2, global_clipnorm=clip
+            )
         if tc.mixed_precision == "float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(self.model.trainable_variables)
@@ -247,7 +275,9 @@ class Trainer:
             source = md.latest_checkpoint(init_from)
             if source is None:
                 raise UserError(f"--init_from={init_from} holds no checkpoint: train that run first")
-            tf.train.Checkpoint(model=self.model).restore(source).expect_partial().assert_existing_objects_matched()
+            tf.train.Checkpoint(model=self.model).restore(
+                source
+            ).expect_partial().assert_existing_objects_matched()
             self.log(f"fine-tuning from {source}: weights only, a fresh optimizer")
         return 0
 
@@ -298,16 +328,30 @@ class Trainer:
     def _estimate(self, eval_step, ids):
         """Mean loss over `eval_batches` fixed random windows of a split."""
         tc, mc = self.config.train, self.config.model
-        ds = train_dataset(ids, seq_len=mc.seq_len, batch_size=tc.batch_size, seed=EVAL_SEED, view=self.view,
-                           vocab_size=mc.vocab_size, num_steps=tc.eval_batches)
+        ds = train_dataset(
+            ids,
+            seq_len=mc.seq_len,
+            batch_size=tc.batch_size,
+            seed=EVAL_SEED,
+            view=self.view,
+            vocab_size=mc.vocab_size,
+            num_steps=tc.eval_batches,
+        )
         total, count = evaluate(eval_step, with_unit_weights(ds, self.view))
         return total / count
 
     def evaluate_full(self, eval_step):
         mc = self.config.model
-        return full_evaluation(eval_step, self.tokenizer, self.val_ids, self.val_text, view=self.view,
-                               seq_len=mc.seq_len, batch_size=self.config.train.batch_size,
-                               vocab_size=mc.vocab_size)
+        return full_evaluation(
+            eval_step,
+            self.tokenizer,
+            self.val_ids,
+            self.val_text,
+            view=self.view,
+            seq_len=mc.seq_len,
+            batch_size=self.config.train.batch_size,
+            vocab_size=mc.vocab_size,
+        )
 
     # --------------------------------------------------------------------- run
 
@@ -329,19 +373,33 @@ class Trainer:
         start = self.prepare()
         cfg, tc, mc = self.config, self.config.train, self.config.model
         metrics = MetricsLog(self.model_dir / md.METRICS, start, enabled=self.is_chief)
-        writer = (tf.summary.create_file_writer(str(self.model_dir / md.LOGS)) if self.is_chief
-                  else tf.summary.create_noop_writer())
+        writer = (
+            tf.summary.create_file_writer(str(self.model_dir / md.LOGS))
+            if self.is_chief
+            else tf.summary.create_noop_writer()
+        )
         eval_step = make_eval_step(self.model, self.view, self.jit)
         self.log(
-            f"{mc.model}: {self.model.count_params():,} parameters | vocab {mc.vocab_size} ({cfg.data.tokenizer}) | "
+            f"{mc.model}: {self.model.count_params():,} parameters | "
+            f"vocab {mc.vocab_size} ({cfg.data.tokenizer}) | "
             f"corpus {self.corpus.name}: {len(self.train_ids):,} train / {len(self.val_ids):,} val tokens | "
-            f"{self.strategy.num_replicas_in_sync} replica(s) | jit={self.jit} | {tc.mixed_precision}")
+            f"{self.strategy.num_replicas_in_sync} replica(s) | jit={self.jit} | {tc.mixed_precision}"
+        )
         train_seconds, train_steps = 0.0, 0
         if start < tc.max_steps:
             dist_ds = self.strategy.distribute_datasets_from_function(
-                lambda ctx: train_dataset(self.train_ids, seq_len=mc.seq_len, batch_size=tc.batch_size,
-                                          seed=tc.seed, view=self.view, vocab_size=mc.vocab_size,
-                                          start_step=start, num_steps=tc.max_steps - start, input_context=ctx))
+                lambda ctx: train_dataset(
+                    self.train_ids,
+                    seq_len=mc.seq_len,
+                    batch_size=tc.batch_size,
+                    seed=tc.seed,
+                    view=self.view,
+                    vocab_size=mc.vocab_size,
+                    start_step=start,
+                    num_steps=tc.max_steps - start,
+                    input_context=ctx,
+                )
+            )
             batches = iter(dist_ds)
             train_step = self.make_train_step()
             wall_start = time.monotonic() - float(self.wall_seconds.numpy())
@@ -356,16 +414,22 @@ class Trainer:
                     last = self.manager.latest_checkpoint
                     raise TrainingDiverged(
                         f"loss became {loss} at step {step}: training stopped; the last good checkpoint "
-                        f"({last or 'none'}) is kept; lower --learning_rate or set --grad_clip")
+                        f"({last or 'none'}) is kept; lower --learning_rate or set --grad_clip"
+                    )
                 interval_loss += loss
                 interval_steps += 1
                 if step % tc.log_every == 0 or step == tc.max_steps or step == start + 1:
                     now = time.monotonic()
                     seconds_per_step = train_seconds / train_steps if train_steps else now - t0
                     lr = float(self.optimizer.learning_rate)
-                    record = dict(kind="train", step=step, loss=interval_loss / interval_steps, lr=lr,
-                                  tokens_per_sec=self.global_tokens / seconds_per_step,
-                                  elapsed=now - wall_start)
+                    record = dict(
+                        kind="train",
+                        step=step,
+                        loss=interval_loss / interval_steps,
+                        lr=lr,
+                        tokens_per_sec=self.global_tokens / seconds_per_step,
+                        elapsed=now - wall_start,
+                    )
                     metrics.write(**record)
                     with writer.as_default(step=step):
                         tf.summary.scalar("train/loss", record["loss"])
@@ -374,8 +438,11 @@ class Trainer:
                     line = f"step {step:>6}/{tc.max_steps} | loss {record['loss']:.4f} | lr {lr:.2e} | "
                     if train_steps:
                         eta = seconds_per_step * (tc.max_steps - step)
-                        line += (f"{record['tokens_per_sec']:,.0f} tok/s | {1000 * seconds_per_step:.1f} ms/step | "
-                                 f"eta {_duration(eta)}")
+                        line += (
+                            f"{record['tokens_per_sec']:,.0f} tok/s | "
+                            f"{1000 * seconds_per_step:.1f} ms/step | "
+                            f"eta {_duration(eta)}"
+                        )
                     else:  # no speed to tell yet: the first step traces and compiles
                         line += f"first step {seconds_per_step:.1f} s (tracing and compiling)"
                     self.log(line)
@@ -384,12 +451,16 @@ class Trainer:
                     val = self._estimate(eval_step, self.val_ids)
                     train = self._estimate(eval_step, self.train_ids)
                     bpc = val / LN2 * len(self.val_ids) / len(self.val_text)
-                    metrics.write(kind="eval", step=step, val_loss=val, train_loss=train, val_bits_per_char=bpc)
+                    metrics.write(
+                        kind="eval", step=step, val_loss=val, train_loss=train, val_bits_per_char=bpc
+                    )
                     with writer.as_default(step=step):
                         tf.summary.scalar("eval/val_loss", val)
                         tf.summary.scalar("eval/train_loss", train)
-                    self.log(f"eval {step:>6} | val loss {val:.4f} nats/token | {bpc:.3f} bits/char | "
-                             f"train loss {train:.4f}")
+                    self.log(
+                        f"eval {step:>6} | val loss {val:.4f} nats/token | {bpc:.3f} bits/char | "
+                        f"train loss {train:.4f}"
+                    )
                 if step % tc.checkpoint_every == 0 or step == tc.max_steps:
                     metrics.sync()
                     self.step.assign(step)
@@ -420,10 +491,12 @@ class Trainer:
         metrics.write(kind="final", step=results["steps"], **full)
         md.write_json_atomic(self.model_dir / md.RESULTS, results)
         self._write_samples()
-        self.log(f"final | val loss {full['val_loss']:.4f} nats/token | {full['val_bits_per_char']:.3f} bits/char | "
-                 f"perplexity {full['val_perplexity']:.2f} | over all {full['val_tokens']:,} validation targets")
+        self.log(
+            f"final | val loss {full['val_loss']:.4f} nats/token | "
+            f"{full['val_bits_per_char']:.3f} bits/char | "
+            f"perplexity {full['val_perplexity']:.2f} | over all {full['val_tokens']:,} validation targets"
+        )
         return results
-
 
     def _write_samples(self):
         """samples.txt: text sampled from a newline, as nanoGPT's sample.py does."""
@@ -433,8 +506,15 @@ class Trainer:
         if not tc.sample_tokens:
             return
         with self.strategy.scope():
-            text = generate(self.model, self.tokenizer, ["\n"], max_new_tokens=tc.sample_tokens,
-                            temperature=0.8, top_k=200, seed=tc.seed)[0]
+            text = generate(
+                self.model,
+                self.tokenizer,
+                ["\n"],
+                max_new_tokens=tc.sample_tokens,
+                temperature=0.8,
+                top_k=200,
+                seed=tc.seed,
+            )[0]
         md.write_text_atomic(self.model_dir / md.SAMPLES, text)
         self.log("sample | " + text[:200].replace("\n", "\n       | "))
 

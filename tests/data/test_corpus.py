@@ -35,7 +35,7 @@ def test_tiny_shakespeare_offline_fails_fast_and_says_where(monkeypatch, tmp_pat
 def test_python_docs_is_offline_and_real():
     corpus = load_corpus("python_docs")
     assert len(corpus.text) > 200_000
-    assert "The \"assert\" statement" in corpus.text
+    assert 'The "assert" statement' in corpus.text
     assert corpus.origin == "pydoc_data.topics"
 
 
@@ -48,15 +48,20 @@ def test_file_directory_and_glob(tmp_path):
     assert load_corpus(str(tmp_path / "*.txt")).text == "alpha\nbeta 中文"
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p / "missing.txt", r"is not a known name .* nor an existing file"),
-    (lambda p: (p / "empty.txt").write_text("  \n") and p / "empty.txt", r"is empty"),
-    (lambda p: (p / "bin.txt").write_bytes(b"GIF89a\x00\x01") and p / "bin.txt", r"looks binary"),
-    (lambda p: (p / "latin.txt").write_bytes(b"caf\xe9 ok") and p / "latin.txt",
-     r"is not UTF-8: invalid byte 0xe9 at byte offset 3"),
-    (lambda p: (p / "d").mkdir() or p / "d", r"holds no .txt files"),
-    (lambda p: p / "*.nothing", r"matches no files"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p / "missing.txt", r"is not a known name .* nor an existing file"),
+        (lambda p: (p / "empty.txt").write_text("  \n") and p / "empty.txt", r"is empty"),
+        (lambda p: (p / "bin.txt").write_bytes(b"GIF89a\x00\x01") and p / "bin.txt", r"looks binary"),
+        (
+            lambda p: (p / "latin.txt").write_bytes(b"caf\xe9 ok") and p / "latin.txt",
+            r"is not UTF-8: invalid byte 0xe9 at byte offset 3",
+        ),
+        (lambda p: (p / "d").mkdir() or p / "d", r"holds no .txt files"),
+        (lambda p: p / "*.nothing", r"matches no files"),
+    ],
+)
 def test_bad_corpus_input_names_input_and_fix(tmp_path, make, message):
     spec = str(make(tmp_path))
     with pytest.raises(UserError, match=message) as info:

@@ -49,14 +49,25 @@ def test_deterministic_and_resumable():
 def test_sharded_pipelines_cut_the_same_global_batch():
     whole = _batches(train_dataset(IDS, seq_len=16, batch_size=6, seed=3, num_steps=2), 2)
     shards = [
-        _batches(train_dataset(IDS, seq_len=16, batch_size=6, seed=3, num_steps=2,
-                               input_context=tf.distribute.InputContext(3, i, 3)), 2)
+        _batches(
+            train_dataset(
+                IDS,
+                seq_len=16,
+                batch_size=6,
+                seed=3,
+                num_steps=2,
+                input_context=tf.distribute.InputContext(3, i, 3),
+            ),
+            2,
+        )
         for i in range(3)
     ]
     for step in range(2):
         np.testing.assert_array_equal(np.concatenate([s[step][0] for s in shards]), whole[step][0])
     with pytest.raises(UserError, match="must be divisible by the 4 input pipelines"):
-        train_dataset(IDS, seq_len=16, batch_size=6, seed=3, input_context=tf.distribute.InputContext(4, 0, 4))
+        train_dataset(
+            IDS, seq_len=16, batch_size=6, seed=3, input_context=tf.distribute.InputContext(4, 0, 4)
+        )
 
 
 @pytest.mark.parametrize("n", [50, 64, 65, 203])
@@ -64,7 +75,7 @@ def test_eval_next_token_covers_every_target_once(n):
     ids = np.arange(n, dtype=np.int32)
     batches = _batches(eval_dataset(ids, seq_len=16, batch_size=3), 1000)
     targets = np.concatenate([y[w > 0] for _, y, w in batches])
-    np.testing.assert_array_equal(targets, ids[first_eval_target("next_token", 16):])
+    np.testing.assert_array_equal(targets, ids[first_eval_target("next_token", 16) :])
     for x, y, w in batches:
         assert x.shape == (3, 16) and w.shape == (3, 16)
         np.testing.assert_array_equal((y - x)[w > 0], 1)  # the target follows its input
@@ -74,11 +85,14 @@ def test_eval_many_to_one_covers_every_target_once():
     ids = np.arange(40, dtype=np.int32)
     batches = _batches(eval_dataset(ids, seq_len=8, batch_size=5, view="many_to_one", vocab_size=40), 1000)
     targets = np.concatenate([y.argmax(1)[w > 0] for _, y, w in batches])
-    np.testing.assert_array_equal(targets, ids[first_eval_target("many_to_one", 8):])
+    np.testing.assert_array_equal(targets, ids[first_eval_target("many_to_one", 8) :])
     assert sum(w.sum() for *_, w in batches) == 32
 
 
 def test_too_small_for_one_window():
-    with pytest.raises(UserError, match=r"the validation split has 10 tokens, fewer than one training window "
-                                        r"of seq_len \+ 1 = 65; use a larger corpus or a smaller --seq_len"):
+    with pytest.raises(
+        UserError,
+        match=r"the validation split has 10 tokens, fewer than one training window "
+        r"of seq_len \+ 1 = 65; use a larger corpus or a smaller --seq_len",
+    ):
         check_windows(np.arange(10), 64, "validation", "tiny")

@@ -24,8 +24,10 @@ def family(request, tokenizer):
     kind = request.param
     model = random_model(kind, tokenizer.vocab_size)
     newline = int(tokenizer.encode("\n")[0])
-    expected = [reference_greedy(model, kind, tokenizer.encode(p or EMPTY_PROMPT), NEW_TOKENS, SEQ_LEN, newline)
-                for p in PROMPTS]
+    expected = [
+        reference_greedy(model, kind, tokenizer.encode(p or EMPTY_PROMPT), NEW_TOKENS, SEQ_LEN, newline)
+        for p in PROMPTS
+    ]
     return kind, model, expected
 
 
@@ -34,8 +36,15 @@ def test_batched_greedy_equals_reference_loop_per_prompt(family, tokenizer, use_
     from lm_keras.generation import generate
 
     kind, model, expected = family
-    texts = generate(model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS, temperature=0.0, use_cache=use_cache,
-                     jit_compile=jit_compile)
+    texts = generate(
+        model,
+        tokenizer,
+        PROMPTS,
+        max_new_tokens=NEW_TOKENS,
+        temperature=0.0,
+        use_cache=use_cache,
+        jit_compile=jit_compile,
+    )
     assert [tokenizer.encode(t).tolist() for t in texts] == expected, kind
 
 
@@ -47,10 +56,19 @@ def test_cached_greedy_within_the_context_equals_reference_loop(tokenizer, jit_c
     model = random_model("transformer", tokenizer.vocab_size, seed=5)
     prompts, new_tokens = ["ROMEO:", "O"], SEQ_LEN - len("ROMEO:")
     newline = int(tokenizer.encode("\n")[0])
-    expected = [reference_greedy(model, "transformer", tokenizer.encode(p), new_tokens, SEQ_LEN, newline)
-                for p in prompts]
-    texts = generate(model, tokenizer, prompts, max_new_tokens=new_tokens, temperature=0.0, use_cache=True,
-                     jit_compile=jit_compile)
+    expected = [
+        reference_greedy(model, "transformer", tokenizer.encode(p), new_tokens, SEQ_LEN, newline)
+        for p in prompts
+    ]
+    texts = generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=new_tokens,
+        temperature=0.0,
+        use_cache=True,
+        jit_compile=jit_compile,
+    )
     assert [tokenizer.encode(t).tolist() for t in texts] == expected
 
 
@@ -67,9 +85,17 @@ def test_cached_and_uncached_ids_are_identical_past_the_context(tokenizer):
     width = SEQ_LEN
     ids = np.zeros((2, width), np.int32)
     for i, p in enumerate(prompts):
-        ids[i, :len(p)] = p
-    args = (tf.constant(ids), tf.constant([len(p) for p in prompts]), 40, 40, [0.0, 0.0], [0, 0], [1.0, 1.0],
-            tf.constant([1, 2], tf.int64))
+        ids[i, : len(p)] = p
+    args = (
+        tf.constant(ids),
+        tf.constant([len(p) for p in prompts]),
+        40,
+        40,
+        [0.0, 0.0],
+        [0, 0],
+        [1.0, 1.0],
+        tf.constant([1, 2], tf.int64),
+    )
     cached = decode(decoder, *args, use_cache=True).numpy()
     uncached = decode(decoder, *args, use_cache=False).numpy()
     assert cached.shape == (2, 40)
@@ -96,8 +122,9 @@ def test_xla_and_graph_loops_sample_the_same_tokens(tokenizer):
 
     model = random_model("transformer", tokenizer.vocab_size)
     settings = dict(max_new_tokens=20, temperature=0.9, top_k=0, top_p=0.95, seed=11)
-    assert generate(model, tokenizer, ["ROMEO:"], jit_compile=True, **settings) == \
-        generate(model, tokenizer, ["ROMEO:"], jit_compile=False, **settings)
+    assert generate(model, tokenizer, ["ROMEO:"], jit_compile=True, **settings) == generate(
+        model, tokenizer, ["ROMEO:"], jit_compile=False, **settings
+    )
 
 
 def test_window_decoder_left_pads_short_prompts_with_newlines(tokenizer):

@@ -36,8 +36,16 @@ def random_model(kind, vocab_size, seed=0):
     from lm_keras.models import build_model
 
     keras.utils.set_random_seed(seed)
-    config = ModelConfig(model=kind, vocab_size=vocab_size, seq_len=SEQ_LEN, num_layers=2, num_heads=2,
-                         hidden_dim=16, embedding_dim=8, dense_units=16)
+    config = ModelConfig(
+        model=kind,
+        vocab_size=vocab_size,
+        seq_len=SEQ_LEN,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        embedding_dim=8,
+        dense_units=16,
+    )
     model = build_model(config)
     # Random init gives nearly flat logits; larger weights make greedy choices clear-cut.
     for w in model.weights:
@@ -58,10 +66,26 @@ def trained_model_dir(kind="transformer", tokenizer="char", steps=20):
         corpus = _ROOT[0] / "corpus.txt"
         if not corpus.exists():
             corpus.write_text(corpus_text(), encoding="utf-8")
-        overrides = dict(model=kind, corpus=str(corpus), tokenizer=tokenizer, seq_len=SEQ_LEN, num_layers=1,
-                         num_heads=2, hidden_dim=32, embedding_dim=16, dense_units=32, batch_size=8,
-                         max_steps=steps, eval_every=steps, checkpoint_every=steps, eval_batches=1,
-                         log_every=steps, warmup_steps=2, sample_tokens=8, dropout=0.0)
+        overrides = dict(
+            model=kind,
+            corpus=str(corpus),
+            tokenizer=tokenizer,
+            seq_len=SEQ_LEN,
+            num_layers=1,
+            num_heads=2,
+            hidden_dim=32,
+            embedding_dim=16,
+            dense_units=32,
+            batch_size=8,
+            max_steps=steps,
+            eval_every=steps,
+            checkpoint_every=steps,
+            eval_batches=1,
+            log_every=steps,
+            warmup_steps=2,
+            sample_tokens=8,
+            dropout=0.0,
+        )
         if tokenizer != "char":
             overrides["vocab_size"] = 320
         config = preset("shakespeare_char_cpu").replace(**overrides)
@@ -77,7 +101,9 @@ def reference_greedy(model, kind, prompt_ids, max_new_tokens, context, pad_id):
     import tensorflow as tf
 
     # One trace for every length (eager Keras calls are slow on a busy CPU).
-    run = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([1, None], tf.int32)])
+    run = tf.function(
+        lambda x: model(x, training=False), input_signature=[tf.TensorSpec([1, None], tf.int32)]
+    )
     ids = list(prompt_ids)
     for _ in range(max_new_tokens):
         if kind == "transformer":
@@ -88,4 +114,4 @@ def reference_greedy(model, kind, prompt_ids, max_new_tokens, context, pad_id):
             window = ([pad_id] * context + ids)[-context:]
             logits = run(np.array([window], np.int32))[0]
         ids.append(int(np.argmax(logits.numpy())))
-    return ids[len(prompt_ids):]
+    return ids[len(prompt_ids) :]

@@ -13,8 +13,12 @@ def _inputs(batch=2, length=7, width=16, seed=0):
 
 def _copy_from_keras(reference, layer):
     """Copies keras.layers.MultiHeadAttention's weights into our fused layout."""
-    q, k, v, o = (reference._query_dense, reference._key_dense, reference._value_dense,
-                  reference._output_dense)
+    q, k, v, o = (
+        reference._query_dense,
+        reference._key_dense,
+        reference._value_dense,
+        reference._output_dense,
+    )
     layer.qkv_kernel.assign(np.stack([q.kernel.numpy(), k.kernel.numpy(), v.kernel.numpy()], axis=1))
     layer.output_kernel.assign(o.kernel.numpy())
     if layer.use_bias:
@@ -51,8 +55,9 @@ def test_padding_mask_matches_keras_attention_mask():
     layer(x)
     _copy_from_keras(reference, layer)
 
-    expected = reference(x, x, attention_mask=np.broadcast_to(padding[:, None, :], (2, 7, 7)),
-                         use_causal_mask=True)
+    expected = reference(
+        x, x, attention_mask=np.broadcast_to(padding[:, None, :], (2, 7, 7)), use_causal_mask=True
+    )
     outputs, weights = layer(x, padding_mask=padding, use_causal_mask=True, return_attention_scores=True)
 
     np.testing.assert_allclose(outputs, expected, atol=1e-5)
@@ -142,8 +147,9 @@ def test_cache_prefill_then_steps_equals_full_causal_pass():
     layer, x, full, cache = _cached_layer()
     prefill, cache = layer(x[:, :4], cache=cache, cache_index=np.int32(0))
     step_4, cache = layer(x[:, 4:5], cache=cache, cache_index=np.int32(4))
-    step_5, weights, cache = layer(x[:, 5:6], cache=cache, cache_index=np.int32(5),
-                                   return_attention_scores=True)
+    step_5, weights, cache = layer(
+        x[:, 5:6], cache=cache, cache_index=np.int32(5), return_attention_scores=True
+    )
     np.testing.assert_allclose(prefill, full[:, :4], atol=1e-5)
     np.testing.assert_allclose(step_4, full[:, 4:5], atol=1e-5)
     np.testing.assert_allclose(step_5, full[:, 5:6], atol=1e-5)
@@ -161,13 +167,18 @@ def test_attention_dropout_only_in_training():
 
 
 def test_config_round_trip_and_weights():
-    layer = MultiHeadSelfAttention(num_heads=3, key_dim=4, dropout=0.1, use_bias=False,
-                                   output_kernel_initializer="zeros", name="mhsa")
+    layer = MultiHeadSelfAttention(
+        num_heads=3, key_dim=4, dropout=0.1, use_bias=False, output_kernel_initializer="zeros", name="mhsa"
+    )
     x = _inputs(width=12)
     layer(x)
     config = layer.get_config()
     assert {k: config[k] for k in ("num_heads", "key_dim", "dropout", "use_bias")} == {
-        "num_heads": 3, "key_dim": 4, "dropout": 0.1, "use_bias": False}
+        "num_heads": 3,
+        "key_dim": 4,
+        "dropout": 0.1,
+        "use_bias": False,
+    }
     clone = MultiHeadSelfAttention.from_config(config)
     clone(x)
     assert clone.get_config() == config

@@ -25,5 +25,7 @@ def test_config_round_trip():
 
 
 def test_rejects_bad_length():
-    with pytest.raises(ValueError, match="sequence_length must be a positive int; received sequence_length=0"):
+    with pytest.raises(
+        ValueError, match="sequence_length must be a positive int; received sequence_length=0"
+    ):
         PositionEmbedding(sequence_length=0)

@@ -20,8 +20,15 @@ def test_values_follow_the_formula():
     np.testing.assert_allclose(encoding[0, pos, 2 * i], math.sin(angle), rtol=1e-6)
     np.testing.assert_allclose(encoding[0, pos, 2 * i + 1], math.cos(angle), rtol=1e-6)
     np.testing.assert_allclose(encoding[0, 4, :2], [math.sin(4), math.cos(4)], rtol=1e-6)
-    expected = np.array([[f(p / 10000 ** (2 * (j // 2) / width)) for j, f in
-                          zip(range(width), [math.sin, math.cos] * (width // 2))] for p in range(5)])
+    expected = np.array(
+        [
+            [
+                f(p / 10000 ** (2 * (j // 2) / width))
+                for j, f in zip(range(width), [math.sin, math.cos] * (width // 2))
+            ]
+            for p in range(5)
+        ]
+    )
     np.testing.assert_allclose(encoding[0], expected, atol=1e-6)
 
 

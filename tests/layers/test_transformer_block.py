@@ -44,8 +44,7 @@ def _reference_block(block, x):
 
 @pytest.mark.parametrize("use_bias", [False, True])
 def test_matches_the_formula(use_bias):
-    block = TransformerBlock(num_heads=2, mlp_dim=24, use_bias=use_bias,
-                             kernel_initializer="random_normal")
+    block = TransformerBlock(num_heads=2, mlp_dim=24, use_bias=use_bias, kernel_initializer="random_normal")
     x = np.random.RandomState(0).randn(2, 5, 8).astype("float32")
     outputs = block(x)
     assert outputs.shape == (2, 5, 8)
@@ -91,8 +90,14 @@ def test_cache_steps_equal_full_pass_and_attention_scores():
 
 
 def test_config_round_trip_and_errors():
-    block = TransformerBlock(num_heads=2, mlp_dim=16, dropout=0.1, use_bias=True,
-                             layer_norm_epsilon=1e-6, output_kernel_initializer="zeros")
+    block = TransformerBlock(
+        num_heads=2,
+        mlp_dim=16,
+        dropout=0.1,
+        use_bias=True,
+        layer_norm_epsilon=1e-6,
+        output_kernel_initializer="zeros",
+    )
     block.build((None, None, 8))
     config = block.get_config()
     clone = TransformerBlock.from_config(config)
@@ -100,7 +105,9 @@ def test_config_round_trip_and_errors():
     assert clone.get_config() == config
     assert config["mlp_dim"] == 16 and config["layer_norm_epsilon"] == 1e-6
     np.testing.assert_array_equal(clone.mlp_out.kernel.numpy(), 0.0)
-    with pytest.raises(ValueError, match="hidden_dim must be divisible by num_heads; received hidden_dim=130, num_heads=4"):
+    with pytest.raises(
+        ValueError, match="hidden_dim must be divisible by num_heads; received hidden_dim=130, num_heads=4"
+    ):
         TransformerBlock(num_heads=4, mlp_dim=16).build((None, None, 130))
     with pytest.raises(ValueError, match="mlp_dim must be a positive int; received mlp_dim=0"):
         TransformerBlock(num_heads=4, mlp_dim=0)

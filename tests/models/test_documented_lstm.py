@@ -10,7 +10,9 @@ from tests.models.helpers import VOCAB, corpus_ids
 
 
 def _model(**kwargs):
-    args = dict(vocab_size=30, embedding_dim=8, max_length=10, lstm_units=16, dropout_rate=0.2, dense_units=12)
+    args = dict(
+        vocab_size=30, embedding_dim=8, max_length=10, lstm_units=16, dropout_rate=0.2, dense_units=12
+    )
     args.update(kwargs)
     return documented_lstm(**args)
 
@@ -19,8 +21,13 @@ def test_is_the_documented_model():
     model = _model()
     assert isinstance(model, keras.Sequential)
     assert [type(layer) for layer in model.layers] == [
-        keras.layers.Embedding, keras.layers.LSTM, keras.layers.Dropout, keras.layers.LSTM,
-        keras.layers.Dense, keras.layers.Dense]
+        keras.layers.Embedding,
+        keras.layers.LSTM,
+        keras.layers.Dropout,
+        keras.layers.LSTM,
+        keras.layers.Dense,
+        keras.layers.Dense,
+    ]
     embedding, lstm_1, dropout, lstm_2, dense, output = model.layers
     assert (embedding.input_dim, embedding.output_dim) == (30, 8)
     assert (lstm_1.units, lstm_1.return_sequences) == (16, True)
@@ -32,8 +39,9 @@ def test_is_the_documented_model():
     assert model.input_shape == (None, 10) and model.output_shape == (None, 30)
     # Keras defaults elsewhere, as the text leaves them.
     assert all(layer.dtype_policy.name == "float32" for layer in model.layers)
-    assert model.count_params() == (30 * 8 + 4 * 16 * (8 + 16 + 1) + 4 * 16 * (16 + 16 + 1)
-                                    + (16 + 1) * 12 + (12 + 1) * 30)
+    assert model.count_params() == (
+        30 * 8 + 4 * 16 * (8 + 16 + 1) + 4 * 16 * (16 + 16 + 1) + (16 + 1) * 12 + (12 + 1) * 30
+    )
 
 
 def test_is_compiled_as_documented():
@@ -86,13 +94,26 @@ def test_trains_under_xla_and_mixed_bfloat16(mixed_bfloat16):
 
 
 def test_build_model_maps_the_config():
-    cfg = ModelConfig(model="documented_lstm", vocab_size=65, seq_len=40, embedding_dim=64, hidden_dim=256,
-                      dense_units=128, dropout=0.2)
+    cfg = ModelConfig(
+        model="documented_lstm",
+        vocab_size=65,
+        seq_len=40,
+        embedding_dim=64,
+        hidden_dim=256,
+        dense_units=128,
+        dropout=0.2,
+    )
     model = build_model(cfg)
     embedding, lstm_1, dropout, lstm_2, dense, output = model.layers
     assert model.input_shape == (None, 40)
     assert (embedding.output_dim, lstm_1.units, lstm_2.units, dropout.rate, dense.units, output.units) == (
-        64, 256, 256, 0.2, 128, 65)
+        64,
+        256,
+        256,
+        0.2,
+        128,
+        65,
+    )
 
 
 def test_rejects_bad_arguments():

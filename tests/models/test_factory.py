@@ -16,5 +16,7 @@ def test_documented_lstm_is_a_compiled_sequential():
 
 
 def test_needs_the_vocab_size():
-    with pytest.raises(ValueError, match="vocab_size must be set from the tokenizer .* received vocab_size=0"):
+    with pytest.raises(
+        ValueError, match="vocab_size must be set from the tokenizer .* received vocab_size=0"
+    ):
         build_model(ModelConfig(model="transformer"))

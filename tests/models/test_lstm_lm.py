@@ -21,8 +21,9 @@ def _ids(batch=2, length=10, vocab=11, seed=0):
 def test_parameter_count():
     # Embedding V E; first LSTM 4 U (E + U + 1); each further LSTM 4 U (2 U + 1);
     # output (U + 1) V. The lstm_char preset: V = 65, E = 64, U = 256, 2 layers.
-    model = build_model(ModelConfig(model="lstm", vocab_size=65, embedding_dim=64, hidden_dim=256,
-                                    num_layers=2))
+    model = build_model(
+        ModelConfig(model="lstm", vocab_size=65, embedding_dim=64, hidden_dim=256, num_layers=2)
+    )
     expected = 65 * 64 + 4 * 256 * (64 + 256 + 1) + 4 * 256 * (2 * 256 + 1) + (256 + 1) * 65
     assert model.count_params() == expected == 4_160 + 328_704 + 525_312 + 16_705 == 874_881
 
@@ -78,8 +79,9 @@ def test_carried_state_in_an_xla_while_loop():
 def test_config_round_trip_and_keras_file(tmp_path):
     model = _tiny(dropout=0.25, name="lstm_lm")
     config = model.get_config()
-    assert {k: config[k] for k in ("vocab_size", "embedding_dim", "hidden_dim", "num_layers", "dropout")} == dict(
-        vocab_size=11, embedding_dim=8, hidden_dim=16, num_layers=2, dropout=0.25)
+    assert {
+        k: config[k] for k in ("vocab_size", "embedding_dim", "hidden_dim", "num_layers", "dropout")
+    } == dict(vocab_size=11, embedding_dim=8, hidden_dim=16, num_layers=2, dropout=0.25)
     assert LSTMLM.from_config(config).get_config() == config
     path = tmp_path / "lstm.keras"
     model.save(path)
@@ -89,11 +91,17 @@ def test_config_round_trip_and_keras_file(tmp_path):
 
 
 def test_from_model_config_maps_the_fields():
-    model = build_model(ModelConfig(model="lstm", vocab_size=9, embedding_dim=0, hidden_dim=12,
-                                    num_layers=3, dropout=0.1))
+    model = build_model(
+        ModelConfig(model="lstm", vocab_size=9, embedding_dim=0, hidden_dim=12, num_layers=3, dropout=0.1)
+    )
     assert isinstance(model, LSTMLM) and model.built
     assert (model.vocab_size, model.embedding_dim, model.hidden_dim, model.num_layers, model.dropout) == (
-        9, 12, 12, 3, 0.1)
+        9,
+        12,
+        12,
+        3,
+        0.1,
+    )
 
 
 def test_trains_under_xla():

@@ -16,6 +16,7 @@ def main(site_packages, request_file):
     sys.path.append(site_packages)
     try:
         import lm_keras  # noqa: F401
+
         importable = True
     except ImportError:
         importable = False
@@ -27,23 +28,30 @@ def main(site_packages, request_file):
     loaded = tf.saved_model.load(request["export"])
     prompts = tf.constant([p.encode("utf-8") for p in request["prompts"]])
     default = loaded.signatures["serving_default"](prompt=prompts)
-    settings = {k: tf.constant(v, dtype={"max_new_tokens": tf.int32, "top_k": tf.int32, "seed": tf.int64}.get(k,
-                                                                                                          tf.float32))
-                for k, v in request["generate"].items()}
+    settings = {
+        k: tf.constant(
+            v, dtype={"max_new_tokens": tf.int32, "top_k": tf.int32, "seed": tf.int64}.get(k, tf.float32)
+        )
+        for k, v in request["generate"].items()
+    }
     generated = loaded.signatures["generate"](prompt=prompts, **settings)
     try:
         loaded.signatures["serving_default"](prompt=tf.constant([b"bad \xff"]))
         invalid = "accepted"
     except tf.errors.InvalidArgumentError:
         invalid = "InvalidArgumentError"
-    print(json.dumps({
-        "lm_keras_importable": importable,
-        "lm_keras_loaded": any(name.startswith("lm_keras") for name in sys.modules),
-        "serving_default": [t.decode("utf-8") for t in default["continuation"].numpy()],
-        "dropped": default["prompt_tokens_dropped"].numpy().tolist(),
-        "generate": [t.decode("utf-8") for t in generated["continuation"].numpy()],
-        "invalid_utf8": invalid,
-    }))
+    print(
+        json.dumps(
+            {
+                "lm_keras_importable": importable,
+                "lm_keras_loaded": any(name.startswith("lm_keras") for name in sys.modules),
+                "serving_default": [t.decode("utf-8") for t in default["continuation"].numpy()],
+                "dropped": default["prompt_tokens_dropped"].numpy().tolist(),
+                "generate": [t.decode("utf-8") for t in generated["continuation"].numpy()],
+                "invalid_utf8": invalid,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,9 @@ def test_serving_default_equals_generate(kind, tokenizer):
 
     model = random_model(kind, tokenizer.vocab_size)
     out = module_for(model, tokenizer).serving_default(tf.constant(PROMPTS))
-    assert texts(out["continuation"]) == generate(model, tokenizer, PROMPTS, max_new_tokens=12, temperature=0.0)
+    assert texts(out["continuation"]) == generate(
+        model, tokenizer, PROMPTS, max_new_tokens=12, temperature=0.0
+    )
     dropped = len(PROMPTS[2]) - SEQ_LEN if kind != "lstm" else 0
     assert out["prompt_tokens_dropped"].numpy().tolist() == [0, 0, dropped]
 
@@ -50,40 +52,75 @@ def test_generate_signature_takes_settings_per_prompt(transformer_module, tokeni
 
     model, module = transformer_module
     prompts = tf.constant(["ROMEO:", "JULIET:"])
-    out = module.generate(prompts, max_new_tokens=tf.constant([3, 7]), temperature=tf.constant([0.0]),
-                          top_k=tf.constant([0]), top_p=tf.constant([1.0]), seed=tf.constant([1], tf.int64))
+    out = module.generate(
+        prompts,
+        max_new_tokens=tf.constant([3, 7]),
+        temperature=tf.constant([0.0]),
+        top_k=tf.constant([0]),
+        top_p=tf.constant([1.0]),
+        seed=tf.constant([1], tf.int64),
+    )
     assert [len(t) for t in texts(out["continuation"])] == [3, 7]
     # Seeded sampling: the same tokens as generate(seed=7), whose prompt i uses seed 7 + i.
-    sampled = module.generate(prompts, max_new_tokens=tf.constant([10]), temperature=tf.constant([0.9]),
-                              top_k=tf.constant([20]), top_p=tf.constant([0.95]),
-                              seed=tf.constant([7, 8], tf.int64))
-    expected = generate(model, tokenizer, ["ROMEO:", "JULIET:"], max_new_tokens=10, temperature=0.9, top_k=20,
-                        top_p=0.95, seed=7)
+    sampled = module.generate(
+        prompts,
+        max_new_tokens=tf.constant([10]),
+        temperature=tf.constant([0.9]),
+        top_k=tf.constant([20]),
+        top_p=tf.constant([0.95]),
+        seed=tf.constant([7, 8], tf.int64),
+    )
+    expected = generate(
+        model,
+        tokenizer,
+        ["ROMEO:", "JULIET:"],
+        max_new_tokens=10,
+        temperature=0.9,
+        top_k=20,
+        top_p=0.95,
+        seed=7,
+    )
     assert texts(sampled["continuation"]) == expected
     # Without a request's seed (the default -1), each call draws its own.
-    default_calls = [texts(module.generate(prompts, temperature=tf.constant([1.0]),
-                                           max_new_tokens=tf.constant([30]))["continuation"]) for _ in range(2)]
+    default_calls = [
+        texts(
+            module.generate(prompts, temperature=tf.constant([1.0]), max_new_tokens=tf.constant([30]))[
+                "continuation"
+            ]
+        )
+        for _ in range(2)
+    ]
     assert default_calls[0] != default_calls[1]
 
 
-@pytest.mark.parametrize("call,message", [
-    (dict(prompt=[b"bad \xff"]), "prompt is not valid UTF-8"),
-    (dict(prompt=["x" * 65]), "prompt is longer than the limit of 64 bytes"),
-    (dict(prompt=["a"] * 5), "at most 4 strings per request"),
-    (dict(max_new_tokens=[31]), r"max_new_tokens must be in \[1, 30\]"),
-    (dict(max_new_tokens=[0]), r"max_new_tokens must be in \[1, 30\]"),
-    (dict(temperature=[-1.0]), "temperature must be >= 0"),
-    (dict(top_k=[-1]), "top_k must be >= 0"),
-    (dict(top_p=[0.0]), r"top_p must be in \(0, 1\]"),
-    (dict(max_new_tokens=[1, 2, 3]), "max_new_tokens must hold one value, or one per prompt"),
-])
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (dict(prompt=[b"bad \xff"]), "prompt is not valid UTF-8"),
+        (dict(prompt=["x" * 65]), "prompt is longer than the limit of 64 bytes"),
+        (dict(prompt=["a"] * 5), "at most 4 strings per request"),
+        (dict(max_new_tokens=[31]), r"max_new_tokens must be in \[1, 30\]"),
+        (dict(max_new_tokens=[0]), r"max_new_tokens must be in \[1, 30\]"),
+        (dict(temperature=[-1.0]), "temperature must be >= 0"),
+        (dict(top_k=[-1]), "top_k must be >= 0"),
+        (dict(top_p=[0.0]), r"top_p must be in \(0, 1\]"),
+        (dict(max_new_tokens=[1, 2, 3]), "max_new_tokens must hold one value, or one per prompt"),
+    ],
+)
 def test_bad_requests_are_invalid_argument_errors_naming_the_limit(transformer_module, call, message):
     _, module = transformer_module
-    request = dict(prompt=["ROMEO:", "JULIET:"], max_new_tokens=[5], temperature=[0.0], top_k=[0], top_p=[1.0],
-                   seed=[1])
+    request = dict(
+        prompt=["ROMEO:", "JULIET:"], max_new_tokens=[5], temperature=[0.0], top_k=[0], top_p=[1.0], seed=[1]
+    )
     request.update(call)
-    dtypes = dict(prompt=tf.string, max_new_tokens=tf.int32, temperature=tf.float32, top_k=tf.int32,
-                  top_p=tf.float32, seed=tf.int64)
+    dtypes = dict(
+        prompt=tf.string,
+        max_new_tokens=tf.int32,
+        temperature=tf.float32,
+        top_k=tf.int32,
+        top_p=tf.float32,
+        seed=tf.int64,
+    )
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         module.generate(**{k: tf.constant(v, dtypes[k]) for k, v in request.items()})
 

@@ -28,15 +28,21 @@ def parse(doc):
 def test_row_format_objects_and_plain_values():
     name, inputs, fmt = parse({"instances": [{"prompt": "ROMEO:"}, {"prompt": "é"}]})
     assert (name, fmt) == ("serving_default", "row")
-    assert inputs["prompt"].tolist() == [b"ROMEO:", "é".encode("utf-8")]
+    assert inputs["prompt"].tolist() == [b"ROMEO:", "é".encode()]
     _, plain, _ = parse({"instances": ["ROMEO:", {"b64": base64.b64encode(b"\xff").decode()}]})
     assert plain["prompt"].tolist() == [b"ROMEO:", b"\xff"]
 
 
 def test_row_format_stacks_every_input_of_a_signature():
-    _, inputs, _ = parse({"signature_name": "generate", "instances": [
-        {"prompt": "a", "max_new_tokens": 3, "temperature": 0},
-        {"prompt": "b", "max_new_tokens": 5, "temperature": 0.5}]})
+    _, inputs, _ = parse(
+        {
+            "signature_name": "generate",
+            "instances": [
+                {"prompt": "a", "max_new_tokens": 3, "temperature": 0},
+                {"prompt": "b", "max_new_tokens": 5, "temperature": 0.5},
+            ],
+        }
+    )
     assert inputs["max_new_tokens"].dtype == np.int32 and inputs["max_new_tokens"].tolist() == [3, 5]
     assert inputs["temperature"].dtype == np.float32 and inputs["temperature"].tolist() == [0.0, 0.5]
 
@@ -48,46 +54,78 @@ def test_columnar_format():
     assert inputs["prompt"].tolist() == [b"a"]
 
 
-@pytest.mark.parametrize("body,message", [
-    (b"{not json", "JSON Parse error"),
-    (b"\xff\xfe", "not UTF-8"),
-    ([1, 2], "must be a JSON object"),
-    ({}, "Missing 'inputs' or 'instances' key"),
-    ({"instances": []}, "No values in 'instances' array"),
-    ({"instances": {"prompt": "a"}}, "to be an list/array"),
-    ({"instances": [{"prompt": "a"}], "inputs": {"prompt": ["a"]}}, "only one of 'inputs' or 'instances'"),
-    ({"instances": [{"prompt": "a", "extra": 1}]}, "must only have keys: prompt"),
-    ({"signature_name": "generate", "instances": [{"prompt": "a"}]},
-     "must only have keys: max_new_tokens,prompt,temperature"),
-    ({"signature_name": "generate", "instances": ["a"]}, "instances is a plain list"),
-    ({"signature_name": "generate", "inputs": {"prompt": ["a"], "temperature": [1.0]}},
-     "Missing named input: max_new_tokens"),
-    ({"signature_name": "nope", "instances": ["a"]}, 'Serving signature name: "nope" not found'),
-    ({"instances": [{"prompt": 5}]}, "is not of expected type: string"),
-    ({"instances": [{"prompt": "a"}, "b"]}, "Expecting object at item 1"),
-    ({"signature_name": "generate", "instances": [{"prompt": "a", "max_new_tokens": 1.5, "temperature": 0}]},
-     "is not of expected type: int32"),
-    ({"signature_name": "generate", "instances": [{"prompt": "a", "max_new_tokens": True, "temperature": 0}]},
-     "is not of expected type: int32"),
-    ({"instances": [{"prompt": ["a", "b"]}, {"prompt": ["c"]}]}, "must have the same shape"),
-    ({"instances": [{"prompt": [["a"], "b"]}]}, "found at incorrect level"),
-    ({"instances": [{"prompt": [["a"], ["b", "c"]]}]}, "lists must be rectangular"),
-    ({"instances": [{"prompt": {"b64": "!!"}}]}, "Unable to base64 decode"),
-    ({"signature_name": "generate", "instances": [{"prompt": "a", "max_new_tokens": 2**40, "temperature": 0}]},
-     "out of range for int32"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        (b"{not json", "JSON Parse error"),
+        (b"\xff\xfe", "not UTF-8"),
+        ([1, 2], "must be a JSON object"),
+        ({}, "Missing 'inputs' or 'instances' key"),
+        ({"instances": []}, "No values in 'instances' array"),
+        ({"instances": {"prompt": "a"}}, "to be an list/array"),
+        (
+            {"instances": [{"prompt": "a"}], "inputs": {"prompt": ["a"]}},
+            "only one of 'inputs' or 'instances'",
+        ),
+        ({"instances": [{"prompt": "a", "extra": 1}]}, "must only have keys: prompt"),
+        (
+            {"signature_name": "generate", "instances": [{"prompt": "a"}]},
+            "must only have keys: max_new_tokens,prompt,temperature",
+        ),
+        ({"signature_name": "generate", "instances": ["a"]}, "instances is a plain list"),
+        (
+            {"signature_name": "generate", "inputs": {"prompt": ["a"], "temperature": [1.0]}},
+            "Missing named input: max_new_tokens",
+        ),
+        ({"signature_name": "nope", "instances": ["a"]}, 'Serving signature name: "nope" not found'),
+        ({"instances": [{"prompt": 5}]}, "is not of expected type: string"),
+        ({"instances": [{"prompt": "a"}, "b"]}, "Expecting object at item 1"),
+        (
+            {
+                "signature_name": "generate",
+                "instances": [{"prompt": "a", "max_new_tokens": 1.5, "temperature": 0}],
+            },
+            "is not of expected type: int32",
+        ),
+        (
+            {
+                "signature_name": "generate",
+                "instances": [{"prompt": "a", "max_new_tokens": True, "temperature": 0}],
+            },
+            "is not of expected type: int32",
+        ),
+        ({"instances": [{"prompt": ["a", "b"]}, {"prompt": ["c"]}]}, "must have the same shape"),
+        ({"instances": [{"prompt": [["a"], "b"]}]}, "found at incorrect level"),
+        ({"instances": [{"prompt": [["a"], ["b", "c"]]}]}, "lists must be rectangular"),
+        ({"instances": [{"prompt": {"b64": "!!"}}]}, "Unable to base64 decode"),
+        (
+            {
+                "signature_name": "generate",
+                "instances": [{"prompt": "a", "max_new_tokens": 2**40, "temperature": 0}],
+            },
+            "out of range for int32",
+        ),
+    ],
+)
 def test_requests_tf_serving_refuses_are_refused(body, message):
     with pytest.raises(RequestError, match=message):
         parse(body)
 
 
 def test_responses_in_both_formats():
-    outputs = {"continuation": np.array([b"ab", "é".encode("utf-8")], dtype=object),
-               "prompt_tokens_dropped": np.array([0, 3], np.int32)}
-    assert format_predict_response(outputs, "row") == {"predictions": [
-        {"continuation": "ab", "prompt_tokens_dropped": 0}, {"continuation": "é", "prompt_tokens_dropped": 3}]}
-    assert format_predict_response(outputs, "columnar") == {"outputs": {
-        "continuation": ["ab", "é"], "prompt_tokens_dropped": [0, 3]}}
+    outputs = {
+        "continuation": np.array([b"ab", "é".encode()], dtype=object),
+        "prompt_tokens_dropped": np.array([0, 3], np.int32),
+    }
+    assert format_predict_response(outputs, "row") == {
+        "predictions": [
+            {"continuation": "ab", "prompt_tokens_dropped": 0},
+            {"continuation": "é", "prompt_tokens_dropped": 3},
+        ]
+    }
+    assert format_predict_response(outputs, "columnar") == {
+        "outputs": {"continuation": ["ab", "é"], "prompt_tokens_dropped": [0, 3]}
+    }
     single = {"text": np.array([b"x"], dtype=object)}
     assert format_predict_response(single, "row") == {"predictions": ["x"]}
     assert format_predict_response(single, "columnar") == {"outputs": ["x"]}

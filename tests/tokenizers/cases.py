@@ -7,9 +7,27 @@ U2581 = "\u2581"
 # Snippets that break naive tokenizers; the random-text strategy mixes them with any
 # Unicode scalar value (st.characters(codec="utf-8") leaves out lone surrogates only).
 HARD_SNIPPETS = [
-    U2581, U2581 * 2, " ", "   ", "\n", "\n\n", "\t", "\r\n", "\x00", "\ufeff", "\u0301",
-    "\U0001F600", "\U0001F469\u200d\U0001F469\u200d\U0001F467", "\u4e2d\u6587", "\ufffd",
-    "\U0010ffff", "<0xE2>", "<unk>", "\u2047", "the", " the",
+    U2581,
+    U2581 * 2,
+    " ",
+    "   ",
+    "\n",
+    "\n\n",
+    "\t",
+    "\r\n",
+    "\x00",
+    "\ufeff",
+    "\u0301",
+    "\U0001f600",
+    "\U0001f469\u200d\U0001f469\u200d\U0001f467",
+    "\u4e2d\u6587",
+    "\ufffd",
+    "\U0010ffff",
+    "<0xE2>",
+    "<unk>",
+    "\u2047",
+    "the",
+    " the",
 ]
 unicode_text = st.lists(
     st.one_of(st.sampled_from(HARD_SNIPPETS), st.characters(codec="utf-8")), max_size=40
@@ -21,7 +39,8 @@ MIXED_BATCH = [
     "First Citizen:\nBefore we proceed any further, hear me speak.",
     "  leading spaces, trailing spaces  ",
     "tabs\tand\r\nwindows newlines\n\n\n",
-    "emoji \U0001F600\U0001F469\u200d\U0001F469\u200d\U0001F467 and \u4e2d\u6587 and \u0928\u092e\u0938\u094d\u0924\u0947",
+    "emoji \U0001f600\U0001f469\u200d\U0001f469\u200d\U0001f467 and \u4e2d\u6587 and "
+    "\u0928\u092e\u0938\u094d\u0924\u0947",
     U2581,
     f"a{U2581}b {U2581}{U2581} c{U2581}",
     "\x00\ufeff\u0301\ufffd\U0010ffff",

@@ -36,7 +36,7 @@ def train_text(corpus):
 def trained(train_text):
     """kind -> a tokenizer of that kind trained on the train split (each trained once)."""
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def get(kind):
         size = None if kind == "char" else SENTENCEPIECE_VOCAB_SIZE
         return tokenizers.train(kind, train_text, vocab_size=size)

@@ -26,7 +26,9 @@ def load_in_fresh_process(strings, export_dirs, tmp_path):
     strings_file.write_text(json.dumps(strings), encoding="utf-8")
     result = subprocess.run(
         [sys.executable, str(SAVEDMODEL_CHECK), str(strings_file), *map(str, export_dirs)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""},
         cwd=tmp_path,  # not the repository: lm_keras must not be importable by accident
     )

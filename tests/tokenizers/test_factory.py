@@ -16,8 +16,11 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 def test_train_returns_each_kind(train_text):
     text = train_text[:30_000]
-    for kind, cls in [("char", tokenizers.CharTokenizer), ("bpe", tokenizers.SentencePieceTokenizer),
-                      ("unigram", tokenizers.SentencePieceTokenizer)]:
+    for kind, cls in [
+        ("char", tokenizers.CharTokenizer),
+        ("bpe", tokenizers.SentencePieceTokenizer),
+        ("unigram", tokenizers.SentencePieceTokenizer),
+    ]:
         tok = tokenizers.train(kind, text, vocab_size=None if kind == "char" else 400)
         assert isinstance(tok, cls) and isinstance(tok, tokenizers.Tokenizer)
         assert tok.kind == kind
@@ -26,7 +29,9 @@ def test_train_returns_each_kind(train_text):
 
 
 def test_unknown_kind_is_refused():
-    with pytest.raises(ValueError, match=r"kind must be one of char, bpe, unigram; received kind='wordpiece'"):
+    with pytest.raises(
+        ValueError, match=r"kind must be one of char, bpe, unigram; received kind='wordpiece'"
+    ):
         tokenizers.train("wordpiece", "some text")
 
 
@@ -60,9 +65,17 @@ def test_load_refuses_damaged_or_newer_files(tmp_path):
 
 
 def test_importing_the_package_does_not_import_tensorflow():
-    code = ("import sys, lm_keras.tokenizers as t; t.train('char', 'abc').encode('ab'); "
-            "print(sorted(m for m in ('tensorflow', 'tensorflow_text', 'keras') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    code = (
+        "import sys, lm_keras.tokenizers as t; t.train('char', 'abc').encode('ab'); "
+        "print(sorted(m for m in ('tensorflow', 'tensorflow_text', 'keras') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"

@@ -7,7 +7,6 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from lm_keras.tokenizers.sentence_piece_tokenizer import MAX_CHUNK_CHARS
-
 from tests.tokenizers.cases import MIXED_BATCH, U2581, unicode_text
 from tests.tokenizers.graph_checks import load_in_fresh_process, tokenize
 
@@ -80,10 +79,18 @@ def test_tokenize_works_inside_another_tf_function(tok, graph):
     assert lengths(tf.constant(batch)).numpy().tolist() == [len(tok.encode(s)) for s in batch]
 
 
-@pytest.mark.parametrize("bad", [
-    b"\xff", b"ok\xc3", b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80",
-    b"fine\n\xff", "\u2581".encode("utf-8") + b"\xfe",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"\xff",
+        b"ok\xc3",
+        b"\xed\xa0\x80",
+        b"\xc0\xaf",
+        b"\xf4\x90\x80\x80",
+        b"fine\n\xff",
+        "\u2581".encode("utf-8") + b"\xfe",
+    ],
+)
 def test_invalid_utf8_raises_invalid_argument(graph, bad):
     with pytest.raises(tf.errors.InvalidArgumentError):
         graph.tokenize(tf.constant([b"fine", bad]))

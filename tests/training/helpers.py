@@ -10,8 +10,16 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # A model small enough that a run is a few seconds of work on two CPU cores.
-TINY = ["--num_layers=1", "--num_heads=2", "--hidden_dim=32", "--seq_len=32", "--batch_size=8",
-        "--eval_batches=2", "--log_every=5", "--sample_tokens=20"]
+TINY = [
+    "--num_layers=1",
+    "--num_heads=2",
+    "--hidden_dim=32",
+    "--seq_len=32",
+    "--batch_size=8",
+    "--eval_batches=2",
+    "--log_every=5",
+    "--sample_tokens=20",
+]
 
 
 def train_command(model_dir, *flags):
@@ -19,8 +27,14 @@ def train_command(model_dir, *flags):
 
 
 def run_train(model_dir, *flags, timeout=600, env=None):
-    return subprocess.run(train_command(model_dir, *flags), capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        train_command(model_dir, *flags),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def checkpoint_weights(checkpoint_dir, prefix="model/"):
@@ -28,8 +42,11 @@ def checkpoint_weights(checkpoint_dir, prefix="model/"):
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(str(checkpoint_dir))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name.startswith(prefix)}
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name.startswith(prefix)
+    }
 
 
 def max_abs_diff(a, b):

@@ -10,13 +10,22 @@ def _lines(*records):
 def test_resume_keeps_exactly_what_the_checkpoint_covers(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text(
-        _lines({"kind": "train", "step": 10}, {"kind": "eval", "step": 10}, {"kind": "train", "step": 20},
-               {"kind": "final", "step": 10})
-        + '{"kind": "train", "st')  # cut off by a kill
+        _lines(
+            {"kind": "train", "step": 10},
+            {"kind": "eval", "step": 10},
+            {"kind": "train", "step": 20},
+            {"kind": "final", "step": 10},
+        )
+        + '{"kind": "train", "st'
+    )  # cut off by a kill
     log = MetricsLog(path, resume_step=10)
     log.write(kind="train", step=20, loss=1.5)
     log.close()
-    assert [(r["kind"], r["step"]) for r in MetricsLog.read(path)] == [("train", 10), ("eval", 10), ("train", 20)]
+    assert [(r["kind"], r["step"]) for r in MetricsLog.read(path)] == [
+        ("train", 10),
+        ("eval", 10),
+        ("train", 20),
+    ]
     assert MetricsLog.read(path)[-1]["loss"] == 1.5
 
 

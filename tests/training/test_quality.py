@@ -17,8 +17,9 @@ REGRESSION_BOUND = 1.93
 
 def test_shakespeare_char_cpu_reaches_the_reference_loss(tmp_path):
     model_dir = tmp_path / "shakespeare_char_cpu"
-    result = run_train(model_dir, "--preset=shakespeare_char_cpu", "--log_every=500", "--sample_tokens=0",
-                       timeout=1200)
+    result = run_train(
+        model_dir, "--preset=shakespeare_char_cpu", "--log_every=500", "--sample_tokens=0", timeout=1200
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((model_dir / "results.json").read_text())
     assert results["steps"] == 2000 and results["val_tokens"] == 111_539

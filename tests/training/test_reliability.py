@@ -9,17 +9,37 @@ import time
 import pytest
 import tensorflow as tf
 
-from tests.training.helpers import (REPO, TINY, checkpoint_weights, free_ports, max_abs_diff, run_train,
-                                    train_command)
+from tests.training.helpers import (
+    REPO,
+    TINY,
+    checkpoint_weights,
+    free_ports,
+    max_abs_diff,
+    run_train,
+    train_command,
+)
 
-RESUME_FLAGS = [*TINY, "--max_steps=40", "--checkpoint_every=2", "--log_every=1", "--eval_every=10",
-                "--deterministic", "--dropout=0.1", "--seed=5"]
+RESUME_FLAGS = [
+    *TINY,
+    "--max_steps=40",
+    "--checkpoint_every=2",
+    "--log_every=1",
+    "--eval_every=10",
+    "--deterministic",
+    "--dropout=0.1",
+    "--seed=5",
+]
 
 
 def _kill_during_run(model_dir, at_step, delay):
     """Starts a run, SIGKILLs it `delay` seconds after it logs step `at_step`; returns the saved step."""
-    process = subprocess.Popen(train_command(model_dir, *RESUME_FLAGS), stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    process = subprocess.Popen(
+        train_command(model_dir, *RESUME_FLAGS),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+    )
     try:
         for line in process.stdout:
             if line.startswith("step ") and int(line.split()[1].split("/")[0]) >= at_step:
@@ -77,20 +97,44 @@ def test_half_written_checkpoint_still_resumes(uninterrupted, tmp_path):
     result = run_train(model_dir, "--max_steps=40")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resuming from" in result.stdout and "(step 4)" in result.stdout
-    assert max_abs_diff(checkpoint_weights(checkpoints), checkpoint_weights(uninterrupted / "checkpoints")) == 0.0
+    assert (
+        max_abs_diff(checkpoint_weights(checkpoints), checkpoint_weights(uninterrupted / "checkpoints"))
+        == 0.0
+    )
 
 
 def test_two_workers_train_as_one_process(tmp_path):
-    flags = [*TINY, "--max_steps=6", "--checkpoint_every=6", "--eval_every=6", "--log_every=1",
-             "--deterministic", "--dropout=0", "--seed=9", "--jit_compile=false", "--learning_rate=3e-3"]
+    flags = [
+        *TINY,
+        "--max_steps=6",
+        "--checkpoint_every=6",
+        "--eval_every=6",
+        "--log_every=1",
+        "--deterministic",
+        "--dropout=0",
+        "--seed=9",
+        "--jit_compile=false",
+        "--learning_rate=3e-3",
+    ]
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     model_dir = tmp_path / "two"
     workers = []
     for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        workers.append(subprocess.Popen(train_command(model_dir, *flags, "--strategy=multi_worker"),
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env))
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        }
+        workers.append(
+            subprocess.Popen(
+                train_command(model_dir, *flags, "--strategy=multi_worker"),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=REPO,
+                env=env,
+            )
+        )
     try:
         outputs = [w.communicate(timeout=420) for w in workers]
     finally:

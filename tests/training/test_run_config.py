@@ -26,10 +26,21 @@ def test_resume_keeps_stored_config_and_accepts_training_changes(tmp_path):
     assert (cfg.model.hidden_dim, cfg.train.max_steps) == (64, 3000)
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("hidden_dim", 256, r"--hidden_dim=256 differs from the run in .* \(hidden_dim=64\): a run resumes with its own"),
-    ("corpus", "python_docs", r"--corpus=python_docs differs from the run in .* \(corpus=tiny_shakespeare\)"),
-])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        (
+            "hidden_dim",
+            256,
+            r"--hidden_dim=256 differs from the run in .* \(hidden_dim=64\): a run resumes with its own",
+        ),
+        (
+            "corpus",
+            "python_docs",
+            r"--corpus=python_docs differs from the run in .* \(corpus=tiny_shakespeare\)",
+        ),
+    ],
+)
 def test_resume_refuses_a_different_model_or_data(tmp_path, flag, value, message):
     run = tmp_path / "run"
     _write_run(run, preset("shakespeare_char_cpu").replace(hidden_dim=64))
@@ -47,9 +58,11 @@ def test_resume_refuses_another_preset(tmp_path):
 def test_init_from_inherits_architecture_and_tokenizer(tmp_path):
     source = tmp_path / "pretrained"
     _write_run(source, preset("shakespeare_bpe_cpu").replace(hidden_dim=64, num_heads=2, dropout=0.0))
-    cfg, _ = resolve_config(tmp_path / "ft", "shakespeare_char_cpu",
-                            {"init_from": str(source), "corpus": "python_docs", "learning_rate": 3e-4,
-                             "dropout": 0.1})
+    cfg, _ = resolve_config(
+        tmp_path / "ft",
+        "shakespeare_char_cpu",
+        {"init_from": str(source), "corpus": "python_docs", "learning_rate": 3e-4, "dropout": 0.1},
+    )
     assert (cfg.model.hidden_dim, cfg.model.num_heads, cfg.model.dropout) == (64, 2, 0.1)
     assert (cfg.data.tokenizer, cfg.data.vocab_size, cfg.data.corpus) == ("bpe", 1024, "python_docs")
     assert cfg.train.learning_rate == 3e-4

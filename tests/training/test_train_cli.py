@@ -10,22 +10,38 @@ import pytest
 from tests.training.helpers import REPO, TINY, checkpoint_weights, run_train
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--model_dir=/tmp/x", "--nope=1"], r"Unknown command line flag 'nope'"),
-    (["--model_dir=/tmp/x", "--model=gru"], r"value should be one of <transformer\|lstm\|documented_lstm>"),
-    (["--model_dir=/tmp/x", "--hidden_dim=130"], r"--hidden_dim must be divisible by --num_heads; received hidden_dim=130"),
-    (["--model_dir=/tmp/x", "--dropout=1.5"], r"--dropout must be in \[0, 1\); received dropout=1.5"),
-    (["--model_dir=/tmp/x", "--tokenizer=bpe"], r"--vocab_size is required for --tokenizer=bpe"),
-    (["--max_steps=3"], r"--model_dir is required"),
-    (["--model_dir=/tmp/x", "shakespeare"], r"unexpected arguments \['shakespeare'\]: every option is a --flag"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--model_dir=/tmp/x", "--nope=1"], r"Unknown command line flag 'nope'"),
+        (
+            ["--model_dir=/tmp/x", "--model=gru"],
+            r"value should be one of <transformer\|lstm\|documented_lstm>",
+        ),
+        (
+            ["--model_dir=/tmp/x", "--hidden_dim=130"],
+            r"--hidden_dim must be divisible by --num_heads; received hidden_dim=130",
+        ),
+        (["--model_dir=/tmp/x", "--dropout=1.5"], r"--dropout must be in \[0, 1\); received dropout=1.5"),
+        (["--model_dir=/tmp/x", "--tokenizer=bpe"], r"--vocab_size is required for --tokenizer=bpe"),
+        (["--max_steps=3"], r"--model_dir is required"),
+        (
+            ["--model_dir=/tmp/x", "shakespeare"],
+            r"unexpected arguments \['shakespeare'\]: every option is a --flag",
+        ),
+    ],
+)
 def test_bad_flags_exit_2_with_one_line_before_tensorflow_loads(flags, message):
-    probe = ("import sys\n"
-             f"sys.argv = ['lm_keras.train', *{flags!r}]\n"
-             "import lm_keras.train\n"
-             "try:\n    lm_keras.train.run()\n"
-             "except SystemExit as e:\n    print('EXIT', e.code, 'tensorflow' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
+    probe = (
+        "import sys\n"
+        f"sys.argv = ['lm_keras.train', *{flags!r}]\n"
+        "import lm_keras.train\n"
+        "try:\n    lm_keras.train.run()\n"
+        "except SystemExit as e:\n    print('EXIT', e.code, 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
     assert result.stdout.strip() == "EXIT 2 False"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
@@ -35,18 +51,32 @@ def test_bad_flags_exit_2_with_one_line_before_tensorflow_loads(flags, message):
 def test_flagfile_flags_count_as_given(tmp_path):
     flagfile = tmp_path / "run.flags"
     flagfile.write_text("--num_heads=4\n--hidden_dim=130\n")
-    result = subprocess.run([sys.executable, "-m", "lm_keras.train", f"--model_dir={tmp_path / 'run'}",
-                             f"--flagfile={flagfile}"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "lm_keras.train", f"--model_dir={tmp_path / 'run'}", f"--flagfile={flagfile}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == ("error: --hidden_dim must be divisible by --num_heads; received "
-                                     "hidden_dim=130, num_heads=4")
+    assert result.stderr.strip() == (
+        "error: --hidden_dim must be divisible by --num_heads; received hidden_dim=130, num_heads=4"
+    )
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    result = run_train(model_dir, *TINY, "--max_steps=10", "--eval_every=10", "--checkpoint_every=5",
-                       "--warmup_steps=0", "--learning_rate=1e-2", "--min_learning_rate=1e-3")
+    result = run_train(
+        model_dir,
+        *TINY,
+        "--max_steps=10",
+        "--eval_every=10",
+        "--checkpoint_every=5",
+        "--warmup_steps=0",
+        "--learning_rate=1e-2",
+        "--min_learning_rate=1e-3",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return model_dir, result
 
@@ -57,16 +87,28 @@ def test_model_dir_contract(tiny_run):
     assert config["preset"] == "shakespeare_char_cpu"
     assert config["model"]["hidden_dim"] == 32 and config["model"]["vocab_size"] == 66
     assert config["corpus"]["sha256"] == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-    assert {"tensorflow", "keras", "tensorflow_text", "sentencepiece", "lm_keras"} <= config["versions"].keys()
+    assert {"tensorflow", "keras", "tensorflow_text", "sentencepiece", "lm_keras"} <= config[
+        "versions"
+    ].keys()
     assert json.loads((model_dir / "tokenizer" / "tokenizer.json").read_text())["kind"] == "char"
-    assert sorted(p.name for p in (model_dir / "checkpoints").glob("*.index")) == ["ckpt-10.index", "ckpt-5.index"]
+    assert sorted(p.name for p in (model_dir / "checkpoints").glob("*.index")) == [
+        "ckpt-10.index",
+        "ckpt-5.index",
+    ]
     records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
     assert [(r["kind"], r["step"]) for r in records] == [
-        ("train", 1), ("train", 5), ("train", 10), ("eval", 10), ("final", 10)]
+        ("train", 1),
+        ("train", 5),
+        ("train", 10),
+        ("eval", 10),
+        ("final", 10),
+    ]
     assert all(r["tokens_per_sec"] > 0 for r in records if r["kind"] == "train")
     results = json.loads((model_dir / "results.json").read_text())
     assert results["steps"] == 10 and results["val_tokens"] == 111_539 and results["val_chars"] == 111_539
-    assert results["targets_per_sec"] == pytest.approx(results["tokens_per_sec"])  # every position is a target
+    assert results["targets_per_sec"] == pytest.approx(
+        results["tokens_per_sec"]
+    )  # every position is a target
     assert results["val_bits_per_char"] == pytest.approx(results["val_loss"] / 0.6931471805599453)
     assert results["val_perplexity"] == pytest.approx(2.718281828459045 ** results["val_loss"])
     assert 2.0 < results["val_loss"] < 3.6  # well below uniform over 66 ids (4.19) after 10 steps
@@ -77,7 +119,9 @@ def test_model_dir_contract(tiny_run):
     first = next(line for line in lines if line.startswith("step      1/10 |"))
     assert "first step" in first and "(tracing and compiling)" in first and "eta" not in first
     last = next(line for line in lines if line.startswith("step     10/10 |"))
-    assert re.search(r"\| loss \d\.\d{4} \| lr \S+ \| [\d,]+ tok/s \| [\d.]+ ms/step \| eta 0m00s$", last), last
+    assert re.search(r"\| loss \d\.\d{4} \| lr \S+ \| [\d,]+ tok/s \| [\d.]+ ms/step \| eta 0m00s$", last), (
+        last
+    )
     assert "bits/char" in result.stdout
 
 
@@ -97,15 +141,19 @@ def test_resume_refuses_another_architecture(tiny_run):
     model_dir, _ = tiny_run
     result = run_train(model_dir, "--hidden_dim=64")
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"error: --hidden_dim=64 differs from the run in {model_dir} (hidden_dim=32): "
-                                     "a run resumes with its own model and data; drop the flag, or use a new "
-                                     "--model_dir to start another run")
+    assert result.stderr.strip() == (
+        f"error: --hidden_dim=64 differs from the run in {model_dir} (hidden_dim=32): "
+        "a run resumes with its own model and data; drop the flag, or use a new "
+        "--model_dir to start another run"
+    )
 
 
 def test_nan_loss_stops_with_error_and_keeps_last_good_checkpoint(tiny_run, tmp_path):
     source, _ = tiny_run
     model_dir = tmp_path / "nan"
-    assert run_train(model_dir, *TINY, "--max_steps=5", "--checkpoint_every=5", "--eval_every=5").returncode == 0
+    assert (
+        run_train(model_dir, *TINY, "--max_steps=5", "--checkpoint_every=5", "--eval_every=5").returncode == 0
+    )
     good = checkpoint_weights(model_dir / "checkpoints")
     result = run_train(model_dir, "--max_steps=40", "--learning_rate=1e30", "--grad_clip=0")
     assert result.returncode == 1
@@ -122,12 +170,24 @@ def test_fine_tune_keeps_tokenizer_and_starts_from_weights(tiny_run, tmp_path):
     corpus = tmp_path / "new_text.txt"
     corpus.write_text("To be, or not to be, that is the question:\n" * 400)
     fine = tmp_path / "fine"
-    result = run_train(fine, f"--init_from={source}", f"--corpus={corpus}", "--max_steps=5",
-                       "--learning_rate=3e-4", "--warmup_steps=0", "--min_learning_rate=3e-5",
-                       "--eval_every=5", "--checkpoint_every=5", "--log_every=1", "--batch_size=8")
+    result = run_train(
+        fine,
+        f"--init_from={source}",
+        f"--corpus={corpus}",
+        "--max_steps=5",
+        "--learning_rate=3e-4",
+        "--warmup_steps=0",
+        "--min_learning_rate=3e-5",
+        "--eval_every=5",
+        "--checkpoint_every=5",
+        "--log_every=1",
+        "--batch_size=8",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "fine-tuning from" in result.stdout
-    assert (fine / "tokenizer" / "tokenizer.json").read_text() == (source / "tokenizer" / "tokenizer.json").read_text()
+    assert (fine / "tokenizer" / "tokenizer.json").read_text() == (
+        source / "tokenizer" / "tokenizer.json"
+    ).read_text()
     config = json.loads((fine / "config.json").read_text())
     assert config["model"]["hidden_dim"] == 32 and config["train"]["learning_rate"] == 3e-4
     first = json.loads((fine / "metrics.jsonl").read_text().splitlines()[0])
@@ -139,7 +199,9 @@ def test_fine_tune_refuses_another_architecture(tiny_run, tmp_path):
     source, _ = tiny_run
     result = run_train(tmp_path / "ft", f"--init_from={source}", "--num_layers=2")
     assert result.returncode == 2
-    assert "--num_layers=2 differs from --init_from=" in result.stderr and "fine-tuning keeps" in result.stderr
+    assert (
+        "--num_layers=2 differs from --init_from=" in result.stderr and "fine-tuning keeps" in result.stderr
+    )
 
 
 def test_bad_corpus_is_one_line_exit_1(tmp_path):
@@ -149,7 +211,8 @@ def test_bad_corpus_is_one_line_exit_1(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: corpus file {bad} is not UTF-8: invalid byte 0xe9 at byte offset 3; "
-        "convert it, e.g. iconv -f LATIN1 -t UTF-8"]
+        "convert it, e.g. iconv -f LATIN1 -t UTF-8"
+    ]
 
 
 def test_corpus_too_small_for_a_window(tmp_path):
@@ -157,22 +220,37 @@ def test_corpus_too_small_for_a_window(tmp_path):
     small.write_text("hello world\n" * 20)  # 240 characters: the validation split is 24
     result = run_train(tmp_path / "run", *TINY, f"--corpus={small}", "--max_steps=2")
     assert result.returncode == 1
-    assert "the validation split has 24 tokens, fewer than one training window of seq_len + 1 = 33" in result.stderr
+    assert (
+        "the validation split has 24 tokens, fewer than one training window of seq_len + 1 = 33"
+        in result.stderr
+    )
 
 
-@pytest.mark.parametrize("preset, extra", [
-    ("shakespeare_char_cpu", []),
-    ("shakespeare_char", ["--batch_size=2"]),  # the GPU preset: a batch of 64 x 256 is 20 s a step here
-    ("shakespeare_bpe_cpu", []),
-    ("documented_lstm", []),
-    ("lstm_char", []),
-])
+@pytest.mark.parametrize(
+    "preset, extra",
+    [
+        ("shakespeare_char_cpu", []),
+        ("shakespeare_char", ["--batch_size=2"]),  # the GPU preset: a batch of 64 x 256 is 20 s a step here
+        ("shakespeare_bpe_cpu", []),
+        ("documented_lstm", []),
+        ("lstm_char", []),
+    ],
+)
 def test_every_preset_trains_end_to_end(tmp_path, shakespeare, preset, extra):
     corpus = tmp_path / "shakespeare_head.txt"  # a tenth of the corpus keeps the full-split eval short
     corpus.write_text(shakespeare.text[:100_000])
     model_dir = tmp_path / preset
-    result = run_train(model_dir, f"--preset={preset}", f"--corpus={corpus}", "--max_steps=3", "--eval_every=3",
-                       "--log_every=1", "--eval_batches=2", "--sample_tokens=10", *extra)
+    result = run_train(
+        model_dir,
+        f"--preset={preset}",
+        f"--corpus={corpus}",
+        "--max_steps=3",
+        "--eval_every=3",
+        "--log_every=1",
+        "--eval_batches=2",
+        "--sample_tokens=10",
+        *extra,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3]
@@ -181,15 +259,27 @@ def test_every_preset_trains_end_to_end(tmp_path, shakespeare, preset, extra):
     config = json.loads((model_dir / "config.json").read_text())
     assert results["model"] == config["model"]["model"]
     per_target = 1 if preset == "documented_lstm" else config["model"]["seq_len"]  # one target per window
-    assert results["tokens_per_sec"] == pytest.approx(results["targets_per_sec"] * config["model"]["seq_len"] / per_target)
+    assert results["tokens_per_sec"] == pytest.approx(
+        results["targets_per_sec"] * config["model"]["seq_len"] / per_target
+    )
 
 
-@pytest.mark.parametrize("precision, model", [("bfloat16", "transformer"), ("float16", "transformer"),
-                                              ("bfloat16", "lstm")])
+@pytest.mark.parametrize(
+    "precision, model", [("bfloat16", "transformer"), ("float16", "transformer"), ("bfloat16", "lstm")]
+)
 def test_mixed_precision_trains_with_float32_variables(tmp_path, precision, model):
     model_dir = tmp_path / precision
-    result = run_train(model_dir, *TINY, f"--model={model}", f"--mixed_precision={precision}", "--max_steps=6",
-                       "--eval_every=6", "--log_every=1", "--warmup_steps=0", "--learning_rate=1e-2")
+    result = run_train(
+        model_dir,
+        *TINY,
+        f"--model={model}",
+        f"--mixed_precision={precision}",
+        "--max_steps=6",
+        "--eval_every=6",
+        "--log_every=1",
+        "--warmup_steps=0",
+        "--learning_rate=1e-2",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if r["kind"] == "train"]
