@@ -12,7 +12,7 @@ import dataclasses
 import json
 
 MODELS = ("transformer", "lstm", "documented_lstm")
-TOKENIZERS = ("char", "bpe", "unigram")
+TOKENIZERS = ("char", "bpe", "unigram", "gpt2_bpe")
 POSITIONS = ("learned", "sinusoidal")
 JIT_CHOICES = ("auto", "true", "false")
 PRECISIONS = ("float32", "bfloat16", "float16")
