@@ -4,14 +4,25 @@ Usage: python -S session_loader_check.py SITE_PACKAGES SESSION_MODEL_PY REQUEST_
 (`-S` skips site-packages' .pth files, so lm_keras's editable install is not on the
 path; SITE_PACKAGES is appended by hand for TensorFlow.) SESSION_MODEL_PY is
 lm_keras/serving/session_model.py, loaded by its path: it imports only TensorFlow.
-REQUEST_JSON is {"exports": [{"path": DIR, "calls": [{"signature": NAME, "inputs":
-{NAME: nested lists}}]}]}. Prints one JSON line: {"lm_keras_loaded": bool, "results":
-[[{output: nested lists, strings decoded} or {"error": TYPE, "message": TEXT}]]}.
+REQUEST_JSON is {"tensorflow_text": bool, "exports": [{"path": DIR, "calls": [{"signature":
+NAME, "inputs": {NAME: nested lists}}]}]}; with "tensorflow_text" false, tensorflow_text
+cannot be imported, as in a stock TensorFlow or TF Serving build. Prints one JSON line:
+{"lm_keras_loaded": bool, "tensorflow_text_loaded": bool, "results": [[{output: nested
+lists, strings decoded} or {"error": TYPE, "message": TEXT}]]}.
 """
 
 import importlib.util
 import json
 import sys
+
+
+class _NoTensorflowText:
+    """A meta path finder that makes `import tensorflow_text` fail, as in a stock TF build."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow_text":
+            raise ImportError("tensorflow_text is blocked in this process")
+        return None
 
 
 def main(site_packages, session_model_py, request_file):
@@ -24,6 +35,8 @@ def main(site_packages, session_model_py, request_file):
 
     with open(request_file, encoding="utf-8") as f:
         request = json.load(f)
+    if not request["tensorflow_text"]:
+        sys.meta_path.insert(0, _NoTensorflowText())
     results = []
     for export in request["exports"]:
         model = session_model.SessionModel(export["path"])
@@ -39,8 +52,15 @@ def main(site_packages, session_model_py, request_file):
             answers.append({name: _json(value) for name, value in outputs.items()})
         model.close()
         results.append(answers)
-    loaded = any(name.startswith("lm_keras") for name in sys.modules)
-    print(json.dumps({"lm_keras_loaded": loaded, "results": results}))
+    print(
+        json.dumps(
+            {
+                "lm_keras_loaded": any(name.startswith("lm_keras") for name in sys.modules),
+                "tensorflow_text_loaded": "tensorflow_text" in sys.modules,
+                "results": results,
+            }
+        )
+    )
 
 
 def _array(value, dtype, np):
