@@ -22,6 +22,7 @@ from tests.generation.tiny_models import corpus_text, random_model
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CHECK = REPO / "tests" / "serving" / "session_loader_check.py"
+C_API_CHECK = REPO / "tests" / "serving" / "c_api_check.py"
 SESSION_MODEL = REPO / "lm_keras" / "serving" / "session_model.py"
 PROMPTS = ["ROMEO:", "", "First Citizen:\nBefore we proceed", "naïve 🙂"]
 SEEDS = [7, 8, 9, 10]
@@ -181,3 +182,59 @@ def test_saved_model_cli_runs_the_export(exported, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     expected = generate(model, tokenizer, ["ROMEO:"], max_new_tokens=NEW_TOKENS, temperature=0.0)[0]
     assert f"[{expected.encode('utf-8')!r}]" in result.stdout
+
+
+@pytest.mark.parametrize("case", [("transformer", "char"), ("transformer", "bpe")], ids=["char", "bpe"])
+def test_c_api_runs_the_export(exported, case, tmp_path):
+    """TF_LoadSessionFromSavedModel and TF_SessionRun, in a process that never imports TensorFlow's
+    Python package: the C++ loader that TF Serving's model server runs. tensorflow_text's SentencePiece
+    op library is loaded with TF_LoadLibrary, as a TF Serving build that links those ops has them."""
+    import tensorflow_text
+
+    from lm_keras.generation import generate
+    from lm_keras.serving.generation_module import GenerationModule
+    from lm_keras.serving.saved_model_export import save_version
+    from tests.test_export_cli import saved_model_proto
+
+    model, tokenizer, _, _ = exported[case]
+    path = save_version(
+        GenerationModule(model, tokenizer, temperature=0.0, max_new_tokens=NEW_TOKENS), tmp_path / "c_api"
+    )
+    signature = saved_model_proto(path).signature_def["serving_default"]
+    op_libraries = []
+    if case[1] != "char":
+        op_libraries.append(
+            str(
+                pathlib.Path(tensorflow_text.__file__).parent
+                / "python"
+                / "ops"
+                / "_sentencepiece_tokenizer.so"
+            )
+        )
+    request = tmp_path / "c_api_request.json"
+    request.write_text(
+        json.dumps(
+            {
+                "export": str(path),
+                "op_libraries": op_libraries,
+                "prompts": PROMPTS,
+                "input": signature.inputs["prompt"].name,
+                "output": signature.outputs["continuation"].name,
+            }
+        ),
+        encoding="utf-8",
+    )
+    library = pathlib.Path(sysconfig.get_paths()["purelib"]) / "tensorflow" / "libtensorflow_cc.so.2"
+    result = subprocess.run(
+        [sys.executable, "-S", C_API_CHECK, library, request],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer.get("tensorflow_imported") is False, answer
+    assert answer["continuations"] == generate(
+        model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS, temperature=0.0
+    )
