@@ -158,6 +158,7 @@ def test_finetune_export_serve(small_run):
     assert "fine-tuning from " in text
     for check in (
         "SavedModel == Keras model: True",
+        "session loader (as TF Serving) == tf.saved_model.load: True",
         "REST server == SavedModel in this process: True",
         "REST == SavedModel == Keras: True",
     ):

@@ -113,7 +113,13 @@ class GenerationModule(tf.Module):
             raise ValueError(f"top_k must be an int >= 0; received top_k={top_k!r}")
         if not 0.0 < top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1]; received top_p={top_p!r}")
-        self.model = model
+        # The module tracks the model's `tf.Variable`s themselves, not the model. A Keras 3
+        # variable is a wrapper, and saving it writes a second variable initialised from
+        # the first: the SavedModel's saver restores the wrappers' copies while the
+        # functions read the originals, so a session loader (TF Serving, saved_model_cli,
+        # the C API) fails with "Could not find variable". With the originals tracked,
+        # each weight is one variable that the saver restores and the functions read.
+        self.model_variables = [v.value for v in model.variables]
         self.tokenizer = tokenizer.in_graph()
         self.vocab_size = int(tokenizer.vocab_size)
         self.max_prompt_bytes = max_prompt_bytes
@@ -125,8 +131,8 @@ class GenerationModule(tf.Module):
             top_k=int(top_k),
             top_p=float(top_p),
         )
-        # A plain attribute list, so tf.Module does not track the decoder (it only
-        # points at the model, which is tracked above).
+        # A plain attribute list, so tf.Module tracks neither the decoder nor the model it
+        # holds (see model_variables).
         self._decoder = [decoder_for(model, pad_id=int(tokenizer.encode(EMPTY_PROMPT)[-1]))]
         self.serving_default = tf.function(
             self._serving_default, input_signature=[tf.TensorSpec([None], tf.string, name="prompt")]

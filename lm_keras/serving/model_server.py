@@ -1,11 +1,12 @@
 """A development server that speaks TF Serving's REST API for one exported model.
 
 Built on the standard library's `http.server.ThreadingHTTPServer` (one thread per
-request) and `tf.saved_model.load`; it imports neither Keras nor the rest of
-lm_keras, like TF Serving itself needs only the SavedModel.
+request). It loads the export as TF Serving does, into a TF1 session by its graph
+alone (`SessionModel`), so an export this server runs is one TF Serving runs; it
+imports neither Keras nor the rest of lm_keras, as TF Serving needs only the
+SavedModel.
 """
 
-import contextlib
 import http.server
 import json
 import pathlib
@@ -13,6 +14,7 @@ import re
 import threading
 
 from lm_keras.serving.rest_api import RequestError, format_predict_response, parse_predict_request
+from lm_keras.serving.session_model import SessionModel
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 # Oversized bodies up to this size are read and dropped before the 400 answer.
@@ -63,10 +65,6 @@ class ModelServer:
         port=8501,
         max_body_bytes=DEFAULT_MAX_BODY_BYTES,
     ):
-        import tensorflow as tf
-
-        with contextlib.suppress(ImportError):
-            import tensorflow_text  # noqa: F401  (registers the SentencePiece ops some exports use)
         if "/" in model_name or ":" in model_name or not model_name:
             raise ValueError(
                 f"model_name must be a non-empty name without '/' or ':'; received {model_name!r}"
@@ -74,13 +72,11 @@ class ModelServer:
         self.model_name = model_name
         self.max_body_bytes = int(max_body_bytes)
         self.version, path = _latest_version(export_dir)
-        self.loaded = tf.saved_model.load(str(path))
-        self._specs = {}
-        for name, fn in self.loaded.signatures.items():
-            inputs = fn.structured_input_signature[1]
-            self._specs[name] = {
-                key: (spec.dtype.as_numpy_dtype, spec.shape.rank) for key, spec in inputs.items()
-            }
+        self.model = SessionModel(path)
+        self._specs = {
+            name: {key: (spec.dtype, spec.rank) for key, spec in signature.inputs.items()}
+            for name, signature in self.model.signatures.items()
+        }
         self._metadata = _metadata(path, model_name, self.version)
         self._httpd = http.server.ThreadingHTTPServer((host, port), _handler_class(self))
         self._httpd.daemon_threads = True
@@ -103,6 +99,7 @@ class ModelServer:
     def stop(self):
         self._httpd.shutdown()
         self._httpd.server_close()
+        self.model.close()
 
     # ------------------------------------------------------------ handling
 
@@ -127,23 +124,18 @@ class ModelServer:
 
         self._check_model(name, version)
         signature, inputs, request_format = parse_predict_request(body, self._input_specs)
-        fn = self.loaded.signatures[signature]
-        tensors = {
-            key: tf.constant(value, dtype=tf.as_dtype(self._specs[signature][key][0]))
-            for key, value in inputs.items()
-        }
-        for key, value in tensors.items():
+        for key, value in inputs.items():
             rank = self._specs[signature][key][1]
-            if rank is not None and value.shape.rank != rank:
+            if rank is not None and value.ndim != rank:
                 raise RequestError(
                     f"input {key!r} of signature {signature!r} must have rank {rank} "
-                    f"(batch first); received shape {value.shape.as_list()}"
+                    f"(batch first); received shape {list(value.shape)}"
                 )
         try:
-            outputs = fn(**tensors)
+            outputs = self.model.run(signature, inputs)
         except tf.errors.OpError as e:
             raise _GraphError(e) from None
-        return 200, format_predict_response({k: v.numpy() for k, v in outputs.items()}, request_format)
+        return 200, format_predict_response(outputs, request_format)
 
     def _input_specs(self, signature):
         if signature not in self._specs:

@@ -1,0 +1,240 @@
+"""Exports run through a TF1 session loader, the way TF Serving loads them.
+
+TF Serving, `saved_model_cli run` and the C API load a SavedModel into a session
+by its graph alone (see `lm_keras.serving.session_model`). Every model family with
+both tokenizer kinds is exported here and run, in a process without lm_keras,
+through every signature; the answers must equal lm_keras's in-process ones.
+Character exports run where tensorflow_text cannot be imported, as in the stock
+tensorflow/serving image.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import sysconfig
+
+import numpy as np
+import pytest
+
+from tests.generation.tiny_models import corpus_text, random_model
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CHECK = REPO / "tests" / "serving" / "session_loader_check.py"
+C_API_CHECK = REPO / "tests" / "serving" / "c_api_check.py"
+SESSION_MODEL = REPO / "lm_keras" / "serving" / "session_model.py"
+PROMPTS = ["ROMEO:", "", "First Citizen:\nBefore we proceed", "naïve 🙂"]
+SEEDS = [7, 8, 9, 10]
+NEW_TOKENS = 10
+# (model family, tokenizer kind): every family with characters, and SentencePiece
+# (tensorflow_text's ops in the graph) for the two families that predict every position.
+CASES = [
+    ("transformer", "char"),
+    ("lstm", "char"),
+    ("documented_lstm", "char"),
+    ("transformer", "bpe"),
+    ("lstm", "unigram"),
+]
+TIMEOUT = 600
+
+
+def run_session_loader(exports, tmp_path, tensorflow_text):
+    """Runs `exports` ([{"path", "calls"}]) in a bare process; returns its results.
+
+    Without `tensorflow_text` the process cannot import it, as a stock TensorFlow or
+    TF Serving build has none of its ops.
+    """
+    request = tmp_path / f"session_request_{tensorflow_text}.json"
+    request.write_text(json.dumps({"tensorflow_text": tensorflow_text, "exports": exports}), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    result = subprocess.run(
+        [sys.executable, "-S", CHECK, sysconfig.get_paths()["purelib"], SESSION_MODEL, request],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["lm_keras_loaded"] is False and answer["tensorflow_text_loaded"] is tensorflow_text
+    return answer["results"]
+
+
+def tokenizer_of(kind):
+    from lm_keras.tokenizers import train
+
+    text = corpus_text()
+    return train(kind, text, vocab_size=None if kind == "char" else 320)
+
+
+def calls(token_ids):
+    n = len(PROMPTS)
+    return [
+        {"signature": "serving_default", "inputs": {"prompt": PROMPTS}},
+        {
+            "signature": "generate",
+            "inputs": {
+                "prompt": PROMPTS,
+                "max_new_tokens": [NEW_TOKENS + 2] * n,
+                "temperature": [0.9] * n,
+                "top_k": [0] * n,
+                "top_p": [1.0] * n,
+                "seed": SEEDS,
+            },
+        },
+        {"signature": "next_token_logits", "inputs": {"token_ids": token_ids}},
+        {"signature": "tokenize", "inputs": {"text": PROMPTS}},
+        {"signature": "detokenize", "inputs": {"token_ids": token_ids}},
+        {"signature": "serving_default", "inputs": {"prompt": ["bad \udcff"]}},  # invalid UTF-8
+    ]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """{case: (model, tokenizer, token ids sent)} and the session loader's answers for each case."""
+    from lm_keras.serving.generation_module import GenerationModule
+    from lm_keras.serving.saved_model_export import save_version
+
+    root = tmp_path_factory.mktemp("session_exports")
+    cases, exports = {}, []
+    for i, (family, kind) in enumerate(CASES):
+        tokenizer = tokenizer_of(kind)
+        model = random_model(family, tokenizer.vocab_size, seed=i)
+        module = GenerationModule(model, tokenizer, temperature=0.0, max_new_tokens=NEW_TOKENS)
+        path = save_version(module, root / f"{family}_{kind}")
+        ids = tokenizer.encode("To be, or not")
+        token_ids = [ids.tolist(), ids[::-1].tolist()]
+        cases[family, kind] = (model, tokenizer, token_ids)
+        exports.append({"path": str(path), "calls": calls(token_ids)})
+    # Character exports need core TensorFlow ops only (the stock tensorflow/serving image);
+    # SentencePiece exports need tensorflow_text's ops too.
+    answers = {}
+    for needs_text in (False, True):
+        chosen = [i for i, (_, kind) in enumerate(CASES) if (kind != "char") == needs_text]
+        results = run_session_loader([exports[i] for i in chosen], root, tensorflow_text=needs_text)
+        answers.update(zip([CASES[i] for i in chosen], results))
+    return {case: (*cases[case], answers[case]) for case in CASES}
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_text_equals_generate(exported, case):
+    from lm_keras.generation import generate
+
+    model, tokenizer, _, answer = exported[case]
+    default, sampled = answer[0], answer[1]
+    assert default["continuation"] == generate(
+        model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS, temperature=0.0
+    )
+    # Seeded sampling through `generate` draws what in-process generate draws (prompt i: seed 7 + i).
+    assert sampled["continuation"] == generate(
+        model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS + 2, temperature=0.9, top_k=0, seed=SEEDS[0]
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_every_other_signature(exported, case):
+    from lm_keras.generation import decoder_for
+
+    model, tokenizer, token_ids, answer = exported[case]
+    logits, tokens, texts, invalid = answer[2:]
+    expected = decoder_for(model, pad_id=int(tokenizer.encode("\n")[-1])).next_token_logits(
+        np.array(token_ids, np.int32)
+    )
+    # The same function traced in another graph: equal up to float32 rounding.
+    np.testing.assert_allclose(logits["logits"], expected, rtol=0, atol=50 * np.finfo(np.float32).eps)
+    for row, prompt, length in zip(tokens["token_ids"], PROMPTS, tokens["lengths"]):
+        ids = tokenizer.encode(prompt).tolist()
+        assert length == len(ids) and row[:length] == ids and set(row[length:]) <= {-1}
+    assert texts["text"] == [tokenizer.decode(row) for row in token_ids]
+    assert invalid["error"] == "InvalidArgumentError" and "not valid UTF-8" in invalid["message"]
+
+
+def test_saved_model_cli_runs_the_export(exported, tmp_path):
+    """TensorFlow's own session-loading tool, as the issue's reproduction ran it."""
+    from lm_keras.generation import generate
+    from lm_keras.serving.generation_module import GenerationModule
+    from lm_keras.serving.saved_model_export import save_version
+
+    model, tokenizer, _, _ = exported["transformer", "char"]
+    path = save_version(
+        GenerationModule(model, tokenizer, temperature=0.0, max_new_tokens=NEW_TOKENS), tmp_path / "cli"
+    )
+    cli = pathlib.Path(sys.executable).with_name("saved_model_cli")
+    result = subprocess.run(
+        [
+            str(cli),
+            "run",
+            "--dir",
+            str(path),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--input_exprs",
+            'prompt=["ROMEO:"]',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = generate(model, tokenizer, ["ROMEO:"], max_new_tokens=NEW_TOKENS, temperature=0.0)[0]
+    assert f"[{expected.encode('utf-8')!r}]" in result.stdout
+
+
+@pytest.mark.parametrize("case", [("transformer", "char"), ("transformer", "bpe")], ids=["char", "bpe"])
+def test_c_api_runs_the_export(exported, case, tmp_path):
+    """TF_LoadSessionFromSavedModel and TF_SessionRun, in a process that never imports TensorFlow's
+    Python package: the C++ loader that TF Serving's model server runs. tensorflow_text's SentencePiece
+    op library is loaded with TF_LoadLibrary, as a TF Serving build that links those ops has them."""
+    import tensorflow_text
+
+    from lm_keras.generation import generate
+    from lm_keras.serving.generation_module import GenerationModule
+    from lm_keras.serving.saved_model_export import save_version
+    from tests.test_export_cli import saved_model_proto
+
+    model, tokenizer, _, _ = exported[case]
+    path = save_version(
+        GenerationModule(model, tokenizer, temperature=0.0, max_new_tokens=NEW_TOKENS), tmp_path / "c_api"
+    )
+    signature = saved_model_proto(path).signature_def["serving_default"]
+    op_libraries = []
+    if case[1] != "char":
+        op_libraries.append(
+            str(
+                pathlib.Path(tensorflow_text.__file__).parent
+                / "python"
+                / "ops"
+                / "_sentencepiece_tokenizer.so"
+            )
+        )
+    request = tmp_path / "c_api_request.json"
+    request.write_text(
+        json.dumps(
+            {
+                "export": str(path),
+                "op_libraries": op_libraries,
+                "prompts": PROMPTS,
+                "input": signature.inputs["prompt"].name,
+                "output": signature.outputs["continuation"].name,
+            }
+        ),
+        encoding="utf-8",
+    )
+    library = pathlib.Path(sysconfig.get_paths()["purelib"]) / "tensorflow" / "libtensorflow_cc.so.2"
+    result = subprocess.run(
+        [sys.executable, "-S", C_API_CHECK, library, request],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer.get("tensorflow_imported") is False, answer
+    assert answer["continuations"] == generate(
+        model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS, temperature=0.0
+    )
