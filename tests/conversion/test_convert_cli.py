@@ -1,4 +1,4 @@
-"""The commands on a converted GPT-2: convert, train --init_from, generate, evaluate, export (both formats)."""
+"""Commands on a converted GPT-2: convert, train --init_from, generate, evaluate, export in both formats."""
 
 import json
 import os
@@ -136,7 +136,6 @@ def test_huggingface_export_then_convert_back_gives_identical_weights(
     for name, tensor in source_tensors.items():
         np.testing.assert_array_equal(exported[name], tensor, err_msg=name)
     for name in ("vocab.json", "merges.txt"):
-        source = (sources["huggingface"] / name).read_text(encoding="utf-8")
         assert _tokenizer_file(export / name) == _tokenizer_file(sources["huggingface"] / name), name
     config = json.loads((export / "config.json").read_text(encoding="utf-8"))
     assert (config["model_type"], config["activation_function"], config["n_embd"]) == ("gpt2", "gelu_new", 32)
