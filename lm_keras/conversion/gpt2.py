@@ -67,7 +67,7 @@ def model_config(hf_config, source):
     )
 
 
-def check_exportable(config, tokenizer):
+def check_exportable(config):
     """Raises UserError naming the first option of `config` (a `Config`) that GPT-2 does not have."""
     mc = config.model
     required = {
@@ -89,14 +89,14 @@ def check_exportable(config, tokenizer):
                 f"this model has --{name}={getattr(mc, name)}; the Hugging Face GPT-2 format needs "
                 f"--{name}={value}, so it cannot be exported with --format=huggingface"
             )
-    if mc.mlp not in ACTIVATIONS.values():
+    if getattr(mc, "mlp", "gelu") not in ACTIVATIONS.values():
         raise UserError(
             f"this model has --mlp={mc.mlp}; the Hugging Face GPT-2 format needs --mlp=gelu_tanh or "
             "--mlp=gelu, so it cannot be exported with --format=huggingface"
         )
-    if tokenizer.kind != "gpt2_bpe":
+    if config.data.tokenizer != "gpt2_bpe":
         raise UserError(
-            f"this model has --tokenizer={tokenizer.kind}; the Hugging Face GPT-2 format needs "
+            f"this model has --tokenizer={config.data.tokenizer}; the Hugging Face GPT-2 format needs "
             "--tokenizer=gpt2_bpe (vocab.json and merges.txt), so it cannot be exported with "
             "--format=huggingface"
         )

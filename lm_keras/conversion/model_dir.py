@@ -111,14 +111,8 @@ def export_huggingface(model_dir, export_dir):
             f"--export_dir={export_dir} already exists and is not empty: a Hugging Face export needs a "
             "new folder"
         )
-    config, _ = md.read_config(model_dir)
-    if config.model.model != "transformer":
-        raise UserError(
-            f"this model has --model={config.model.model}; the Hugging Face GPT-2 format needs "
-            "--model=transformer, so it cannot be exported with --format=huggingface"
-        )
+    gpt2.check_exportable(md.read_config(model_dir)[0])  # before loading anything
     trained = md.load_trained(model_dir)
-    gpt2.check_exportable(trained.config, trained.tokenizer)
     model_config = dataclasses.replace(trained.config.model, vocab_size=trained.tokenizer.vocab_size)
     export_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(dir=export_dir.parent, prefix=f".{export_dir.name}.export-"))
