@@ -38,6 +38,7 @@ def test_greedy_text_equals_keras_hubs_generate(converted, keras_hub_lms, source
     # Token ids in and out: keras-hub's preprocessor would put <|endoftext|> before the prompt.
     preprocessor, lm.preprocessor = lm.preprocessor, None
     lm.compile(sampler="greedy")
+    generated = set()
     try:
         for prompt in PROMPTS:
             ids = trained.tokenizer.encode(prompt)
@@ -50,9 +51,11 @@ def test_greedy_text_equals_keras_hubs_generate(converted, keras_hub_lms, source
             (ours,) = generate(
                 trained.model, trained.tokenizer, [prompt], max_new_tokens=NEW_TOKENS, temperature=0.0
             )
-            assert ours == theirs and len(set(out["token_ids"][0, len(ids) :].tolist())) > 2
+            assert ours == theirs
+            generated.update(np.asarray(out["token_ids"])[0, len(ids) :].tolist())
     finally:
         lm.preprocessor = preprocessor
+    assert len(generated) > 1  # not one token over and over: the comparison can fail
 
 
 @pytest.mark.parametrize("source_format", FORMATS)
