@@ -14,6 +14,7 @@ import json
 MODELS = ("transformer", "lstm", "documented_lstm")
 TOKENIZERS = ("char", "bpe", "unigram", "gpt2_bpe")
 POSITIONS = ("learned", "sinusoidal")
+MLPS = ("gelu", "gelu_tanh")
 JIT_CHOICES = ("auto", "true", "false")
 PRECISIONS = ("float32", "bfloat16", "float16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
@@ -26,7 +27,9 @@ class ModelConfig:
     """The architecture. `vocab_size` comes from the tokenizer.
 
     Transformer: `num_layers` blocks of `num_heads` heads, width `hidden_dim`,
-    MLP width `mlp_dim` (0 means 4 * hidden_dim), context `seq_len`.
+    MLP width `mlp_dim` (0 means 4 * hidden_dim), context `seq_len`; `mlp` the MLP's
+    activation (`gelu` exact, as nanoGPT; `gelu_tanh` GPT-2's tanh approximation);
+    `norm_epsilon` every norm's epsilon (GPT-2's and PyTorch's 1e-5).
     LSTM (`lstm`): `num_layers` LSTM layers of `hidden_dim` units over an
     embedding of `embedding_dim` (0 means hidden_dim).
     Documented LSTM: Embedding(`embedding_dim`), LSTM(`hidden_dim`), Dropout(`dropout`),
@@ -46,10 +49,15 @@ class ModelConfig:
     dropout: float = 0.0
     use_bias: bool = False
     position: str = "learned"
+    mlp: str = "gelu"
+    norm_epsilon: float = 1e-5
 
     def __post_init__(self):
         _check_choice("model", self.model, MODELS)
         _check_choice("position", self.position, POSITIONS)
+        _check_choice("mlp", self.mlp, MLPS)
+        if not self.norm_epsilon > 0:
+            raise ValueError(f"--norm_epsilon must be > 0; received norm_epsilon={self.norm_epsilon}")
         for name in ("seq_len", "num_layers", "num_heads", "hidden_dim", "dense_units"):
             _check_positive(name, getattr(self, name))
         for name in ("mlp_dim", "embedding_dim", "vocab_size"):

@@ -2,6 +2,7 @@
 
 import keras
 
+from lm_keras.config import MLPS
 from lm_keras.layers.multi_head_self_attention import MultiHeadSelfAttention
 
 
@@ -20,6 +21,8 @@ class TransformerBlock(keras.layers.Layer):
     Args:
         num_heads: int, the number of attention heads.
         mlp_dim: int, the width of the MLP's hidden layer.
+        mlp: the MLP's activation: `"gelu"` (exact, erf; nanoGPT's) or
+            `"gelu_tanh"` (the tanh approximation; GPT-2's).
         dropout: float in [0, 1), the rate of the attention-weight dropout and of
             the dropout on each residual branch.
         use_bias: bool, whether projections and layer norms have biases.
@@ -56,6 +59,7 @@ class TransformerBlock(keras.layers.Layer):
         self,
         num_heads,
         mlp_dim,
+        mlp="gelu",
         dropout=0.0,
         use_bias=False,
         layer_norm_epsilon=1e-5,
@@ -68,10 +72,13 @@ class TransformerBlock(keras.layers.Layer):
             raise ValueError(f"num_heads must be a positive int; received num_heads={num_heads!r}")
         if not isinstance(mlp_dim, int) or mlp_dim <= 0:
             raise ValueError(f"mlp_dim must be a positive int; received mlp_dim={mlp_dim!r}")
+        if mlp not in MLPS:
+            raise ValueError(f"mlp must be one of {', '.join(MLPS)}; received mlp={mlp!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
         self.num_heads = num_heads
         self.mlp_dim = mlp_dim
+        self.mlp = mlp
         self.dropout = dropout
         self.use_bias = use_bias
         self.layer_norm_epsilon = layer_norm_epsilon
@@ -154,7 +161,9 @@ class TransformerBlock(keras.layers.Layer):
         else:
             attended, extras = results, ()
         x = inputs + self.attention_dropout(attended, training=training)
-        hidden = keras.activations.gelu(self.mlp_in(self.mlp_norm(x)), approximate=False)  # (B, T, mlp_dim)
+        hidden = keras.activations.gelu(
+            self.mlp_in(self.mlp_norm(x)), approximate=self.mlp == "gelu_tanh"
+        )  # (B, T, mlp_dim)
         x = x + self.mlp_dropout(self.mlp_out(hidden), training=training)
         return (x, *extras) if extras else x
 
@@ -167,6 +176,7 @@ class TransformerBlock(keras.layers.Layer):
             {
                 "num_heads": self.num_heads,
                 "mlp_dim": self.mlp_dim,
+                "mlp": self.mlp,
                 "dropout": self.dropout,
                 "use_bias": self.use_bias,
                 "layer_norm_epsilon": self.layer_norm_epsilon,

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from lm_keras.config import POSITIONS
+from lm_keras.config import MLPS, POSITIONS
 from lm_keras.layers.position_embedding import PositionEmbedding
 from lm_keras.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from lm_keras.layers.transformer_block import TransformerBlock
@@ -36,12 +36,14 @@ class TransformerLM(keras.Model):
         num_heads: int, attention heads per block.
         hidden_dim: int, the width `d`; divisible by `num_heads`.
         mlp_dim: int, the MLP's hidden width `m`.
+        mlp: the MLP's activation, `"gelu"` (exact) or `"gelu_tanh"` (GPT-2's);
+            see `TransformerBlock`.
         seq_len: int, the context `S`: the longest input, and the cache length.
         dropout: float in [0, 1): embedding, attention and residual dropout.
         use_bias: bool, whether projections and layer norms have biases.
         position: `"learned"` (`PositionEmbedding`) or `"sinusoidal"`
             (`SinusoidalPositionEncoding`).
-        layer_norm_epsilon: float.
+        layer_norm_epsilon: float, the epsilon of every norm.
         **kwargs: base model arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -73,6 +75,7 @@ class TransformerLM(keras.Model):
         use_bias=False,
         position="learned",
         layer_norm_epsilon=1e-5,
+        mlp="gelu",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -97,6 +100,8 @@ class TransformerLM(keras.Model):
             raise ValueError(
                 f"position must be one of {', '.join(POSITIONS)}; received position={position!r}"
             )
+        if mlp not in MLPS:
+            raise ValueError(f"mlp must be one of {', '.join(MLPS)}; received mlp={mlp!r}")
         self.vocab_size = vocab_size
         self.num_layers = num_layers
         self.num_heads = num_heads
@@ -107,6 +112,7 @@ class TransformerLM(keras.Model):
         self.use_bias = use_bias
         self.position = position
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.mlp = mlp
 
         # An unseeded Keras initializer draws the same values at every call, so each
         # weight gets its own clone (a fresh seed); one shared instance would start
@@ -137,6 +143,7 @@ class TransformerLM(keras.Model):
             TransformerBlock(
                 num_heads=num_heads,
                 mlp_dim=mlp_dim,
+                mlp=mlp,
                 dropout=dropout,
                 use_bias=use_bias,
                 layer_norm_epsilon=layer_norm_epsilon,
@@ -169,6 +176,8 @@ class TransformerLM(keras.Model):
             dropout=model_config.dropout,
             use_bias=model_config.use_bias,
             position=model_config.position,
+            layer_norm_epsilon=model_config.norm_epsilon,
+            mlp=model_config.mlp,
             **kwargs,
         )
 
@@ -262,6 +271,7 @@ class TransformerLM(keras.Model):
                 "use_bias": self.use_bias,
                 "position": self.position,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "mlp": self.mlp,
             }
         )
         return config

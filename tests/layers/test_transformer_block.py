@@ -1,5 +1,6 @@
 import math
 
+import keras
 import numpy as np
 import pytest
 
@@ -34,17 +35,21 @@ def _reference_block(block, x):
     h = layer_norm(x, block.mlp_norm) @ block.mlp_in.kernel.numpy()
     if block.use_bias:
         h = h + block.mlp_in.bias.numpy()
-    erf = np.vectorize(math.erf)
-    h = 0.5 * h * (1 + erf(h / math.sqrt(2)))  # exact GELU
+    if block.mlp == "gelu":
+        h = 0.5 * h * (1 + np.vectorize(math.erf)(h / math.sqrt(2)))  # exact GELU
+    else:  # GPT-2's tanh approximation
+        h = 0.5 * h * (1 + np.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h**3)))
     h = h @ block.mlp_out.kernel.numpy()
     if block.use_bias:
         h = h + block.mlp_out.bias.numpy()
     return x + h
 
 
-@pytest.mark.parametrize("use_bias", [False, True])
-def test_matches_the_formula(use_bias):
-    block = TransformerBlock(num_heads=2, mlp_dim=24, use_bias=use_bias, kernel_initializer="random_normal")
+@pytest.mark.parametrize("use_bias, mlp", [(False, "gelu"), (True, "gelu"), (True, "gelu_tanh")])
+def test_matches_the_formula(use_bias, mlp):
+    block = TransformerBlock(
+        num_heads=2, mlp_dim=24, mlp=mlp, use_bias=use_bias, kernel_initializer="random_normal"
+    )
     x = np.random.RandomState(0).randn(2, 5, 8).astype("float32")
     outputs = block(x)
     assert outputs.shape == (2, 5, 8)
@@ -89,10 +94,22 @@ def test_cache_steps_equal_full_pass_and_attention_scores():
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
 
 
+def test_gelu_tanh_is_a_different_function():
+    # The two GELUs differ by up to ~1e-3 at |h| ~ 2, so the formula test above can tell them apart.
+    kwargs = dict(num_heads=2, mlp_dim=24, kernel_initializer=keras.initializers.RandomNormal(stddev=1.0))
+    exact, tanh = TransformerBlock(**kwargs), TransformerBlock(mlp="gelu_tanh", **kwargs)
+    x = np.random.RandomState(0).randn(2, 5, 8).astype("float32")
+    exact.build(x.shape)
+    tanh.build(x.shape)
+    tanh.set_weights(exact.get_weights())
+    assert np.abs(np.asarray(exact(x)) - np.asarray(tanh(x))).max() > 1e-4
+
+
 def test_config_round_trip_and_errors():
     block = TransformerBlock(
         num_heads=2,
         mlp_dim=16,
+        mlp="gelu_tanh",
         dropout=0.1,
         use_bias=True,
         layer_norm_epsilon=1e-6,
@@ -103,7 +120,8 @@ def test_config_round_trip_and_errors():
     clone = TransformerBlock.from_config(config)
     clone.build((None, None, 8))
     assert clone.get_config() == config
-    assert config["mlp_dim"] == 16 and config["layer_norm_epsilon"] == 1e-6
+    assert config["mlp_dim"] == 16 and config["layer_norm_epsilon"] == 1e-6 and config["mlp"] == "gelu_tanh"
+    assert block.attention_norm.epsilon == block.mlp_norm.epsilon == 1e-6
     np.testing.assert_array_equal(clone.mlp_out.kernel.numpy(), 0.0)
     with pytest.raises(
         ValueError, match="hidden_dim must be divisible by num_heads; received hidden_dim=130, num_heads=4"
@@ -111,3 +129,5 @@ def test_config_round_trip_and_errors():
         TransformerBlock(num_heads=4, mlp_dim=16).build((None, None, 130))
     with pytest.raises(ValueError, match="mlp_dim must be a positive int; received mlp_dim=0"):
         TransformerBlock(num_heads=4, mlp_dim=0)
+    with pytest.raises(ValueError, match="mlp must be one of gelu, gelu_tanh; received mlp='relu'"):
+        TransformerBlock(num_heads=4, mlp_dim=16, mlp="relu")

@@ -177,9 +177,14 @@ def test_from_model_config_maps_the_fields():
         dropout=0.2,
         use_bias=True,
         position="sinusoidal",
+        mlp="gelu_tanh",
+        norm_epsilon=1e-6,
     )
     model = build_model(cfg)
     assert isinstance(model, TransformerLM) and model.built
+    assert model.mlp == "gelu_tanh" and all(block.mlp == "gelu_tanh" for block in model.blocks)
+    norms = [model.final_norm] + [n for b in model.blocks for n in (b.attention_norm, b.mlp_norm)]
+    assert [n.epsilon for n in norms] == [1e-6] * 7
     assert (
         model.vocab_size,
         model.seq_len,

@@ -5,10 +5,25 @@ import os
 import sys
 import tempfile
 
-from absl import flags, logging
+from absl import app, flags, logging
 
 EXIT_USAGE = 2  # bad flags or flag values, refused before TensorFlow loads
 EXIT_FAILURE = 1  # bad input found while running (missing files, bad text, a diverged run)
+
+
+def run_command(main, define_flags, module_name):
+    """Defines a command's flags, then runs `main` under absl with `parse_flags`.
+
+    absl's `--help` prints the `__main__` module's docstring, and `--helpshort` lists the
+    flags of the module named by `sys.argv[0]`: under `python -m lm_keras.<command>` that is
+    the one-line entry module, and under a console script the script. So the command's
+    docstring becomes the main module's, and its flags are listed under that name too.
+    """
+    sys.modules["__main__"].__doc__ = sys.modules[module_name].__doc__
+    define_flags()
+    for flag in flags.FLAGS.get_flags_for_module(module_name):
+        flags.FLAGS.register_flag_by_module(sys.argv[0], flag)
+    app.run(main, flags_parser=parse_flags)
 
 
 def fail(message, code):
