@@ -10,11 +10,13 @@ fields, and flags override the preset.
 
 import dataclasses
 import json
+import math
 
 MODELS = ("transformer", "lstm", "documented_lstm")
 TOKENIZERS = ("char", "bpe", "unigram")
-POSITIONS = ("learned", "sinusoidal")
-MLPS = ("gelu", "gelu_tanh")
+POSITIONS = ("learned", "sinusoidal", "rope")
+MLPS = ("gelu", "gelu_tanh", "relu2", "swiglu")
+NORMS = ("layernorm", "rmsnorm")
 JIT_CHOICES = ("auto", "true", "false")
 PRECISIONS = ("float32", "bfloat16", "float16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
@@ -27,9 +29,13 @@ class ModelConfig:
     """The architecture. `vocab_size` comes from the tokenizer.
 
     Transformer: `num_layers` blocks of `num_heads` heads, width `hidden_dim`,
-    MLP width `mlp_dim` (0 means 4 * hidden_dim), context `seq_len`; `mlp` the MLP's
-    activation (`gelu` exact, as nanoGPT; `gelu_tanh` GPT-2's tanh approximation);
-    `norm_epsilon` every norm's epsilon (GPT-2's and PyTorch's 1e-5).
+    MLP width `mlp_dim` (0 means 4 * hidden_dim, and for swiglu, whose MLP has three
+    matrices, 8 * hidden_dim / 3 rounded up to a multiple of 8: the same parameters),
+    context `seq_len`; `mlp` the MLP (`gelu` exact, as nanoGPT; `gelu_tanh` GPT-2's
+    tanh approximation; `relu2`; `swiglu`); `norm_epsilon` every norm's epsilon
+    (GPT-2's and PyTorch's 1e-5). The defaults are the article's GPT; `position`,
+    `norm`, `qk_norm`, `tie_embeddings`, `zero_init_residual` and `logit_softcap`
+    are the options of `lm_keras.models.TransformerLM`.
     LSTM (`lstm`): `num_layers` LSTM layers of `hidden_dim` units over an
     embedding of `embedding_dim` (0 means hidden_dim).
     Documented LSTM: Embedding(`embedding_dim`), LSTM(`hidden_dim`), Dropout(`dropout`),
@@ -51,11 +57,21 @@ class ModelConfig:
     position: str = "learned"
     mlp: str = "gelu"
     norm_epsilon: float = 1e-5
+    norm: str = "layernorm"
+    qk_norm: bool = False
+    tie_embeddings: bool = True
+    zero_init_residual: bool = False
+    logit_softcap: float = 0.0
 
     def __post_init__(self):
         _check_choice("model", self.model, MODELS)
         _check_choice("position", self.position, POSITIONS)
         _check_choice("mlp", self.mlp, MLPS)
+        _check_choice("norm", self.norm, NORMS)
+        if self.logit_softcap < 0:
+            raise ValueError(
+                f"--logit_softcap must be >= 0 (0 is off); received logit_softcap={self.logit_softcap}"
+            )
         if not self.norm_epsilon > 0:
             raise ValueError(f"--norm_epsilon must be > 0; received norm_epsilon={self.norm_epsilon}")
         for name in ("seq_len", "num_layers", "num_heads", "hidden_dim", "dense_units"):
@@ -70,10 +86,23 @@ class ModelConfig:
                 "--hidden_dim must be divisible by --num_heads; received "
                 f"hidden_dim={self.hidden_dim}, num_heads={self.num_heads}"
             )
+        if (
+            self.model == "transformer"
+            and self.position == "rope"
+            and (self.hidden_dim // self.num_heads) % 2
+        ):
+            raise ValueError(
+                "--position=rope needs heads of even width (--hidden_dim / --num_heads); received "
+                f"hidden_dim={self.hidden_dim}, num_heads={self.num_heads}"
+            )
 
     @property
     def resolved_mlp_dim(self):
-        return self.mlp_dim or 4 * self.hidden_dim
+        if self.mlp_dim:
+            return self.mlp_dim
+        if self.mlp == "swiglu":
+            return math.ceil(8 * self.hidden_dim / 3 / 8) * 8  # 2 d (4 d) = 3 d m, rounded up to 8
+        return 4 * self.hidden_dim
 
     @property
     def resolved_embedding_dim(self):
