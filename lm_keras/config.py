@@ -20,8 +20,8 @@ NORMS = ("layernorm", "rmsnorm")
 JIT_CHOICES = ("auto", "true", "false")
 PRECISIONS = ("float32", "bfloat16", "float16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
-OPTIMIZERS = ("adamw", "adam")
-SCHEDULES = ("cosine", "constant")
+OPTIMIZERS = ("adamw", "adam", "muon")
+SCHEDULES = ("cosine", "constant", "wsd")
 
 
 @dataclasses.dataclass
@@ -140,6 +140,7 @@ class TrainConfig:
     min_learning_rate: float = 1e-4
     warmup_steps: int = 100
     schedule: str = "cosine"
+    decay_fraction: float = 0.2
     beta1: float = 0.9
     beta2: float = 0.99
     weight_decay: float = 0.1
@@ -180,6 +181,10 @@ class TrainConfig:
         for name in ("min_learning_rate", "weight_decay", "grad_clip", "warmup_steps", "sample_tokens"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name} must be >= 0; received {name}={getattr(self, name)}")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ValueError(
+                f"--decay_fraction must be in (0, 1]; received decay_fraction={self.decay_fraction}"
+            )
         if self.min_learning_rate > self.learning_rate:
             raise ValueError(
                 "--min_learning_rate must not exceed --learning_rate; received "

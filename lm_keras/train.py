@@ -55,11 +55,15 @@ _HELP = {
     "val_fraction": "the last fraction of the text that validates",
     "batch_size": "global batch size (split across replicas)",
     "max_steps": "optimizer steps to train to (a rerun resumes to here)",
-    "optimizer": "adamw (decoupled weight decay on matrices) or adam",
+    "optimizer": "adamw (decoupled weight decay on matrices), adam (no weight decay), or muon "
+    "(Newton-Schulz-orthogonalised momentum on the hidden matrices, AdamW on the rest)",
     "learning_rate": "peak learning rate",
     "min_learning_rate": "learning rate at the end of the cosine decay",
     "warmup_steps": "steps of linear warm-up",
-    "schedule": "cosine (decay to --min_learning_rate at --max_steps) or constant",
+    "schedule": "cosine (warm-up, then cosine decay to --min_learning_rate at --max_steps), wsd "
+    "(warm-up, stable, then linear decay over the last --decay_fraction of the steps) or constant "
+    "(--learning_rate throughout, no warm-up)",
+    "decay_fraction": "--schedule=wsd: the fraction of --max_steps its final decay takes",
     "beta1": "Adam beta1",
     "beta2": "Adam beta2",
     "weight_decay": "AdamW weight decay",

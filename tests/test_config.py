@@ -2,7 +2,7 @@
 
 import pytest
 
-from lm_keras.config import Config, ModelConfig
+from lm_keras.config import Config, ModelConfig, TrainConfig
 
 
 @pytest.mark.parametrize(
@@ -44,3 +44,19 @@ def test_defaults_are_the_articles_gpt():
     assert ModelConfig(mlp="swiglu", hidden_dim=384, num_heads=6).resolved_mlp_dim == 1024
     # A config.json written before a field existed reads back with the field's default.
     assert Config.from_dict({"model": {"hidden_dim": 64}}).model == ModelConfig(hidden_dim=64)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(optimizer="sgd"), "--optimizer must be one of adamw, adam, muon; received optimizer='sgd'"),
+        (
+            dict(schedule="linear"),
+            "--schedule must be one of cosine, constant, wsd; received schedule='linear'",
+        ),
+        (dict(decay_fraction=0.0), r"--decay_fraction must be in \(0, 1\]; received decay_fraction=0.0"),
+    ],
+)
+def test_train_config_refuses_bad_values(fields, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**fields)
