@@ -129,18 +129,13 @@ class Muon(keras.optimizers.Muon):
         self.assign_add(m, ops.add(gradient, m * (self.momentum - 1)))  # m = momentum m + g
         g = ops.add(gradient, self.momentum * m) if self.nesterov else m
         view = self._matrix_views[self._get_variable_index(variable)]
-        shape = tuple(variable.shape)
-        if len(shape) == 4:  # (d, 3, H, D) -> (3, d, H D)
-            g = ops.reshape(ops.transpose(g, (1, 0, 2, 3)), view)
-        else:  # (H, D, d) -> (H D, d), or already 2-D
-            g = ops.reshape(g, view)
-        update = self.zeropower_via_newtonschulz5(g, self.ns_steps)
+        fused_qkv = len(variable.shape) == 4
+        if fused_qkv:  # (d, 3, H, D) -> (3, d, H, D): Q, K, V first
+            g = ops.transpose(g, (1, 0, 2, 3))
+        update = self.zeropower_via_newtonschulz5(ops.reshape(g, view), self.ns_steps)  # the view's shape
         if self.rms_rate is not None:
             update = update * (math.sqrt(max(view[-2:])) * self.rms_rate)
-        if len(shape) == 4:  # (3, d, H D) -> (d, 3, H, D)
-            update = ops.transpose(
-                ops.reshape(update, (shape[1], shape[0], shape[2], shape[3])), (1, 0, 2, 3)
-            )
-        else:
-            update = ops.reshape(update, shape)
+        update = ops.reshape(update, g.shape)  # (3, d, H, D), or the variable's shape
+        if fused_qkv:
+            update = ops.transpose(update, (1, 0, 2, 3))  # (d, 3, H, D)
         self.assign_sub(variable, ops.cast(lr, variable.dtype) * update)
