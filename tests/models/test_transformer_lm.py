@@ -1,3 +1,5 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -482,3 +484,18 @@ def test_recipe_exports_with_stock_ops_and_generates_the_same_text(tmp_path, nam
     out = loaded.signatures["serving_default"](prompt=tf.constant(prompts))
     texts = [t.decode("utf-8") for t in out["continuation"].numpy()]
     assert texts == generate(model, tokenizer, prompts, max_new_tokens=8, temperature=0.0)
+
+
+@pytest.mark.parametrize("name", ["shakespeare_char_cpu_modern", "shakespeare_char_cpu_10min_modern"])
+def test_modern_presets_keep_the_cpu_presets_shape_and_parameters(name):
+    from lm_keras.config import preset
+
+    modern, article = preset(name), preset(name.replace("_modern", ""))
+    for field in ("num_layers", "num_heads", "hidden_dim", "seq_len"):
+        assert getattr(modern.model, field) == getattr(article.model, field)
+    assert modern.train.batch_size == article.train.batch_size == 12
+    if name == "shakespeare_char_cpu_modern":
+        assert modern.train.max_steps == article.train.max_steps == 2000
+    count = build_model(dataclasses.replace(modern.model, vocab_size=65)).count_params()
+    assert count == _expected_parameters(65, 128, 512, 4, 64, 4, vars(modern.model))
+    assert abs(count / 804_096 - 1) < 0.10  # within 10% of shakespeare_char_cpu's
