@@ -230,6 +230,7 @@ def test_corpus_too_small_for_a_window(tmp_path):
     "preset, extra",
     [
         ("shakespeare_char_cpu", []),
+        ("shakespeare_char_cpu_modern", []),
         ("shakespeare_char", ["--batch_size=2"]),  # the GPU preset: a batch of 64 x 256 is 20 s a step here
         ("shakespeare_bpe_cpu", []),
         ("documented_lstm", []),
