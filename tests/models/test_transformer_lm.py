@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from lm_keras.config import ModelConfig
 from lm_keras.models import TransformerLM, build_model
+from tests.layer_test_case import run_layer_test
 from tests.models.helpers import VOCAB, train_with_xla
 
 
@@ -258,3 +259,33 @@ def test_tf_checkpoint_round_trip_restores_every_weight(tmp_path):
     assert len(saved) == len(model.weights) == 2 * 12 + 4  # 12 per block with biases
     tf.train.Checkpoint(model=restored).restore(path).assert_existing_objects_matched()
     np.testing.assert_array_equal(restored(_ids()), model(_ids()))
+
+
+@pytest.mark.parametrize("position", ["learned", "sinusoidal"])
+def test_layer_contract(tmp_path, position):
+    v, d, m, n, s = 11, 16, 32, 2, 12
+    learned = position == "learned"
+    run_layer_test(
+        TransformerLM,
+        init_kwargs=dict(
+            vocab_size=v,
+            num_layers=n,
+            num_heads=2,
+            hidden_dim=d,
+            mlp_dim=m,
+            seq_len=s,
+            use_bias=True,
+            position=position,
+        ),
+        input_data=_ids(),
+        expected_output_shape=(2, s, v),
+        expected_num_weights=1 + learned + n * 12 + 2,  # embedding, positions, blocks, final norm
+        expected_num_params=v * d
+        + learned * s * d
+        + n * (4 * d * d + 2 * d * m + 2 * d)
+        + d
+        + n * (7 * d + m)
+        + d,
+        expected_mixed_dtypes="float32",  # the tied output projection computes in float32
+        tmp_path=tmp_path,
+    )
