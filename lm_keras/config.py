@@ -12,6 +12,8 @@ import dataclasses
 import json
 import math
 
+from lm_keras.errors import UserError
+
 MODELS = ("transformer", "lstm", "documented_lstm")
 TOKENIZERS = ("char", "bpe", "unigram")
 POSITIONS = ("learned", "sinusoidal", "rope")
@@ -22,6 +24,11 @@ PRECISIONS = ("float32", "bfloat16", "float16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 OPTIMIZERS = ("adamw", "adam", "muon")
 SCHEDULES = ("cosine", "constant", "wsd")
+# A SentencePiece vocabulary holds the unknown id, the newline, the 256 byte pieces and at
+# least one character, so a smaller --vocab_size fails for any text; the text-dependent
+# limits (one piece per distinct character, the most pieces the text supports) are found
+# when the tokenizer trains.
+MIN_SENTENCEPIECE_VOCAB_SIZE = 1 + 1 + 256 + 1
 
 
 @dataclasses.dataclass
@@ -69,20 +76,20 @@ class ModelConfig:
         _check_choice("mlp", self.mlp, MLPS)
         _check_choice("norm", self.norm, NORMS)
         if self.logit_softcap < 0:
-            raise ValueError(
+            raise UserError(
                 f"--logit_softcap must be >= 0 (0 is off); received logit_softcap={self.logit_softcap}"
             )
         if not self.norm_epsilon > 0:
-            raise ValueError(f"--norm_epsilon must be > 0; received norm_epsilon={self.norm_epsilon}")
+            raise UserError(f"--norm_epsilon must be > 0; received norm_epsilon={self.norm_epsilon}")
         for name in ("seq_len", "num_layers", "num_heads", "hidden_dim", "dense_units"):
             _check_positive(name, getattr(self, name))
         for name in ("mlp_dim", "embedding_dim", "vocab_size"):
             if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0; received {name}={getattr(self, name)}")
+                raise UserError(f"--{name} must be >= 0; received {name}={getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"--dropout must be in [0, 1); received dropout={self.dropout}")
+            raise UserError(f"--dropout must be in [0, 1); received dropout={self.dropout}")
         if self.model == "transformer" and self.hidden_dim % self.num_heads:
-            raise ValueError(
+            raise UserError(
                 "--hidden_dim must be divisible by --num_heads; received "
                 f"hidden_dim={self.hidden_dim}, num_heads={self.num_heads}"
             )
@@ -91,7 +98,7 @@ class ModelConfig:
             and self.position == "rope"
             and (self.hidden_dim // self.num_heads) % 2
         ):
-            raise ValueError(
+            raise UserError(
                 "--position=rope needs heads of even width (--hidden_dim / --num_heads); received "
                 f"hidden_dim={self.hidden_dim}, num_heads={self.num_heads}"
             )
@@ -121,11 +128,18 @@ class DataConfig:
     def __post_init__(self):
         _check_choice("tokenizer", self.tokenizer, TOKENIZERS)
         if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"--val_fraction must be in (0, 1); received {self.val_fraction}")
+            raise UserError(f"--val_fraction must be in (0, 1); received {self.val_fraction}")
         if self.tokenizer != "char" and self.vocab_size <= 0:
-            raise ValueError(
+            raise UserError(
                 f"--vocab_size is required for --tokenizer={self.tokenizer}; "
                 "received vocab_size=0 (try --vocab_size=1024)"
+            )
+        if self.tokenizer != "char" and self.vocab_size < MIN_SENTENCEPIECE_VOCAB_SIZE:
+            raise UserError(
+                f"--vocab_size must be at least {MIN_SENTENCEPIECE_VOCAB_SIZE} for "
+                f"--tokenizer={self.tokenizer} (the unknown id, newline, 256 byte pieces and one "
+                "piece per character of the text); "
+                f"received vocab_size={self.vocab_size} (try --vocab_size=1024)"
             )
 
 
@@ -177,16 +191,16 @@ class TrainConfig:
             _check_positive(name, getattr(self, name))
         for name in ("learning_rate",):
             if not getattr(self, name) > 0:
-                raise ValueError(f"--{name} must be > 0; received {name}={getattr(self, name)}")
+                raise UserError(f"--{name} must be > 0; received {name}={getattr(self, name)}")
         for name in ("min_learning_rate", "weight_decay", "grad_clip", "warmup_steps", "sample_tokens"):
             if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0; received {name}={getattr(self, name)}")
+                raise UserError(f"--{name} must be >= 0; received {name}={getattr(self, name)}")
         if not 0.0 < self.decay_fraction <= 1.0:
-            raise ValueError(
+            raise UserError(
                 f"--decay_fraction must be in (0, 1]; received decay_fraction={self.decay_fraction}"
             )
         if self.min_learning_rate > self.learning_rate:
-            raise ValueError(
+            raise UserError(
                 "--min_learning_rate must not exceed --learning_rate; received "
                 f"min_learning_rate={self.min_learning_rate}, learning_rate={self.learning_rate}"
             )
@@ -237,12 +251,12 @@ def _known(cls, d):
 
 def _check_choice(name, value, choices):
     if value not in choices:
-        raise ValueError(f"--{name} must be one of {', '.join(choices)}; received {name}={value!r}")
+        raise UserError(f"--{name} must be one of {', '.join(choices)}; received {name}={value!r}")
 
 
 def _check_positive(name, value):
     if value <= 0:
-        raise ValueError(f"--{name} must be > 0; received {name}={value}")
+        raise UserError(f"--{name} must be > 0; received {name}={value}")
 
 
 # Flat flag name -> the sections that hold a field of that name, and its type.
@@ -418,5 +432,5 @@ DEFAULT_PRESET = "shakespeare_char_cpu"
 def preset(name):
     """The `Config` of a named preset."""
     if name not in PRESETS:
-        raise ValueError(f"--preset must be one of {', '.join(PRESETS)}; received preset={name!r}")
+        raise UserError(f"--preset must be one of {', '.join(PRESETS)}; received preset={name!r}")
     return Config().replace(**PRESETS[name])

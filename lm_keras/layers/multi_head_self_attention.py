@@ -221,6 +221,26 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    def compute_output_spec(
+        self,
+        inputs,
+        padding_mask=None,
+        use_causal_mask=False,
+        return_attention_scores=False,
+        cache=None,
+        cache_index=None,
+        training=None,
+    ):
+        # A functional call learns its outputs here, so they follow `call`'s tuple.
+        outputs = (keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.compute_dtype),)
+        if return_attention_scores:
+            batch, length = inputs.shape[:2]
+            keys = length if cache is None else cache.shape[2]
+            outputs += (keras.KerasTensor((batch, self.num_heads, length, keys), dtype="float32"),)
+        if cache is not None:
+            outputs += (keras.KerasTensor(cache.shape, dtype=cache.dtype),)
+        return outputs[0] if len(outputs) == 1 else outputs
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -200,6 +200,21 @@ class TransformerBlock(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    def compute_output_spec(
+        self,
+        inputs,
+        padding_mask=None,
+        return_attention_scores=False,
+        cache=None,
+        cache_index=None,
+        training=None,
+    ):
+        # The residual stream has the attention output's shape and dtype, so the block's
+        # outputs are its attention's (with the scores and cache when asked for).
+        return self.attention.compute_output_spec(
+            inputs, return_attention_scores=return_attention_scores, cache=cache
+        )
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from lm_keras.layers import MultiHeadSelfAttention
+from tests.layer_test_case import run_layer_test
 
 
 def _inputs(batch=2, length=7, width=16, seed=0):
@@ -269,3 +270,38 @@ def test_qk_norm_and_rope_cache_equals_full_pass():
     assert layer.count_params() == 4 * 8 * 8 + (3 * 8 + 8) + 2 * 4  # kernels, biases, Q and K gains
     with pytest.raises(ValueError, match="use_rope needs an even key_dim; received key_dim=3"):
         MultiHeadSelfAttention(num_heads=2, key_dim=3, use_rope=True)
+
+
+@pytest.mark.parametrize(
+    "call_kwargs, shapes, dtypes",
+    [
+        (dict(use_causal_mask=True), (2, 5, 8), "bfloat16"),
+        (
+            dict(use_causal_mask=True, return_attention_scores=True),
+            ((2, 5, 8), (2, 2, 5, 5)),
+            ("bfloat16", "float32"),  # the weights are computed in float32
+        ),
+    ],
+)
+def test_layer_contract(tmp_path, call_kwargs, shapes, dtypes):
+    run_layer_test(
+        MultiHeadSelfAttention,
+        init_kwargs=dict(num_heads=2, key_dim=4, dropout=0.1),
+        input_data=_inputs(length=5, width=8),
+        call_kwargs=call_kwargs,
+        expected_output_shape=shapes,
+        expected_num_weights=4,
+        expected_num_params=4 * 8 * 8 + 3 * 8 + 8,  # W^Q, W^K, W^V, W^O; QKV and output biases
+        expected_mixed_dtypes=dtypes,
+        tmp_path=tmp_path,
+    )
+
+
+def test_functional_call_with_a_cache_gives_the_new_cache():
+    layer = MultiHeadSelfAttention(num_heads=2, key_dim=4)
+    step, cache = keras.Input((1, 8)), keras.Input((2, 10, 2, 4))  # (B, 2, S, H, D), S = 10
+    outputs = layer(step, cache=cache, cache_index=3)
+    assert [tuple(t.shape) for t in outputs] == [(None, 1, 8), (None, 2, 10, 2, 4)]
+    outputs = layer(step, cache=cache, cache_index=3, return_attention_scores=True)
+    assert [tuple(t.shape) for t in outputs] == [(None, 1, 8), (None, 2, 1, 10), (None, 2, 10, 2, 4)]
+    assert [t.dtype for t in outputs] == ["float32"] * 3

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from lm_keras.layers import TransformerBlock
+from tests.layer_test_case import run_layer_test
 
 
 def _reference_block(block, x):
@@ -174,3 +175,32 @@ def test_config_round_trip_and_errors():
         TransformerBlock(num_heads=4, mlp_dim=16, mlp="relu")
     with pytest.raises(ValueError, match="norm must be one of layernorm, rmsnorm; received norm='rms'"):
         TransformerBlock(num_heads=4, mlp_dim=16, norm="rms")
+
+
+@pytest.mark.parametrize(
+    "call_kwargs, shapes, dtypes",
+    [
+        ({}, (2, 5, 8), "bfloat16"),
+        (dict(return_attention_scores=True), ((2, 5, 8), (2, 2, 5, 5)), ("bfloat16", "float32")),
+    ],
+)
+def test_layer_contract(tmp_path, call_kwargs, shapes, dtypes):
+    d, m = 8, 16
+    run_layer_test(
+        TransformerBlock,
+        init_kwargs=dict(num_heads=2, mlp_dim=m, dropout=0.1, use_bias=True),
+        input_data=np.random.RandomState(0).randn(2, 5, d).astype("float32"),
+        call_kwargs=call_kwargs,
+        expected_output_shape=shapes,
+        expected_num_weights=12,  # attention 4, two norms 2 each, two dense layers 2 each
+        expected_num_params=4 * d * d + 2 * d * m + 2 * d + 7 * d + m,
+        expected_mixed_dtypes=dtypes,
+        tmp_path=tmp_path,
+    )
+
+
+def test_functional_call_with_a_cache_gives_the_new_cache():
+    block = TransformerBlock(num_heads=2, mlp_dim=16)
+    step, cache = keras.Input((1, 8)), keras.Input((2, 10, 2, 4))  # (B, 2, S, H, d / H), S = 10
+    outputs = block(step, cache=cache, cache_index=3, return_attention_scores=True)
+    assert [tuple(t.shape) for t in outputs] == [(None, 1, 8), (None, 2, 1, 10), (None, 2, 10, 2, 4)]

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from lm_keras.config import ModelConfig
 from lm_keras.models import TransformerLM, build_model
+from tests.layer_test_case import run_layer_test
 from tests.models.helpers import VOCAB, train_with_xla
 
 
@@ -500,3 +501,33 @@ def test_modern_presets_keep_the_cpu_presets_shape_and_parameters(name):
     count = build_model(dataclasses.replace(modern.model, vocab_size=65)).count_params()
     assert count == _expected_parameters(65, 128, 512, 4, 64, 4, vars(modern.model))
     assert abs(count / 804_096 - 1) < 0.10  # within 10% of shakespeare_char_cpu's
+
+
+@pytest.mark.parametrize("position", ["learned", "sinusoidal"])
+def test_layer_contract(tmp_path, position):
+    v, d, m, n, s = 11, 16, 32, 2, 12
+    learned = position == "learned"
+    run_layer_test(
+        TransformerLM,
+        init_kwargs=dict(
+            vocab_size=v,
+            num_layers=n,
+            num_heads=2,
+            hidden_dim=d,
+            mlp_dim=m,
+            seq_len=s,
+            use_bias=True,
+            position=position,
+        ),
+        input_data=_ids(),
+        expected_output_shape=(2, s, v),
+        expected_num_weights=1 + learned + n * 12 + 2,  # embedding, positions, blocks, final norm
+        expected_num_params=v * d
+        + learned * s * d
+        + n * (4 * d * d + 2 * d * m + 2 * d)
+        + d
+        + n * (7 * d + m)
+        + d,
+        expected_mixed_dtypes="float32",  # the tied output projection computes in float32
+        tmp_path=tmp_path,
+    )

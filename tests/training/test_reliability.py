@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -198,4 +199,6 @@ def test_two_workers_train_as_one_process(tmp_path):
     worker = checkpoint_weights(model_dir / "workers" / "1" / "checkpoints")
     single = checkpoint_weights(one / "checkpoints")
     assert max_abs_diff(chief, worker) == 0.0  # the replicas agree exactly
-    assert max_abs_diff(chief, single) <= 1e-6  # and match one process with the same global batch
+    # One process sums the same global batch's gradients in another order: the weights (at
+    # most ~1, the layer-norm scales) agree to float32 rounding, a few ulps of 1.
+    assert max_abs_diff(chief, single) <= 16 * np.finfo(np.float32).eps
