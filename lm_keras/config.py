@@ -15,7 +15,7 @@ import math
 from lm_keras.errors import UserError
 
 MODELS = ("transformer", "lstm", "documented_lstm")
-TOKENIZERS = ("char", "bpe", "unigram")
+TOKENIZERS = ("char", "bpe", "unigram", "gpt2_bpe")
 POSITIONS = ("learned", "sinusoidal", "rope")
 MLPS = ("gelu", "gelu_tanh", "relu2", "swiglu")
 NORMS = ("layernorm", "rmsnorm")

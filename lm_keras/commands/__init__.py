@@ -5,6 +5,7 @@
     python -m lm_keras.generate   lm_keras.commands.generate  sample text from a trained model
     python -m lm_keras.export     lm_keras.commands.export    write a SavedModel version for TF Serving
     python -m lm_keras.serve      lm_keras.commands.serve     serve an export over TF Serving's REST API
+    python -m lm_keras.convert    lm_keras.commands.convert   a pre-trained GPT-2 into a model directory
     python -m lm_keras.demo       lm_keras.commands.demo      the README's first command
 
 Each `python -m lm_keras.<command>` module only calls `lm_keras.commands.<command>.run`,

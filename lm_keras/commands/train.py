@@ -31,7 +31,7 @@ _CHOICES = {
 _HELP = {
     "model": "model family: transformer, lstm (efficient LSTM LM) or documented_lstm "
     "(the article's Sequential)",
-    "vocab_size": "SentencePiece vocabulary size (bpe/unigram)",
+    "vocab_size": "subword vocabulary size (bpe, unigram, gpt2_bpe)",
     "seq_len": "context length T (the documented LSTM's max_length)",
     "num_layers": "Transformer blocks / LSTM layers",
     "num_heads": "attention heads",
@@ -51,7 +51,7 @@ _HELP = {
     "zero_init_residual": "start the kernels that write into the residual stream at zero",
     "logit_softcap": "cap the logits smoothly at +-C (C tanh(logits / C)); 0 is off",
     "corpus": "tiny_shakespeare, python_docs, or a path/dir/glob of UTF-8 text",
-    "tokenizer": "char, or SentencePiece bpe/unigram",
+    "tokenizer": "char, SentencePiece bpe/unigram, or gpt2_bpe (GPT-2's byte-level BPE)",
     "val_fraction": "the last fraction of the text that validates",
     "batch_size": "global batch size (split across replicas)",
     "max_steps": "optimizer steps to train to (a rerun resumes to here)",

@@ -130,7 +130,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
                 f"vocab_size must be a positive int for a {kind} tokenizer; received "
                 f"vocab_size={vocab_size!r} (try vocab_size=1024)"
             )
-        _check_unicode(text)
+        tokenizer_lib.check_unicode(text)
         model = io.BytesIO()
         sentences = training_sentences(text, TRAINER_SETTINGS["max_sentence_length"])
         try:
@@ -152,7 +152,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
     def encode(self, text):
         """Returns the ids of `text` (any str without lone surrogates) as int32, shape (n,)."""
         self._check_text(text)
-        _check_unicode(text)
+        tokenizer_lib.check_unicode(text)
         # The text as parts to encode, each after the ids that separate it from the last.
         parts, separators = [], []
         for i, line in enumerate(text.split(NEWLINE)):
@@ -224,16 +224,6 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
                 "save the tokenizer again"
             )
         return tok
-
-
-def _check_unicode(text):
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise UserError(
-            f"text is not valid Unicode: {e.reason} {text[e.start]!r} at position {e.start}; "
-            "remove lone surrogates (e.g. text.encode('utf-8', 'replace').decode('utf-8'))"
-        ) from None
 
 
 def training_sentences(text, max_bytes):

@@ -37,6 +37,11 @@ def resolve_config(model_dir, preset_name, overrides, preset_given=False):
             asked for an architecture or tokenizer other than its source's.
     """
     stored, raw = _stored(model_dir)
+    if raw is not None and "converted_from" in raw:
+        raise UserError(
+            f"--model_dir={model_dir} holds a converted model, not a training run: fine-tune it with "
+            f"--init_from={model_dir} and a new --model_dir"
+        )
     if stored is not None:
         if preset_given and raw.get("preset") != preset_name:
             raise UserError(
