@@ -23,7 +23,8 @@ NAMES = (
     "02_documented_lstm",
     "03_transformer_lm",
     "04_finetune_export_serve",
-    "05_gpt2",
+    "05_modern_recipe",
+    "06_gpt2",
 )
 CELL_TIMEOUT = 600  # seconds; a small run's slowest cell takes well under a minute
 PARAMETERS_LINE = 'SMALL = os.environ.get("LM_KERAS_NOTEBOOK_SMALL") == "1"'
@@ -177,8 +178,27 @@ def test_finetune_export_serve(small_run):
     assert image_count(nb) == 1
 
 
+def test_modern_recipe(small_run):
+    nb, runs = small_run("05_modern_recipe")
+    text = outputs_text(nb)
+    for run in ("transformer", "modern"):
+        for name in ("config.json", "metrics.jsonl", "results.json", "samples.txt"):
+            assert (runs / run / name).is_file(), f"{run}/{name}"
+    config = json.loads((runs / "modern" / "config.json").read_text())
+    assert config["preset"] == "shakespeare_char_cpu_modern" and config["train"]["optimizer"] == "muon"
+    for flag in ("--position", "--optimizer", "--schedule", "--tie_embeddings"):
+        assert f"| `{flag}` |" in text  # the table of what the recipe changes
+    bits = bits_per_char_column(text)
+    expected = [
+        json.loads((runs / run / "results.json").read_text())["val_bits_per_char"]
+        for run in ("transformer", "modern")
+    ]
+    assert bits == [round(b, 3) for b in expected]
+    assert "===== article's GPT\nROMEO:" in text and "===== modern recipe\nROMEO:" in text
+
+
 def test_gpt2(small_run):
-    nb, runs = small_run("05_gpt2")
+    nb, runs = small_run("06_gpt2")
     text = outputs_text(nb)
     for check in (
         "no LM_KERAS_GPT2_DIR: a random stand-in",

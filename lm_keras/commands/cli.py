@@ -45,17 +45,6 @@ def reject_arguments(argv):
         fail(f"unexpected arguments {argv[1:]}: every option is a --flag (see --helpshort)", EXIT_USAGE)
 
 
-def sampling_flags_problem(temperature, top_k, top_p):
-    """A one-line message for a bad --temperature, --top_k or --top_p, or None."""
-    if not temperature >= 0:
-        return f"--temperature must be >= 0 (0 is greedy); received temperature={temperature}"
-    if top_k < 0:
-        return f"--top_k must be >= 0 (0 keeps every token); received top_k={top_k}"
-    if not 0 < top_p <= 1:
-        return f"--top_p must be in (0, 1] (1 keeps every token); received top_p={top_p}"
-    return None
-
-
 def quiet_tensorflow():
     """Loads TensorFlow without its start-up chatter in the user's terminal.
 

@@ -13,6 +13,7 @@ with the settings below), `generate` (every setting per prompt),
 
 from absl import flags
 
+from lm_keras import generation_settings
 from lm_keras.commands import cli
 
 FLAGS = flags.FLAGS
@@ -33,22 +34,20 @@ def check_flags():
     for name in ("max_prompt_bytes", "max_new_tokens_limit", "max_batch_size"):
         if FLAGS[name].value <= 0:
             return f"--{name} must be > 0; received {name}={FLAGS[name].value}"
-    if not 1 <= FLAGS.max_new_tokens <= FLAGS.max_new_tokens_limit:
-        return (
-            f"--max_new_tokens must be in [1, --max_new_tokens_limit={FLAGS.max_new_tokens_limit}]; "
-            f"received max_new_tokens={FLAGS.max_new_tokens}"
-        )
-    sampling = cli.sampling_flags_problem(FLAGS.temperature, FLAGS.top_k, FLAGS.top_p)
-    if sampling:
-        return sampling
-    return None
+    problem = generation_settings.settings_problem(
+        FLAGS.max_new_tokens,
+        FLAGS.temperature,
+        FLAGS.top_k,
+        FLAGS.top_p,
+        min_new_tokens=1,
+        max_new_tokens_limit=FLAGS.max_new_tokens_limit,
+    )
+    return "--" + problem if problem else None
 
 
 def define_flags():
     """Defines this command's flags; called by `run`, so that importing the module defines none
     (commands share flag names such as --model_dir, and absl allows one definition each)."""
-    # Mirrors lm_keras.serving.generation_module's defaults; that module imports
-    # TensorFlow, which this command loads only after checking its flags.
     flags.DEFINE_string("model_dir", None, "the trained run to export")
     flags.DEFINE_string("export_dir", None, "where versions go: TF Serving's --model_base_path")
     flags.DEFINE_enum(
@@ -60,13 +59,31 @@ def define_flags():
     flags.DEFINE_integer(
         "version", None, "the version folder to write; default: one more than the highest there"
     )
-    flags.DEFINE_integer("max_new_tokens", 200, "serving_default: tokens generated after each prompt")
-    flags.DEFINE_float("temperature", 0.8, "serving_default: sampling temperature; 0 is greedy")
-    flags.DEFINE_integer("top_k", 200, "serving_default: sample among the k most likely tokens; 0 keeps all")
-    flags.DEFINE_float("top_p", 1.0, "serving_default: nucleus sampling mass; 1 keeps all")
-    flags.DEFINE_integer("max_prompt_bytes", 8192, "requests with a longer prompt (UTF-8 bytes) are refused")
-    flags.DEFINE_integer("max_new_tokens_limit", 1024, "requests asking for more new tokens are refused")
-    flags.DEFINE_integer("max_batch_size", 64, "requests with more prompts are refused")
+    flags.DEFINE_integer(
+        "max_new_tokens", generation_settings.MAX_NEW_TOKENS, "serving_default: tokens after each prompt"
+    )
+    flags.DEFINE_float(
+        "temperature", generation_settings.TEMPERATURE, "serving_default: sampling temperature; 0 is greedy"
+    )
+    flags.DEFINE_integer(
+        "top_k", generation_settings.TOP_K, "serving_default: sample among the k most likely tokens; 0: all"
+    )
+    flags.DEFINE_float(
+        "top_p", generation_settings.TOP_P, "serving_default: nucleus sampling mass; 1 keeps all"
+    )
+    flags.DEFINE_integer(
+        "max_prompt_bytes",
+        generation_settings.MAX_PROMPT_BYTES,
+        "requests with a longer prompt (UTF-8 bytes) are refused",
+    )
+    flags.DEFINE_integer(
+        "max_new_tokens_limit",
+        generation_settings.MAX_NEW_TOKENS_LIMIT,
+        "requests asking for more new tokens are refused",
+    )
+    flags.DEFINE_integer(
+        "max_batch_size", generation_settings.MAX_BATCH_SIZE, "requests with more prompts are refused"
+    )
 
 
 def main(argv):

@@ -9,6 +9,7 @@ import sys
 
 from absl import flags
 
+from lm_keras import generation_settings
 from lm_keras.commands import cli
 
 FLAGS = flags.FLAGS
@@ -20,13 +21,11 @@ def check_flags():
     """A one-line message for the first bad flag, or None."""
     if not FLAGS.model_dir:
         return "--model_dir is required: the trained run to sample from"
-    if FLAGS.max_new_tokens < 0:
-        return f"--max_new_tokens must be >= 0; received max_new_tokens={FLAGS.max_new_tokens}"
-    sampling = cli.sampling_flags_problem(FLAGS.temperature, FLAGS.top_k, FLAGS.top_p)
-    if sampling:
-        return sampling
-    if FLAGS.seed is not None and not 0 <= FLAGS.seed < 2**62:
-        return f"--seed must be in [0, 2**62); received seed={FLAGS.seed}"
+    problem = generation_settings.settings_problem(
+        FLAGS.max_new_tokens, FLAGS.temperature, FLAGS.top_k, FLAGS.top_p, FLAGS.seed
+    )
+    if problem:
+        return "--" + problem
     if FLAGS.num_samples <= 0:
         return f"--num_samples must be > 0; received num_samples={FLAGS.num_samples}"
     return None
@@ -37,11 +36,19 @@ def define_flags():
     (commands share flag names such as --model_dir, and absl allows one definition each)."""
     flags.DEFINE_string("model_dir", None, "the trained run to sample from")
     flags.DEFINE_string("prompt", "", "text to continue; empty starts from a newline")
-    flags.DEFINE_integer("max_new_tokens", 200, "tokens to generate after the prompt")
-    flags.DEFINE_float("temperature", 0.8, "sampling temperature; 0 is greedy (argmax)")
-    flags.DEFINE_integer("top_k", 200, "sample among the k most likely tokens; 0 keeps all")
+    flags.DEFINE_integer(
+        "max_new_tokens", generation_settings.MAX_NEW_TOKENS, "tokens to generate after the prompt"
+    )
     flags.DEFINE_float(
-        "top_p", 1.0, "sample among the most likely tokens that hold this much probability; 1 keeps all"
+        "temperature", generation_settings.TEMPERATURE, "sampling temperature; 0 is greedy (argmax)"
+    )
+    flags.DEFINE_integer(
+        "top_k", generation_settings.TOP_K, "sample among the k most likely tokens; 0 keeps all"
+    )
+    flags.DEFINE_float(
+        "top_p",
+        generation_settings.TOP_P,
+        "sample among the most likely tokens that hold this much probability; 1 keeps all",
     )
     flags.DEFINE_integer("seed", None, "random seed (sample i uses seed + i); default: a random one")
     flags.DEFINE_integer("num_samples", 1, "how many samples of the prompt to generate (in one batch)")

@@ -23,7 +23,7 @@ def train(kind, text, vocab_size=None):
         A `CharTokenizer`, `SentencePieceTokenizer` or `ByteLevelBPETokenizer`.
 
     Raises:
-        ValueError: an unknown kind, empty text, or a vocab_size the text cannot
+        UserError: an unknown kind, empty text, or a vocab_size the text cannot
             support (the message says the smallest or largest size that fits).
 
     Example:

@@ -113,7 +113,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
             A `SentencePieceTokenizer`.
 
         Raises:
-            ValueError: vocab_size is outside what the text supports; the message says
+            UserError: vocab_size is outside what the text supports; the message says
                 the smallest or largest size that fits.
         """
         import sentencepiece
@@ -251,21 +251,21 @@ _TOO_LARGE = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to 
 
 
 def _vocab_size_error(kind, vocab_size, message):
-    """The ValueError for a failed training run, naming the size limit SentencePiece reported."""
+    """The UserError for a failed training run, naming the size limit SentencePiece reported."""
     small = _TOO_SMALL.search(message)
     if small:
-        return ValueError(
+        return UserError(
             f"vocab_size={vocab_size} is too small for a {kind} tokenizer of this text: the "
             f"smallest size it supports is {small.group(2)} (the unknown id, newline, 256 byte "
             "pieces and one piece per distinct character); pass a larger vocab_size"
         )
     large = _TOO_LARGE.search(message)
     if large:
-        return ValueError(
+        return UserError(
             f"vocab_size={vocab_size} is too large for a {kind} tokenizer of this text: the "
             f"largest size it supports is {large.group(2)}; pass a smaller vocab_size or more text"
         )
-    return ValueError(
+    return UserError(
         f"SentencePiece could not train a {kind} tokenizer with "
         f"vocab_size={vocab_size}: {message.strip().splitlines()[-1]}"
     )

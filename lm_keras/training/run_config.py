@@ -4,11 +4,11 @@ TensorFlow-free, so the train command can refuse bad flags before TensorFlow loa
 """
 
 import dataclasses
-import json
 import pathlib
 
 from lm_keras import config as config_lib
 from lm_keras.errors import UserError
+from lm_keras.training import model_dir as model_dir_lib
 
 # Fields a resumed run may not change: they define what is being trained.
 _FIXED_SECTIONS = ("model", "data")
@@ -17,11 +17,9 @@ _INHERITED_DATA_FIELDS = ("tokenizer", "vocab_size")
 
 
 def _stored(model_dir):
-    path = pathlib.Path(model_dir) / "config.json"
-    if not path.is_file():
+    if not (pathlib.Path(model_dir) / model_dir_lib.CONFIG).is_file():
         return None, None
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    return config_lib.Config.from_dict(raw), raw
+    return model_dir_lib.read_config(model_dir)
 
 
 def resolve_config(model_dir, preset_name, overrides, preset_given=False):

@@ -1,0 +1,66 @@
+"""`python -m lm_keras.evaluate`: the run's figures over a whole split; bad input is one line."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.generation.tiny_models import SEQ_LEN, trained_model_dir
+from tests.training.helpers import damaged_model_dir
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+BATCH_SIZE = 32
+
+
+def run_evaluate(*flags):
+    return subprocess.run(
+        [sys.executable, "-m", "lm_keras.evaluate", *flags],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+
+
+def test_scores_the_validation_split_as_the_trainer_did():
+    model_dir = trained_model_dir("transformer")
+    result = run_evaluate(f"--model_dir={model_dir}", f"--batch_size={BATCH_SIZE}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout)
+    trained = json.loads((model_dir / "results.json").read_text())
+    assert (figures["step"], figures["split"]) == (trained["steps"], "val")
+    assert (figures["val_tokens"], figures["val_chars"]) == (trained["val_tokens"], trained["val_chars"])
+    # The trainer summed the same per-target losses in batches of another size: each batch's
+    # float32 sum of up to BATCH_SIZE * SEQ_LEN terms is off by at most that many ulps.
+    rel = 2 * BATCH_SIZE * SEQ_LEN * float(np.finfo(np.float32).eps)
+    assert figures["val_loss"] == pytest.approx(trained["val_loss"], rel=rel)
+    assert figures["val_bits_per_char"] == pytest.approx(trained["val_bits_per_char"], rel=rel)
+
+
+@pytest.mark.parametrize(
+    "flags, code, message",
+    [
+        (["--batch_size=0"], 2, "error: --batch_size must be > 0; received batch_size=0"),
+        (["--model_dir="], 2, "error: --model_dir is required: the trained run to evaluate"),
+        (["--split=test"], 2, "error: flag --split=test: value should be one of <val|all>"),
+    ],
+)
+def test_bad_flags_are_one_line(flags, code, message):
+    result = run_evaluate("--model_dir=/nonexistent", *flags)
+    assert result.returncode == code
+    assert result.stderr.strip().startswith(message), result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_directory_without_a_readable_model_is_one_line(tmp_path, damaged):
+    if damaged:
+        model_dir, message = damaged_model_dir(tmp_path / "run")
+    else:
+        model_dir, message = tmp_path, f"error: --model_dir={tmp_path} holds no config.json"
+    result = run_evaluate(f"--model_dir={model_dir}")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-2000:]
