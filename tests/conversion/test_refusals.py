@@ -102,7 +102,12 @@ def test_existing_directories_are_never_overwritten(sources, converted, tmp_path
     [
         (dict(use_bias=False), r"this model has --use_bias=False; .* needs --use_bias=True"),
         (dict(model="lstm"), r"this model has --model=lstm; .* needs --model=transformer"),
-        (dict(position="sinusoidal"), r"--position=sinusoidal; .* needs --position=learned"),
+        (dict(position="rope"), r"--position=rope; .* needs --position=learned"),
+        (dict(norm="rmsnorm"), r"--norm=rmsnorm; .* needs --norm=layernorm"),
+        (dict(qk_norm=True), r"--qk_norm=True; .* needs --qk_norm=False"),
+        (dict(tie_embeddings=False), r"--tie_embeddings=False; .* needs --tie_embeddings=True"),
+        (dict(logit_softcap=30.0), r"--logit_softcap=30\.0; .* needs --logit_softcap=0\.0"),
+        (dict(mlp="relu2"), r"--mlp=relu2; .* needs --mlp=gelu_tanh or --mlp=gelu"),
         (dict(tokenizer="char"), r"--tokenizer=char; .* needs --tokenizer=gpt2_bpe"),
     ],
 )
@@ -115,19 +120,6 @@ def test_models_gpt2_cannot_express_are_refused_naming_the_option(converted, tmp
     with pytest.raises(UserError, match=message):
         export_huggingface(model_dir, tmp_path / "hf")
     assert not (tmp_path / "hf").exists()
-
-
-def test_an_activation_gpt2_lacks_is_refused_naming_the_option(converted):
-    import dataclasses
-    import types
-
-    from lm_keras.conversion import gpt2
-
-    # An activation of newer recipes (issue 16's relu2), on a stand-in config.
-    config = converted["huggingface"].config
-    model = types.SimpleNamespace(**{**dataclasses.asdict(config.model), "mlp": "relu2"})
-    with pytest.raises(UserError, match=r"--mlp=relu2; .* needs --mlp=gelu_tanh or --mlp=gelu"):
-        gpt2.check_exportable(types.SimpleNamespace(model=model, data=config.data))
 
 
 def test_command_lines_exit_2_for_flags_and_1_for_inputs(converted, tmp_path):
