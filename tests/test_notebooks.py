@@ -23,7 +23,7 @@ NAMES = (
     "02_documented_lstm",
     "03_transformer_lm",
     "04_finetune_export_serve",
-    "05_modern_recipe",
+    "06_modern_recipe",
 )
 CELL_TIMEOUT = 600  # seconds; a small run's slowest cell takes well under a minute
 PARAMETERS_LINE = 'SMALL = os.environ.get("LM_KERAS_NOTEBOOK_SMALL") == "1"'
@@ -177,7 +177,7 @@ def test_finetune_export_serve(small_run):
 
 
 def test_modern_recipe(small_run):
-    nb, runs = small_run("05_modern_recipe")
+    nb, runs = small_run("06_modern_recipe")
     text = outputs_text(nb)
     for run in ("transformer", "modern"):
         for name in ("config.json", "metrics.jsonl", "results.json", "samples.txt"):
