@@ -65,7 +65,10 @@ def _evaluate(scratch):
     trained = md.load_trained(FLAGS.model_dir)
     cfg, raw = trained.config, md.read_config(FLAGS.model_dir)[1]
     own_tokenizer = f"{FLAGS.model_dir}/{md.TOKENIZER}"
-    corpus = FLAGS.corpus or raw.get("dataset", {}).get("path") or cfg.data.corpus
+    own_data = f"{FLAGS.model_dir}/{md.DATA}"
+    if not shards.is_prepared(own_data):  # trained on a dataset outside the model directory
+        own_data = raw.get("dataset", {}).get("path") or cfg.data.corpus
+    corpus = FLAGS.corpus or own_data
     persistent = shards.is_prepared(corpus)
     if persistent:
         dataset = shards.PreparedDataset(corpus)

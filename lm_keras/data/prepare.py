@@ -109,7 +109,7 @@ def prepare(
     source = resolve(corpus, tfds_data_dir)
     out = _check_output_dir(output_dir)
     if fmt.is_prepared(out):
-        return _finished(out, settings, source, log)
+        return _finished(out, settings, tfds_data_dir, log)
     return _Run(settings, source, out, given, log).run()
 
 
@@ -155,7 +155,8 @@ def _check_output_dir(output_dir):
     return out
 
 
-def _finished(out, settings, source, log):
+def _finished(out, settings, tfds_data_dir, log):
+    """A finished dataset of these settings, checked against the corpus now there."""
     dataset = fmt.PreparedDataset(out)
     then = dataset.manifest.get("settings", {})
     if then != dataclasses.asdict(settings):
@@ -168,7 +169,7 @@ def _finished(out, settings, source, log):
             f"{out} already holds a dataset prepared with other settings ({'; '.join(differences)}): "
             "give another --output_dir, or delete that one"
         )
-    changes = corpus_changes(dataset, getattr(source.parts[0], "data_dir", None) or "")
+    changes = corpus_changes(dataset, tfds_data_dir)
     if changes:
         raise UserError(
             f"the corpus {settings.corpus!r} changed since {out} was prepared from it ({changes}): "

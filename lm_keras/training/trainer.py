@@ -19,7 +19,8 @@ import tensorflow as tf
 import lm_keras
 from lm_keras.data import check_windows, shards, train_dataset
 from lm_keras.data.pipeline import shard_errors
-from lm_keras.data.prepare import corpus_changes, prepare
+from lm_keras.data.prepare import corpus_changes
+from lm_keras.data.prepare import prepare as prepare_dataset
 from lm_keras.errors import UserError
 from lm_keras.files import write_json_atomic, write_text_atomic
 from lm_keras.models import build_model
@@ -142,15 +143,16 @@ class Trainer:
                         f"({changes}): restore the text or start a new --model_dir"
                     )
             else:
-                # A run resumes with its own tokenizer (a run of an older lm_keras has no data/ yet).
+                # A resumed run keeps its own tokenizer (one of an older lm_keras has no data/ yet).
                 own = self.model_dir / md.TOKENIZER
-                dataset = prepare(
+                resumed = stored is not None and own.is_dir()
+                dataset = prepare_dataset(
                     cfg.corpus,
                     data_dir,
                     tokenizer=cfg.tokenizer,
                     vocab_size=cfg.vocab_size,
                     val_fraction=cfg.val_fraction,
-                    tokenizer_from=str(own) if own.is_dir() else tc.init_from,
+                    tokenizer_from=str(own) if resumed else tc.init_from,
                     tfds_data_dir=cfg.tfds_data_dir,
                     log=self.log,
                 )
