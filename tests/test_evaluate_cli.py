@@ -60,7 +60,7 @@ def test_another_corpus_and_another_dataset(trained, tmp_path, shakespeare):
     figures = json.loads(result.stdout)
     assert figures["dataset"] is None and figures["corpus"] == "other.txt" and figures["val_tokens"] > 2000
     assert "prepare | done" in result.stderr  # prepared with the run's tokenizer, out of the way
-    dataset = prepare(str(other), tmp_path / "bpe", tokenizer="bpe", vocab_size=300, log=lambda line: None)
+    dataset = prepare(str(other), tmp_path / "bpe", tokenizer="bpe", vocab_size=400, log=lambda line: None)
     refused = evaluate(f"--model_dir={model_dir}", f"--corpus={dataset.path}")
     assert refused.returncode == 1
     assert refused.stderr.strip() == (

@@ -45,7 +45,7 @@ def test_a_prepared_dataset_fixes_the_tokenizer_and_the_run_records_which(tmp_pa
     other = run_train(tmp_path / "other", *SHORT, f"--corpus={bpe_dataset.path}", "--tokenizer=char")
     assert other.returncode == 2
     assert other.stderr.strip() == (
-        f"error: --tokenizer=char differs from the prepared dataset {bpe_dataset.path} (tokenizer='bpe'): "
+        f"error: --tokenizer=char differs from the prepared dataset {bpe_dataset.path} (tokenizer=bpe): "
         "drop the flag, or prepare the corpus again with it"
     )
 
