@@ -195,9 +195,19 @@ class _Run:
         if state is None:
             self._clear()
             state = self._scan()
+        self._remove_temporaries()
         tokenizer = tokenizers.load(self.out / fmt.TOKENIZER)
         self._encode(state, tokenizer)
         return self._finish(state)
+
+    def _remove_temporaries(self):
+        """The temporary files (".name.xxxx") a killed run left before renaming them into place."""
+        for folder in (self.out, self.out / fmt.SHARDS):
+            for path in folder.iterdir():
+                if path.name.startswith(".") and path.name != WORK and path.is_dir():
+                    shutil.rmtree(path)
+                elif path.name.startswith(".") and path.name != WORK:
+                    path.unlink()
 
     # -------------------------------------------------------------------- state
 
