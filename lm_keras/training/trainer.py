@@ -143,25 +143,26 @@ class Trainer:
                         f"({changes}): restore the text or start a new --model_dir"
                     )
             else:
-                # A resumed run keeps its own tokenizer (one of an older lm_keras has no data/ yet).
+                # A tokenizer/ already in the model directory is the run's (put there by hand, or
+                # by a run of an older lm_keras, which has no data/): encode with it.
                 own = self.model_dir / md.TOKENIZER
-                resumed = stored is not None and own.is_dir()
                 dataset = prepare_dataset(
                     cfg.corpus,
                     data_dir,
                     tokenizer=cfg.tokenizer,
                     vocab_size=cfg.vocab_size,
                     val_fraction=cfg.val_fraction,
-                    tokenizer_from=str(own) if resumed else tc.init_from,
+                    tokenizer_from=str(own) if own.is_dir() else tc.init_from,
                     tfds_data_dir=cfg.tfds_data_dir,
                     log=self.log,
                 )
         dataset.check_ends()
         if stored is not None:
+            # A dataset of the run's own (data/) was checked against its corpus above; one given
+            # as --corpus must be the very dataset the run started on.
             then = stored.get("dataset", {}).get("manifest_sha256")
-            if stored["corpus"]["sha256"] != dataset.manifest["corpus"]["sha256"] or (
-                then and then != dataset.manifest_sha256
-            ):
+            given = shards.is_prepared(cfg.corpus) and then and then != dataset.manifest_sha256
+            if given or stored["corpus"]["sha256"] != dataset.manifest["corpus"]["sha256"]:
                 raise UserError(
                     f"the dataset {dataset.path} changed since this run started in {self.model_dir} "
                     f"(manifest sha256 {(then or '?')[:12]}... then, {dataset.manifest_sha256[:12]}... now): "
