@@ -16,6 +16,8 @@ block and writes the same bytes as a run that never stopped. manifest.json is wr
 last, so a dataset without it is unfinished.
 """
 
+import collections
+import concurrent.futures
 import dataclasses
 import errno
 import hashlib
@@ -226,15 +228,24 @@ class _Run:
         )
         return state
 
-    def _save_state(self, state, tail):
-        """The ids not yet in a shard go to a file of their own first, then the state that names it."""
+    def _save_state(self, state, tail, writer=None):
+        """The ids not yet in a shard go to a file of their own first, then the state that names it.
+
+        With a `writer`, the writes wait their turn behind the shards before them.
+        """
         name = f"tail-{state['blocks_done']}.bin"
-        _write(self.work / name, tail.tobytes())
         previous = state.get("tail")
         state["tail"] = name
-        _write(self.work / STATE, (json.dumps(state, indent=1, sort_keys=True) + "\n").encode("utf-8"))
-        if previous and previous != name:
-            (self.work / previous).unlink(missing_ok=True)
+        snapshot = (json.dumps(state, indent=1, sort_keys=True) + "\n").encode("utf-8")
+        tail = tail.tobytes()
+
+        def save():
+            _write(self.work / name, tail)
+            _write(self.work / STATE, snapshot)
+            if previous and previous != name:
+                (self.work / previous).unlink(missing_ok=True)
+
+        (writer.submit if writer else _call)(save)
 
     def _clear(self):
         for name in (WORK, fmt.SHARDS, fmt.TOKENIZER):
@@ -257,25 +268,26 @@ class _Run:
         starts = []  # (block start position, its first character): to find the boundary again
         position = (0, 0)
         progress = _Progress(self.log, "scan  ", self.total_bytes)
-        for block in source.blocks():
-            starts.append((position, chars))
-            if not block.inserted:
-                part_digests[block.part].update(block.data)
-                part_bytes[block.part] += len(block.data)
-            corpus_digest.update(block.data)
-            has_text = has_text or not block.text.isspace()
-            if self.given is None and s.tokenizer == "char":
-                rest = block.data.translate(None, seen_ascii)  # what is not a character seen before
-                if rest:
-                    new = set(rest.decode("utf-8"))
-                    seen_ascii += bytes(sorted(ord(c) for c in new if c < "\x80"))
-                    others |= {c for c in new if c >= "\x80"}
-            if sample is not None:
-                sample.add(block.text, chars)
-            chars += len(block.text)
-            nbytes += len(block.data)
-            position = block.next
-            progress.update(nbytes)
+        with _InOrder(depth=4) as hashing:  # hashlib lets go of the GIL: the hashes run beside the rest
+            for block in source.blocks():
+                starts.append((position, chars))
+                if not block.inserted:
+                    hashing.submit(part_digests[block.part].update, block.data)
+                    part_bytes[block.part] += len(block.data)
+                hashing.submit(corpus_digest.update, block.data)
+                has_text = has_text or not block.text.isspace()
+                if self.given is None and s.tokenizer == "char":
+                    rest = block.data.translate(None, seen_ascii)  # what is not a character seen before
+                    if rest:
+                        new = set(rest.decode("utf-8"))
+                        seen_ascii += bytes(sorted(ord(c) for c in new if c < "\x80"))
+                        others |= {c for c in new if c >= "\x80"}
+                if sample is not None:
+                    sample.add(block.text, chars)
+                chars += len(block.text)
+                nbytes += len(block.data)
+                position = block.next
+                progress.update(nbytes)
         progress.done(nbytes)
         if not has_text:
             raise UserError(
@@ -351,41 +363,45 @@ class _Run:
         boundary, chars_done = state["boundary"], state["chars_done"]
         progress = _Progress(self.log, "encode", self.total_bytes, done=state["bytes_done"])
         saved = time.monotonic()
-        for block in self.source.blocks(tuple(state["next"])):
-            text = block.text
-            cut = min(max(boundary - chars_done, 0), len(text))
-            for split, piece in (("train", text[:cut]), ("val", text[cut:])):
-                if not piece:
-                    continue
-                if split != state["split"]:  # the training split ends: its last shard
-                    tail = self._write_shards(state, tail, last=True)
-                    state["split"] = split
-                ids = tokenizer.encode(piece)
-                tail = self._write_shards(state, np.concatenate([tail, ids.astype(dtype)]))
-            chars_done += len(text)
-            state.update(
-                next=list(block.next),
-                blocks_done=state["blocks_done"] + 1,
-                bytes_done=state["bytes_done"] + len(block.data),
-                chars_done=chars_done,
-            )
-            if time.monotonic() - saved >= SAVE_SECONDS:
-                self._save_state(state, tail)
-                saved = time.monotonic()
-            progress.update(state["bytes_done"], state["tokens"]["train"] + state["tokens"]["val"])
-        if state["split"] != "done":
-            self._write_shards(state, tail, last=True)
-            state["split"] = "done"
-            self._save_state(state, np.zeros(0, dtype))
+        with _InOrder(depth=32) as writer:  # the disk writes run beside the encoding of what follows
+            for block in self.source.blocks(tuple(state["next"])):
+                text = block.text
+                cut = min(max(boundary - chars_done, 0), len(text))
+                for split, piece in (("train", text[:cut]), ("val", text[cut:])):
+                    if not piece:
+                        continue
+                    if split != state["split"]:  # the training split ends: its last shard
+                        tail = self._write_shards(state, tail, writer, last=True)
+                        state["split"] = split
+                    ids = tokenizer.encode(piece)
+                    tail = self._write_shards(state, np.concatenate([tail, ids.astype(dtype)]), writer)
+                chars_done += len(text)
+                state.update(
+                    next=list(block.next),
+                    blocks_done=state["blocks_done"] + 1,
+                    bytes_done=state["bytes_done"] + len(block.data),
+                    chars_done=chars_done,
+                )
+                if time.monotonic() - saved >= SAVE_SECONDS:
+                    self._save_state(state, tail, writer)
+                    saved = time.monotonic()
+                progress.update(state["bytes_done"], state["tokens"]["train"] + state["tokens"]["val"])
+            if state["split"] != "done":
+                self._write_shards(state, tail, writer, last=True)
+                state["split"] = "done"
+                self._save_state(state, np.zeros(0, dtype), writer)
         progress.done(state["bytes_done"], state["tokens"]["train"] + state["tokens"]["val"])
 
-    def _write_shards(self, state, ids, last=False):
+    def _write_shards(self, state, ids, writer, last=False):
         """Writes the full shards of `ids` (and with `last`, the rest too); returns what is left."""
         split, size = state["split"], self.settings.tokens_per_shard
         while len(ids) >= size or (last and len(ids)):
             shard, ids = ids[:size], ids[size:]
             path = self.out / fmt.SHARDS / fmt.shard_name(split, state["shards"][split])
-            _write(path, fmt.shard_header(len(shard), shard.itemsize) + shard.tobytes(), fsync=False)
+            header = fmt.shard_header(len(shard), shard.itemsize)
+            writer.submit(
+                lambda path=path, shard=shard, header=header: _write(path, header + shard.tobytes())
+            )
             state["shards"][split] += 1
             state["tokens"][split] += len(shard)
         return ids
@@ -477,6 +493,47 @@ class _Sample:
         kept = [line for start, line in self.lines if start < boundary]
         text = "".join(kept)
         return text, {"characters": len(text), "lines": len(kept)}
+
+
+class _InOrder:
+    """Runs calls one after another on a thread of its own while the caller goes on.
+
+    At most `depth` calls wait; the error of one is raised by a later `submit` or by
+    `close`, which waits for them all (or, after an error, drops those not started).
+    """
+
+    def __init__(self, depth):
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self._pending, self._depth = collections.deque(), depth
+
+    def submit(self, fn, *args):
+        try:
+            while self._pending and (self._pending[0].done() or len(self._pending) >= self._depth):
+                self._pending.popleft().result()
+        except BaseException:
+            self._pool.shutdown(cancel_futures=True)
+            raise
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def close(self):
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pool.shutdown(cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is None:
+            self.close()
+        else:  # the caller failed: what has not started is dropped
+            self._pool.shutdown(cancel_futures=True)
+
+
+def _call(fn):
+    return fn()
 
 
 def _hash(x):
