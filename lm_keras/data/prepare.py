@@ -498,13 +498,23 @@ class _Sample:
 class _InOrder:
     """Runs calls one after another on a thread of its own while the caller goes on.
 
-    At most `depth` calls wait; the error of one is raised by a later `submit` or by
-    `close`, which waits for them all (or, after an error, drops those not started).
+    At most `depth` calls wait. After a call fails, the later ones do not run (a state
+    saved after a shard that failed to be written would claim it), and the error is
+    raised by a later `submit` or by `close`, which waits for them all.
     """
 
     def __init__(self, depth):
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        self._pending, self._depth = collections.deque(), depth
+        self._pending, self._depth, self._error = collections.deque(), depth, None
+
+    def _run(self, fn, args):
+        if self._error is not None:
+            raise self._error
+        try:
+            return fn(*args)
+        except BaseException as e:
+            self._error = e
+            raise
 
     def submit(self, fn, *args):
         try:
@@ -513,7 +523,7 @@ class _InOrder:
         except BaseException:
             self._pool.shutdown(cancel_futures=True)
             raise
-        self._pending.append(self._pool.submit(fn, *args))
+        self._pending.append(self._pool.submit(self._run, fn, args))
 
     def close(self):
         try:
