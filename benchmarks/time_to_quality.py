@@ -11,7 +11,14 @@ On this 2-core CPU machine: `--preset=shakespeare_char_cpu_10min` (the preset ma
 for a 10-minute budget; see RESULTS.md). On a GPU (benchmarks/gpu.sh):
 `--preset=shakespeare_char --target=1.47` (nanoGPT: about 3 minutes on an A100).
 
+`--versus=PRESET` trains a second preset after the first in the same run (same
+machine, same hour) and reports the ratio of the second's time to the target to
+the first's whole training time. The modern recipe against the article's GPT,
+with the target where the 10-minute preset ends:
+
     flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/time_to_quality.py
+    flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/time_to_quality.py \
+        --versus=shakespeare_char_cpu_10min_modern --target=1.526
 """
 
 import json
@@ -51,20 +58,45 @@ def main():
     parser.add_argument("--target", type=float, default=1.60, help="the loss to reach (nats/token)")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config overrides")
     parser.add_argument("--model_dir", default=None, help="default benchmarks/out/ttq_<preset>")
+    parser.add_argument("--versus", default=None, help="a second preset, trained after the first")
     args = parser.parse_args()
-
-    from lm_keras.config import preset
-    from lm_keras.training.trainer import Trainer
 
     overrides = parse_overrides(args.set)
     if args.quick:
         overrides = {"max_steps": 20, "eval_every": 10, "eval_batches": 2, "sample_tokens": 0, **overrides}
-    config = preset(args.preset).replace(**overrides)
-    model_dir = args.model_dir or str(common.OUT_DIR / f"ttq_{args.preset}")
+    summary = train_and_summarize(args.preset, overrides, args, args.model_dir)
+    name = f"time_to_quality_{args.preset}"
+    if args.versus:
+        versus = train_and_summarize(args.versus, overrides, args, None)
+        reached = versus["target_reached_at"]
+        summary["versus"] = versus
+        # The second preset's time to the target over the first's whole training time.
+        summary["time_ratio"] = reached["elapsed"] / summary["train_seconds"] if reached else None
+        print(
+            f"\n{args.versus} reached {args.target} "
+            + (
+                f"at {reached['elapsed']:.0f} s: {summary['time_ratio']:.2f}x of {args.preset}'s "
+                f"{summary['train_seconds']:.0f} s"
+                if reached
+                else "not at all"
+            ),
+            flush=True,
+        )
+        name += f"_versus_{args.versus}"
+    common.emit(name, summary, args.out)
+
+
+def train_and_summarize(preset_name, overrides, args, model_dir):
+    """Trains one preset into a fresh model directory; returns its summary and prints its row."""
+    from lm_keras.config import preset
+    from lm_keras.training.trainer import Trainer
+
+    config = preset(preset_name).replace(**overrides)
+    model_dir = model_dir or str(common.OUT_DIR / f"ttq_{preset_name}")
     shutil.rmtree(model_dir, ignore_errors=True)
-    print(f"training {args.preset} {overrides or ''} into {model_dir}", flush=True)
+    print(f"training {preset_name} {overrides or ''} into {model_dir}", flush=True)
     t0 = time.monotonic()
-    results = Trainer(config, model_dir, preset=args.preset).run()
+    results = Trainer(config, model_dir, preset=preset_name).run()
     total_seconds = time.monotonic() - t0
 
     records = [json.loads(line) for line in open(os.path.join(model_dir, "metrics.jsonl"))]
@@ -91,7 +123,7 @@ def main():
     reached = next((c for c in curve if c["val_loss"] <= args.target), None)
     train_seconds = results["wall_seconds"]
     summary = {
-        "preset": args.preset,
+        "preset": preset_name,
         "overrides": overrides,
         "config": config.to_dict(),
         "val_loss": results["val_loss"],
@@ -121,7 +153,7 @@ def main():
             ],
             [
                 [
-                    args.preset,
+                    preset_name,
                     f"{results['parameters']:,}",
                     results["steps"],
                     f"{results['tokens_per_sec']:,.0f}" if results["tokens_per_sec"] else "n/a",
@@ -135,7 +167,7 @@ def main():
             ],
         )
     )
-    common.emit(f"time_to_quality_{args.preset}", summary, args.out)
+    return summary
 
 
 if __name__ == "__main__":

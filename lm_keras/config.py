@@ -10,15 +10,25 @@ fields, and flags override the preset.
 
 import dataclasses
 import json
+import math
+
+from lm_keras.errors import UserError
 
 MODELS = ("transformer", "lstm", "documented_lstm")
-TOKENIZERS = ("char", "bpe", "unigram")
-POSITIONS = ("learned", "sinusoidal")
+TOKENIZERS = ("char", "bpe", "unigram", "gpt2_bpe")
+POSITIONS = ("learned", "sinusoidal", "rope")
+MLPS = ("gelu", "gelu_tanh", "relu2", "swiglu")
+NORMS = ("layernorm", "rmsnorm")
 JIT_CHOICES = ("auto", "true", "false")
 PRECISIONS = ("float32", "bfloat16", "float16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
-OPTIMIZERS = ("adamw", "adam")
-SCHEDULES = ("cosine", "constant")
+OPTIMIZERS = ("adamw", "adam", "muon")
+SCHEDULES = ("cosine", "constant", "wsd")
+# A SentencePiece vocabulary holds the unknown id, the newline, the 256 byte pieces and at
+# least one character, so a smaller --vocab_size fails for any text; the text-dependent
+# limits (one piece per distinct character, the most pieces the text supports) are found
+# when the tokenizer trains.
+MIN_SENTENCEPIECE_VOCAB_SIZE = 1 + 1 + 256 + 1
 # The final evaluation scores the first this many validation targets: tiny Shakespeare's
 # 111,537 whole, a 20-million-target split in a minute rather than in hours.
 DEFAULT_EVAL_TOKENS = 1_000_000
@@ -29,7 +39,13 @@ class ModelConfig:
     """The architecture. `vocab_size` comes from the tokenizer.
 
     Transformer: `num_layers` blocks of `num_heads` heads, width `hidden_dim`,
-    MLP width `mlp_dim` (0 means 4 * hidden_dim), context `seq_len`.
+    MLP width `mlp_dim` (0 means 4 * hidden_dim, and for swiglu, whose MLP has three
+    matrices, 8 * hidden_dim / 3 rounded up to a multiple of 8: the same parameters),
+    context `seq_len`; `mlp` the MLP (`gelu` exact, as nanoGPT; `gelu_tanh` GPT-2's
+    tanh approximation; `relu2`; `swiglu`); `norm_epsilon` every norm's epsilon
+    (GPT-2's and PyTorch's 1e-5). The defaults are the article's GPT; `position`,
+    `norm`, `qk_norm`, `tie_embeddings`, `zero_init_residual` and `logit_softcap`
+    are the options of `lm_keras.models.TransformerLM`.
     LSTM (`lstm`): `num_layers` LSTM layers of `hidden_dim` units over an
     embedding of `embedding_dim` (0 means hidden_dim).
     Documented LSTM: Embedding(`embedding_dim`), LSTM(`hidden_dim`), Dropout(`dropout`),
@@ -49,26 +65,54 @@ class ModelConfig:
     dropout: float = 0.0
     use_bias: bool = False
     position: str = "learned"
+    mlp: str = "gelu"
+    norm_epsilon: float = 1e-5
+    norm: str = "layernorm"
+    qk_norm: bool = False
+    tie_embeddings: bool = True
+    zero_init_residual: bool = False
+    logit_softcap: float = 0.0
 
     def __post_init__(self):
         _check_choice("model", self.model, MODELS)
         _check_choice("position", self.position, POSITIONS)
+        _check_choice("mlp", self.mlp, MLPS)
+        _check_choice("norm", self.norm, NORMS)
+        if self.logit_softcap < 0:
+            raise UserError(
+                f"--logit_softcap must be >= 0 (0 is off); received logit_softcap={self.logit_softcap}"
+            )
+        if not self.norm_epsilon > 0:
+            raise UserError(f"--norm_epsilon must be > 0; received norm_epsilon={self.norm_epsilon}")
         for name in ("seq_len", "num_layers", "num_heads", "hidden_dim", "dense_units"):
             _check_positive(name, getattr(self, name))
         for name in ("mlp_dim", "embedding_dim", "vocab_size"):
             if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0; received {name}={getattr(self, name)}")
+                raise UserError(f"--{name} must be >= 0; received {name}={getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"--dropout must be in [0, 1); received dropout={self.dropout}")
+            raise UserError(f"--dropout must be in [0, 1); received dropout={self.dropout}")
         if self.model == "transformer" and self.hidden_dim % self.num_heads:
-            raise ValueError(
+            raise UserError(
                 "--hidden_dim must be divisible by --num_heads; received "
+                f"hidden_dim={self.hidden_dim}, num_heads={self.num_heads}"
+            )
+        if (
+            self.model == "transformer"
+            and self.position == "rope"
+            and (self.hidden_dim // self.num_heads) % 2
+        ):
+            raise UserError(
+                "--position=rope needs heads of even width (--hidden_dim / --num_heads); received "
                 f"hidden_dim={self.hidden_dim}, num_heads={self.num_heads}"
             )
 
     @property
     def resolved_mlp_dim(self):
-        return self.mlp_dim or 4 * self.hidden_dim
+        if self.mlp_dim:
+            return self.mlp_dim
+        if self.mlp == "swiglu":
+            return math.ceil(8 * self.hidden_dim / 3 / 8) * 8  # 2 d (4 d) = 3 d m, rounded up to 8
+        return 4 * self.hidden_dim
 
     @property
     def resolved_embedding_dim(self):
@@ -93,11 +137,18 @@ class DataConfig:
     def __post_init__(self):
         _check_choice("tokenizer", self.tokenizer, TOKENIZERS)
         if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"--val_fraction must be in (0, 1); received {self.val_fraction}")
+            raise UserError(f"--val_fraction must be in (0, 1); received {self.val_fraction}")
         if self.tokenizer != "char" and self.vocab_size <= 0:
-            raise ValueError(
+            raise UserError(
                 f"--vocab_size is required for --tokenizer={self.tokenizer}; "
                 "received vocab_size=0 (try --vocab_size=1024)"
+            )
+        if self.tokenizer != "char" and self.vocab_size < MIN_SENTENCEPIECE_VOCAB_SIZE:
+            raise UserError(
+                f"--vocab_size must be at least {MIN_SENTENCEPIECE_VOCAB_SIZE} for "
+                f"--tokenizer={self.tokenizer} (the unknown id, newline, 256 byte pieces and one "
+                "piece per character of the text); "
+                f"received vocab_size={self.vocab_size} (try --vocab_size=1024)"
             )
 
 
@@ -112,6 +163,7 @@ class TrainConfig:
     min_learning_rate: float = 1e-4
     warmup_steps: int = 100
     schedule: str = "cosine"
+    decay_fraction: float = 0.2
     beta1: float = 0.9
     beta2: float = 0.99
     weight_decay: float = 0.1
@@ -149,7 +201,7 @@ class TrainConfig:
             _check_positive(name, getattr(self, name))
         for name in ("learning_rate",):
             if not getattr(self, name) > 0:
-                raise ValueError(f"--{name} must be > 0; received {name}={getattr(self, name)}")
+                raise UserError(f"--{name} must be > 0; received {name}={getattr(self, name)}")
         for name in (
             "min_learning_rate",
             "weight_decay",
@@ -159,9 +211,13 @@ class TrainConfig:
             "eval_tokens",
         ):
             if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0; received {name}={getattr(self, name)}")
+                raise UserError(f"--{name} must be >= 0; received {name}={getattr(self, name)}")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise UserError(
+                f"--decay_fraction must be in (0, 1]; received decay_fraction={self.decay_fraction}"
+            )
         if self.min_learning_rate > self.learning_rate:
-            raise ValueError(
+            raise UserError(
                 "--min_learning_rate must not exceed --learning_rate; received "
                 f"min_learning_rate={self.min_learning_rate}, learning_rate={self.learning_rate}"
             )
@@ -212,12 +268,12 @@ def _known(cls, d):
 
 def _check_choice(name, value, choices):
     if value not in choices:
-        raise ValueError(f"--{name} must be one of {', '.join(choices)}; received {name}={value!r}")
+        raise UserError(f"--{name} must be one of {', '.join(choices)}; received {name}={value!r}")
 
 
 def _check_positive(name, value):
     if value <= 0:
-        raise ValueError(f"--{name} must be > 0; received {name}={value}")
+        raise UserError(f"--{name} must be > 0; received {name}={value}")
 
 
 # Flat flag name -> the sections that hold a field of that name, and its type.
@@ -361,11 +417,37 @@ PRESETS = {
         log_every=100,
     ),
 }
+# The modern recipe of benchmarks/ablations.py (RESULTS.md's ablation table): nanoGPT's CPU
+# shape and budgets, with rotary positions, RMS norms, QK-norm, squared-ReLU MLPs, an untied
+# head starting at zero, zero-initialised residual projections, a logit soft-cap, Muon on the
+# hidden matrices and a warm-up-stable-decay schedule.
+MODERN_RECIPE = dict(
+    position="rope",
+    norm="rmsnorm",
+    qk_norm=True,
+    mlp="relu2",
+    tie_embeddings=False,
+    zero_init_residual=True,
+    logit_softcap=15.0,
+    optimizer="muon",
+    schedule="wsd",
+    decay_fraction=0.3,
+    learning_rate=3e-3,
+    min_learning_rate=3e-4,
+)
+PRESETS["shakespeare_char_cpu_modern"] = {**PRESETS["shakespeare_char_cpu"], **MODERN_RECIPE}
+# The wall time of shakespeare_char_cpu_10min: Muon's Newton-Schulz steps and the extra
+# norms make a step slower, so fewer steps fit (the ratio measured by benchmarks/ablations.py).
+PRESETS["shakespeare_char_cpu_10min_modern"] = {
+    **PRESETS["shakespeare_char_cpu_10min"],
+    **MODERN_RECIPE,
+    "max_steps": 10500,
+}
 DEFAULT_PRESET = "shakespeare_char_cpu"
 
 
 def preset(name):
     """The `Config` of a named preset."""
     if name not in PRESETS:
-        raise ValueError(f"--preset must be one of {', '.join(PRESETS)}; received preset={name!r}")
+        raise UserError(f"--preset must be one of {', '.join(PRESETS)}; received preset={name!r}")
     return Config().replace(**PRESETS[name])

@@ -11,6 +11,7 @@ import pytest
 BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
+import ablations  # noqa: E402
 import common  # noqa: E402
 import quality_spread  # noqa: E402
 import run_all  # noqa: E402
@@ -26,6 +27,7 @@ SCRIPTS = [
     "torch_peer.py",
     "quality_spread.py",
     "run_all.py",
+    "ablations.py",
 ]
 
 
@@ -117,6 +119,36 @@ def test_render_reports_targets_from_json(tmp_path, monkeypatch):
     assert "| float32 | 200.0 |" in text
     assert "missed by 1.50x" in text  # 1.0x against a 1.5x target
     assert "| MFU vs float32 matmul ceiling | >= 50.0% | 50.0% | met |" in text
+
+
+def test_ablation_table_means_spreads_and_differences_from_the_base():
+    def run(variant, seed, loss):
+        return dict(
+            variant=variant,
+            seed=seed,
+            val_loss=loss,
+            parameters=804_224,
+            tokens_per_sec=19_200.0,
+            ms_per_step=40.0,
+            wall_seconds=90.0,
+        )
+
+    runs = [run("base", 1, 1.80), run("muon", 1, 1.70), run("base", 2, 1.76), run("muon", 2, 1.72)]
+    lines = ablations.render(runs, [1, 2]).splitlines()
+    assert lines[2].startswith(
+        "| `base` | (lr 3e-3 AdamW, cosine) | 804,224 | 1.8000 / 1.7600 | 1.7800 +- 0.028 |  |"
+    )
+    assert lines[3].startswith(
+        "| `muon` | optimizer=muon | 804,224 | 1.7000 / 1.7200 | 1.7100 +- 0.014 | -0.070 |"
+    )
+    assert lines[3].endswith("| 19,200 | 40.0 | 90 |")
+    assert len(lines) == 4  # variants without runs have no row
+    # The full combination is the modern preset's recipe, less the base's learning rates.
+    from lm_keras.config import PRESETS
+
+    modern = PRESETS["shakespeare_char_cpu_modern"]
+    assert all(modern[k] == v for k, v in ablations.VARIANTS["all_model_muon_wsd"].items())
+    assert {k: modern[k] for k in ablations.BASE} == ablations.BASE
 
 
 def test_quality_spread_estimator_statistics():

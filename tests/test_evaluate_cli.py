@@ -1,16 +1,23 @@
-"""python -m lm_keras.evaluate: the run's own data, --eval_tokens, other corpora and datasets."""
+"""`python -m lm_keras.evaluate`: the run's figures over a split, --eval_tokens, other corpora and
+datasets; bad input is one line."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from lm_keras.data.prepare import prepare
-from tests.training.helpers import REPO, TINY, run_train
+from tests.generation.tiny_models import SEQ_LEN, trained_model_dir
+from tests.training.helpers import damaged_model_dir
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+BATCH_SIZE = 32
 
 
-def evaluate(*flags):
+def run_evaluate(*flags):
     return subprocess.run(
         [sys.executable, "-m", "lm_keras.evaluate", *flags],
         capture_output=True,
@@ -20,48 +27,42 @@ def evaluate(*flags):
     )
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, shakespeare):
-    root = tmp_path_factory.mktemp("evaluate")
-    corpus = root / "head.txt"
-    corpus.write_text(shakespeare.text[:50_000])
-    model_dir = root / "run"
-    result = run_train(
-        model_dir, *TINY, f"--corpus={corpus}", "--max_steps=2", "--eval_every=2", "--checkpoint_every=2"
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return model_dir, corpus
-
-
-def test_the_runs_own_validation_split_as_training_scored_it(trained):
-    model_dir, _ = trained
-    result = evaluate(f"--model_dir={model_dir}", "--batch_size=8")
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_scores_the_validation_split_as_the_trainer_did():
+    model_dir = trained_model_dir("transformer")
+    result = run_evaluate(f"--model_dir={model_dir}", f"--batch_size={BATCH_SIZE}")
+    assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(result.stdout)
-    final = json.loads((model_dir / "results.json").read_text())
-    assert figures["dataset"] == str(model_dir / "data") and figures["step"] == 2
-    assert figures["val_tokens"] == final["val_tokens"] == figures["val_split_targets"]  # all of it
-    # The same targets and weights, other batches: float32 sums agree to a few epsilons.
-    assert figures["val_loss"] == pytest.approx(final["val_loss"], rel=1e-5)
-
-    capped = json.loads(evaluate(f"--model_dir={model_dir}", "--eval_tokens=1000").stdout)
-    assert capped["val_tokens"] == 1000 and capped["eval_tokens"] == 1000
-    both = json.loads(evaluate(f"--model_dir={model_dir}", "--split=all").stdout)
-    data = json.loads((model_dir / "data" / "manifest.json").read_text())["splits"]
-    assert both["val_tokens"] == data["train"]["tokens"] - 1 + data["val"]["tokens"] - 1
+    trained = json.loads((model_dir / "results.json").read_text())
+    assert (figures["step"], figures["split"]) == (trained["steps"], "val")
+    assert (figures["val_tokens"], figures["val_chars"]) == (trained["val_tokens"], trained["val_chars"])
+    # The trainer summed the same per-target losses in batches of another size: each batch's
+    # float32 sum of up to BATCH_SIZE * SEQ_LEN terms is off by at most that many ulps.
+    rel = 2 * BATCH_SIZE * SEQ_LEN * float(np.finfo(np.float32).eps)
+    assert figures["val_loss"] == pytest.approx(trained["val_loss"], rel=rel)
+    assert figures["val_bits_per_char"] == pytest.approx(trained["val_bits_per_char"], rel=rel)
 
 
-def test_another_corpus_and_another_dataset(trained, tmp_path, shakespeare):
-    model_dir, _ = trained
+def test_eval_tokens_caps_the_targets_and_all_scores_both_splits():
+    model_dir = trained_model_dir("transformer")
+    capped = json.loads(run_evaluate(f"--model_dir={model_dir}", "--eval_tokens=1000").stdout)
+    assert capped["dataset"] == f"{model_dir}/data" and capped["val_tokens"] == 1000
+    assert capped["eval_tokens"] == 1000 and capped["val_split_targets"] > 1000
+    both = json.loads(run_evaluate(f"--model_dir={model_dir}", "--split=all").stdout)
+    splits = json.loads((model_dir / "data" / "manifest.json").read_text())["splits"]
+    assert both["val_tokens"] == splits["train"]["tokens"] - 1 + splits["val"]["tokens"] - 1
+
+
+def test_another_corpus_and_another_dataset(tmp_path, shakespeare):
+    model_dir = trained_model_dir("transformer")
     other = tmp_path / "other.txt"
     other.write_text(shakespeare.text[-30_000:])
-    result = evaluate(f"--model_dir={model_dir}", f"--corpus={other}")
+    result = run_evaluate(f"--model_dir={model_dir}", f"--corpus={other}")
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
     assert figures["dataset"] is None and figures["corpus"] == "other.txt" and figures["val_tokens"] > 2000
     assert "prepare | done" in result.stderr  # prepared with the run's tokenizer, out of the way
     dataset = prepare(str(other), tmp_path / "bpe", tokenizer="bpe", vocab_size=400, log=lambda line: None)
-    refused = evaluate(f"--model_dir={model_dir}", f"--corpus={dataset.path}")
+    refused = run_evaluate(f"--model_dir={model_dir}", f"--corpus={dataset.path}")
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
         f"error: the dataset {dataset.path} was prepared with another tokenizer than {model_dir}'s: "
@@ -69,7 +70,28 @@ def test_another_corpus_and_another_dataset(trained, tmp_path, shakespeare):
     )
 
 
-def test_bad_flags_exit_2():
-    result = evaluate("--model_dir=/tmp/x", "--eval_tokens=-1")
-    assert result.returncode == 2
-    assert result.stderr.strip() == "error: --eval_tokens must be >= 0; received eval_tokens=-1"
+@pytest.mark.parametrize(
+    "flags, code, message",
+    [
+        (["--batch_size=0"], 2, "error: --batch_size must be > 0; received batch_size=0"),
+        (["--eval_tokens=-1"], 2, "error: --eval_tokens must be >= 0; received eval_tokens=-1"),
+        (["--model_dir="], 2, "error: --model_dir is required: the trained run to evaluate"),
+        (["--split=test"], 2, "error: flag --split=test: value should be one of <val|all>"),
+    ],
+)
+def test_bad_flags_are_one_line(flags, code, message):
+    result = run_evaluate("--model_dir=/nonexistent", *flags)
+    assert result.returncode == code
+    assert result.stderr.strip().startswith(message), result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_directory_without_a_readable_model_is_one_line(tmp_path, damaged):
+    if damaged:
+        model_dir, message = damaged_model_dir(tmp_path / "run")
+    else:
+        model_dir, message = tmp_path, f"error: --model_dir={tmp_path} holds no config.json"
+    result = run_evaluate(f"--model_dir={model_dir}")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-2000:]

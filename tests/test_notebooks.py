@@ -18,7 +18,14 @@ from nbclient import NotebookClient
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-NAMES = ("01_self_attention", "02_documented_lstm", "03_transformer_lm", "04_finetune_export_serve")
+NAMES = (
+    "01_self_attention",
+    "02_documented_lstm",
+    "03_transformer_lm",
+    "04_finetune_export_serve",
+    "05_modern_recipe",
+    "06_gpt2",
+)
 CELL_TIMEOUT = 600  # seconds; a small run's slowest cell takes well under a minute
 PARAMETERS_LINE = 'SMALL = os.environ.get("LM_KERAS_NOTEBOOK_SMALL") == "1"'
 
@@ -168,6 +175,47 @@ def test_finetune_export_serve(small_run):
     assert (runs / "export_python_docs" / "1" / "saved_model.pb").is_file()
     bits = bits_per_char_column(text)
     assert len(bits) == 1 and 0 < bits[0] < 7  # the fine-tuned model's row
+    assert image_count(nb) == 1
+
+
+def test_modern_recipe(small_run):
+    nb, runs = small_run("05_modern_recipe")
+    text = outputs_text(nb)
+    for run in ("transformer", "modern"):
+        for name in ("config.json", "metrics.jsonl", "results.json", "samples.txt"):
+            assert (runs / run / name).is_file(), f"{run}/{name}"
+    config = json.loads((runs / "modern" / "config.json").read_text())
+    assert config["preset"] == "shakespeare_char_cpu_modern" and config["train"]["optimizer"] == "muon"
+    for flag in ("--position", "--optimizer", "--schedule", "--tie_embeddings"):
+        assert f"| `{flag}` |" in text  # the table of what the recipe changes
+    bits = bits_per_char_column(text)
+    expected = [
+        json.loads((runs / run / "results.json").read_text())["val_bits_per_char"]
+        for run in ("transformer", "modern")
+    ]
+    assert bits == [round(b, 3) for b in expected]
+    assert "===== article's GPT\nROMEO:" in text and "===== modern recipe\nROMEO:" in text
+
+
+def test_gpt2(small_run):
+    nb, runs = small_run("06_gpt2")
+    text = outputs_text(nb)
+    for check in (
+        "no LM_KERAS_GPT2_DIR: a random stand-in",
+        "huggingface GPT-2: 2 layers, 2 heads, 32 wide, context 64, vocab 400",
+        "token ids == Hugging Face tokenizers': True",
+        "next-token logits == keras-hub's: True",
+        "maps: (layers, heads, T, T) = (2, 2, ",
+        "fine-tuning from ",
+        "SavedModel (as TF Serving loads it) == Keras model: True",
+        "REST server == Keras model: True",
+        "server exit code: -15",
+        "converted back: identical weights: True",
+    ):
+        assert check in text
+    assert (runs / "gpt2_export" / "1" / "saved_model.pb").is_file()
+    assert (runs / "gpt2_shakespeare_hf" / "model.safetensors").is_file()
+    assert json.loads((runs / "gpt2_shakespeare" / "results.json").read_text())["steps"] == 20
     assert image_count(nb) == 1
 
 

@@ -4,6 +4,7 @@ import base64
 import concurrent.futures
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import threading
@@ -250,9 +251,11 @@ def test_concurrent_requests_are_all_served(server, trained):
 
 
 def test_binds_to_localhost_by_default():
-    from lm_keras import serve
-
-    assert serve.FLAGS["host"].default == "127.0.0.1"
+    result = subprocess.run(
+        [sys.executable, "-m", "lm_keras.serve", "--helpshort"], capture_output=True, text=True, timeout=60
+    )
+    host = re.search(r"--host: .*\n\s+\(default: '([^']*)'\)", result.stdout)
+    assert host and host.group(1) == "127.0.0.1", result.stdout
 
 
 def test_an_empty_export_dir_is_one_line(tmp_path):

@@ -10,7 +10,8 @@ carried state, or the documented LSTM's windows. The exported SavedModel
 """
 
 from lm_keras.generation.decode_loop import decode
-from lm_keras.generation.decoder import Decoder, decoder_for
+from lm_keras.generation.decoder import Decoder
+from lm_keras.generation.factory import decoder_for
 from lm_keras.generation.recurrent_decoder import RecurrentDecoder
 from lm_keras.generation.sampling import sample_next_tokens
 from lm_keras.generation.text_generation import (

@@ -7,14 +7,13 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from lm_keras import generation_settings
 from lm_keras.errors import UserError
 from lm_keras.generation.decode_loop import decode
-from lm_keras.generation.decoder import decoder_for
+from lm_keras.generation.factory import decoder_for
 
 # What an empty prompt stands for: the start of a text, as in nanoGPT's sample.py.
 EMPTY_PROMPT = "\n"
-# Seeds are drawn from [0, SEED_LIMIT) when none is given.
-SEED_LIMIT = 2**31 - 1
 # Buffer widths are rounded up to a multiple of this, so prompts of nearby lengths
 # reuse one traced (and XLA-compiled) loop.
 _WIDTH_STEP = 32
@@ -86,10 +85,10 @@ def generate(
     model,
     tokenizer,
     prompts,
-    max_new_tokens=200,
-    temperature=0.8,
-    top_k=200,
-    top_p=1.0,
+    max_new_tokens=generation_settings.MAX_NEW_TOKENS,
+    temperature=generation_settings.TEMPERATURE,
+    top_k=generation_settings.TOP_K,
+    top_p=generation_settings.TOP_P,
     seed=None,
     use_cache=True,
     jit_compile=None,
@@ -131,7 +130,9 @@ def generate(
     ...          temperature=0.0)
     ['\\nWhat shall I ...', 'The ...']
     """
-    _check_settings(max_new_tokens, temperature, top_k, top_p, seed)
+    problem = generation_settings.settings_problem(max_new_tokens, temperature, top_k, top_p, seed)
+    if problem:
+        raise UserError(problem)
     pad_id = _newline_id(tokenizer)
     decoder = decoder_for(model, pad_id=pad_id)
     encoded = encode_prompts(tokenizer, prompts, decoder.context)
@@ -146,7 +147,7 @@ def generate(
     for i, row in enumerate(encoded.ids):
         prompt_ids[i, : len(row)] = row
     if seed is None:
-        seed = random.SystemRandom().randrange(SEED_LIMIT)
+        seed = random.SystemRandom().randrange(generation_settings.RANDOM_SEED_LIMIT)
     seeds = np.arange(seed, seed + batch, dtype=np.int64)
     jit = default_jit_compile(max_new_tokens) if jit_compile is None else bool(jit_compile)
     fn = _compiled(model, pad_id, use_cache, jit)
@@ -198,19 +199,3 @@ def _newline_id(tokenizer):
 
 def _round_up(n, step):
     return max(step, -(-n // step) * step)
-
-
-def _check_settings(max_new_tokens, temperature, top_k, top_p, seed):
-    def integer(x):
-        return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-    if not integer(max_new_tokens) or max_new_tokens < 0:
-        raise UserError(f"max_new_tokens must be an int >= 0; received max_new_tokens={max_new_tokens!r}")
-    if not isinstance(temperature, (int, float)) or not temperature >= 0:
-        raise UserError(f"temperature must be >= 0 (0 is greedy); received temperature={temperature!r}")
-    if not integer(top_k) or top_k < 0:
-        raise UserError(f"top_k must be an int >= 0 (0 keeps every token); received top_k={top_k!r}")
-    if not isinstance(top_p, (int, float)) or not 0.0 < top_p <= 1.0:
-        raise UserError(f"top_p must be in (0, 1] (1.0 keeps every token); received top_p={top_p!r}")
-    if seed is not None and (not integer(seed) or not 0 <= seed < 2**62):
-        raise UserError(f"seed must be an int in [0, 2**62) or None; received seed={seed!r}")

@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from lm_keras.layers.rotary_embedding import RotaryEmbedding
+
 # Added to masked scores before the softmax (computed in float32); exp() of it is exactly 0.
 _MASKED_SCORE = -1e9
 
@@ -30,6 +32,14 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     Scores are computed, masked and normalised in float32 whatever the compute
     dtype, so the softmax is stable under `mixed_bfloat16`.
 
+    Two options change Q and K before the scores (both leave V alone, and the cache
+    holds the keys as changed):
+    - `use_qk_norm`: each head's query and key go through an RMS norm over `D`, with
+      one learned gain vector `(D,)` for queries and one for keys (`2 D` parameters);
+      it bounds the scores' scale (QK-norm, Dehghani et al., 2023).
+    - `use_rope`: queries and keys are rotated by their positions (`RotaryEmbedding`),
+      `0 .. T - 1`, or `cache_index ..` with a cache; `D` must be even.
+
     Args:
         num_heads: int, the number of heads `H`.
         key_dim: int, the width `D` of each head's queries, keys and values.
@@ -39,6 +49,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         output_kernel_initializer: initializer of `output_kernel`; `None` means
             `kernel_initializer`.
         bias_initializer: initializer of the biases.
+        use_qk_norm: bool, whether queries and keys are RMS-normalised per head.
+        qk_norm_epsilon: float, the epsilon of those norms.
+        use_rope: bool, whether queries and keys get rotary position embeddings.
+        rope_max_wavelength: float, the rotary embeddings' longest wavelength.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -78,6 +92,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         output_kernel_initializer=None,
         bias_initializer="zeros",
+        use_qk_norm=False,
+        qk_norm_epsilon=1e-5,
+        use_rope=False,
+        rope_max_wavelength=10000.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -87,6 +105,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             raise ValueError(f"key_dim must be a positive int; received key_dim={key_dim!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
+        if use_rope and key_dim % 2:
+            raise ValueError(f"use_rope needs an even key_dim; received key_dim={key_dim}")
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.dropout = dropout
@@ -94,6 +114,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.output_kernel_initializer = keras.initializers.get(output_kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.use_qk_norm = use_qk_norm
+        self.qk_norm_epsilon = qk_norm_epsilon
+        self.use_rope = use_rope
+        self.rope_max_wavelength = rope_max_wavelength
 
     def build(self, input_shape):
         hidden_dim = input_shape[-1]
@@ -124,6 +148,21 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.attention_dropout = keras.layers.Dropout(
             self.dropout, dtype=self.dtype_policy, name="attention_dropout"
         )
+        head_shape = (None, None, self.num_heads, self.key_dim)
+        if self.use_qk_norm:
+            self.query_norm = keras.layers.RMSNormalization(
+                epsilon=self.qk_norm_epsilon, dtype=self.dtype_policy, name="query_norm"
+            )
+            self.key_norm = keras.layers.RMSNormalization(
+                epsilon=self.qk_norm_epsilon, dtype=self.dtype_policy, name="key_norm"
+            )
+            self.query_norm.build(head_shape)
+            self.key_norm.build(head_shape)
+        if self.use_rope:
+            self.rotary_embedding = RotaryEmbedding(
+                self.rope_max_wavelength, dtype=self.dtype_policy, name="rotary_embedding"
+            )
+            self.rotary_embedding.build(head_shape)
 
     def call(
         self,
@@ -135,16 +174,22 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         cache_index=None,
         training=None,
     ):
+        if cache is not None and cache_index is None:
+            raise ValueError("cache_index is required with a cache")
         qkv = ops.einsum("btd,dshk->btshk", inputs, self.qkv_kernel)  # (B, T, 3, H, D)
         if self.use_bias:
             qkv = qkv + ops.reshape(self.qkv_bias, (3, self.num_heads, self.key_dim))  # (3, H, D)
         query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # 3 x (B, T, H, D)
+        if self.use_qk_norm:
+            query, key = self.query_norm(query), self.key_norm(key)
+        if self.use_rope:
+            start = 0 if cache is None else ops.cast(cache_index, "int32")
+            query = self.rotary_embedding(query, start_index=start)
+            key = self.rotary_embedding(key, start_index=start)
         # Scaling the queries is cheaper than scaling the (B, H, T, S) scores.
         query = query * ops.cast(1.0 / math.sqrt(self.key_dim), query.dtype)
 
         if cache is not None:
-            if cache_index is None:
-                raise ValueError("cache_index is required with a cache")
             new_cache = ops.slice_update(
                 cache, (0, 0, cache_index, 0, 0), ops.stack((key, value), axis=1)
             )  # (B, 2, S, H, D)
@@ -176,6 +221,26 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    def compute_output_spec(
+        self,
+        inputs,
+        padding_mask=None,
+        use_causal_mask=False,
+        return_attention_scores=False,
+        cache=None,
+        cache_index=None,
+        training=None,
+    ):
+        # A functional call learns its outputs here, so they follow `call`'s tuple.
+        outputs = (keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.compute_dtype),)
+        if return_attention_scores:
+            batch, length = inputs.shape[:2]
+            keys = length if cache is None else cache.shape[2]
+            outputs += (keras.KerasTensor((batch, self.num_heads, length, keys), dtype="float32"),)
+        if cache is not None:
+            outputs += (keras.KerasTensor(cache.shape, dtype=cache.dtype),)
+        return outputs[0] if len(outputs) == 1 else outputs
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -187,6 +252,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "output_kernel_initializer": keras.initializers.serialize(self.output_kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "use_qk_norm": self.use_qk_norm,
+                "qk_norm_epsilon": self.qk_norm_epsilon,
+                "use_rope": self.use_rope,
+                "rope_max_wavelength": self.rope_max_wavelength,
             }
         )
         return config

@@ -1,34 +1,50 @@
-"""A pre-layer-norm Transformer decoder block."""
+"""A pre-norm Transformer decoder block."""
 
 import keras
+from keras import ops
 
+from lm_keras.config import MLPS, NORMS
 from lm_keras.layers.multi_head_self_attention import MultiHeadSelfAttention
 
 
 @keras.saving.register_keras_serializable(package="lm_keras")
 class TransformerBlock(keras.layers.Layer):
-    """Pre-layer-norm causal Transformer block (GPT-2, nanoGPT):
+    """Pre-norm causal Transformer block (GPT-2, nanoGPT):
 
-        x = x + Dropout(MultiHeadSelfAttention(LayerNorm(x)))
-        x = x + Dropout(W_2 GELU(W_1 LayerNorm(x)))
+        x = x + Dropout(MultiHeadSelfAttention(Norm(x)))
+        x = x + Dropout(MLP(Norm(x)))
+
+    with the MLP one of
+
+        gelu, gelu_tanh:  W_2 GELU(W_1 h)          (exact / tanh-approximated GELU)
+        relu2:            W_2 ReLU(W_1 h)^2         (So et al., 2021, Primer)
+        swiglu:           W_2 (SiLU(W_g h) * W_1 h) (Shazeer, 2020; three matrices)
 
     Attention is always causal. The width `d` comes from the input; the heads are
-    `d / num_heads` wide. With `use_bias=False` neither the projections nor the
-    layer norms have biases (nanoGPT's `bias=False`), so the block has
-    `4 d^2 + 2 d mlp_dim + 2 d` parameters.
+    `D = d / num_heads` wide. With `use_bias=False` neither the projections nor the
+    norms have biases (nanoGPT's `bias=False`), so the block has
+    `4 d^2 + 2 d m + 2 d` parameters (`m = mlp_dim`; swiglu: `3 d m` for the MLP),
+    plus `2 D` with `use_qk_norm`. Biases add `7 d + m` (layer norm) or `5 d + m`
+    (RMS norm, which has no shift), and `m` more for swiglu's gate.
 
     Args:
         num_heads: int, the number of attention heads.
-        mlp_dim: int, the width of the MLP's hidden layer.
+        mlp_dim: int, the width `m` of the MLP's hidden layer.
+        mlp: the MLP, one of `"gelu"` (exact, erf; nanoGPT's), `"gelu_tanh"` (the
+            tanh approximation; GPT-2's), `"relu2"`, `"swiglu"`.
         dropout: float in [0, 1), the rate of the attention-weight dropout and of
             the dropout on each residual branch.
         use_bias: bool, whether projections and layer norms have biases.
-        layer_norm_epsilon: float, the layer norms' epsilon.
+        layer_norm_epsilon: float, the epsilon of every norm (QK-norm's too).
         kernel_initializer: initializer of the attention's QKV kernel and of the
-            MLP's first kernel.
+            MLP's first kernels.
         output_kernel_initializer: initializer of the two kernels that write into
             the residual stream (attention output, MLP second); `None` means
             `kernel_initializer`. GPT-2 scales these by `1 / sqrt(2 * num_layers)`.
+        norm: `"layernorm"` or `"rmsnorm"` (no mean subtraction, no shift).
+        use_qk_norm: bool, RMS-normalise each head's queries and keys; see
+            `MultiHeadSelfAttention`.
+        use_rope: bool, rotary position embeddings on queries and keys.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -56,11 +72,15 @@ class TransformerBlock(keras.layers.Layer):
         self,
         num_heads,
         mlp_dim,
+        mlp="gelu",
         dropout=0.0,
         use_bias=False,
         layer_norm_epsilon=1e-5,
         kernel_initializer="glorot_uniform",
         output_kernel_initializer=None,
+        norm="layernorm",
+        use_qk_norm=False,
+        use_rope=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,15 +88,23 @@ class TransformerBlock(keras.layers.Layer):
             raise ValueError(f"num_heads must be a positive int; received num_heads={num_heads!r}")
         if not isinstance(mlp_dim, int) or mlp_dim <= 0:
             raise ValueError(f"mlp_dim must be a positive int; received mlp_dim={mlp_dim!r}")
+        if mlp not in MLPS:
+            raise ValueError(f"mlp must be one of {', '.join(MLPS)}; received mlp={mlp!r}")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}; received norm={norm!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
         self.num_heads = num_heads
         self.mlp_dim = mlp_dim
+        self.mlp = mlp
         self.dropout = dropout
         self.use_bias = use_bias
         self.layer_norm_epsilon = layer_norm_epsilon
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.output_kernel_initializer = keras.initializers.get(output_kernel_initializer)
+        self.norm = norm
+        self.use_qk_norm = use_qk_norm
+        self.use_rope = use_rope
 
     def build(self, input_shape):
         hidden_dim = input_shape[-1]
@@ -87,14 +115,6 @@ class TransformerBlock(keras.layers.Layer):
             )
         output_initializer = self.output_kernel_initializer or self.kernel_initializer
 
-        def layer_norm(name):
-            return keras.layers.LayerNormalization(
-                epsilon=self.layer_norm_epsilon,
-                center=self.use_bias,
-                dtype=self.dtype_policy,
-                name=name,
-            )
-
         def dense(units, initializer, name):
             return keras.layers.Dense(
                 units,
@@ -104,7 +124,9 @@ class TransformerBlock(keras.layers.Layer):
                 name=name,
             )
 
-        self.attention_norm = layer_norm("attention_norm")
+        self.attention_norm = make_norm(
+            self.norm, self.layer_norm_epsilon, self.use_bias, self.dtype_policy, "attention_norm"
+        )
         self.attention = MultiHeadSelfAttention(
             num_heads=self.num_heads,
             key_dim=hidden_dim // self.num_heads,
@@ -112,15 +134,23 @@ class TransformerBlock(keras.layers.Layer):
             use_bias=self.use_bias,
             kernel_initializer=self.kernel_initializer.clone(),
             output_kernel_initializer=output_initializer.clone(),
+            use_qk_norm=self.use_qk_norm,
+            qk_norm_epsilon=self.layer_norm_epsilon,
+            use_rope=self.use_rope,
             dtype=self.dtype_policy,
             name="attention",
         )
         self.attention_dropout = keras.layers.Dropout(
             self.dropout, dtype=self.dtype_policy, name="attention_residual_dropout"
         )
-        self.mlp_norm = layer_norm("mlp_norm")
+        self.mlp_norm = make_norm(
+            self.norm, self.layer_norm_epsilon, self.use_bias, self.dtype_policy, "mlp_norm"
+        )
         # Clones: an unseeded initializer repeats its values at every call.
         self.mlp_in = dense(self.mlp_dim, self.kernel_initializer.clone(), "mlp_in")
+        if self.mlp == "swiglu":
+            self.mlp_gate = dense(self.mlp_dim, self.kernel_initializer.clone(), "mlp_gate")
+            self.mlp_gate.build(input_shape)
         self.mlp_out = dense(hidden_dim, output_initializer.clone(), "mlp_out")
         self.mlp_dropout = keras.layers.Dropout(
             self.dropout, dtype=self.dtype_policy, name="mlp_residual_dropout"
@@ -130,6 +160,15 @@ class TransformerBlock(keras.layers.Layer):
         self.mlp_norm.build(input_shape)
         self.mlp_in.build(input_shape)
         self.mlp_out.build((*input_shape[:-1], self.mlp_dim))
+
+    def _mlp_hidden(self, h):
+        """(B, T, d) -> (B, T, mlp_dim): the MLP before its output projection."""
+        if self.mlp == "swiglu":
+            return ops.silu(self.mlp_gate(h)) * self.mlp_in(h)
+        hidden = self.mlp_in(h)
+        if self.mlp == "relu2":
+            return ops.square(ops.relu(hidden))
+        return keras.activations.gelu(hidden, approximate=self.mlp == "gelu_tanh")
 
     def call(
         self,
@@ -154,12 +193,27 @@ class TransformerBlock(keras.layers.Layer):
         else:
             attended, extras = results, ()
         x = inputs + self.attention_dropout(attended, training=training)
-        hidden = keras.activations.gelu(self.mlp_in(self.mlp_norm(x)), approximate=False)  # (B, T, mlp_dim)
+        hidden = self._mlp_hidden(self.mlp_norm(x))  # (B, T, mlp_dim)
         x = x + self.mlp_dropout(self.mlp_out(hidden), training=training)
         return (x, *extras) if extras else x
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def compute_output_spec(
+        self,
+        inputs,
+        padding_mask=None,
+        return_attention_scores=False,
+        cache=None,
+        cache_index=None,
+        training=None,
+    ):
+        # The residual stream has the attention output's shape and dtype, so the block's
+        # outputs are its attention's (with the scores and cache when asked for).
+        return self.attention.compute_output_spec(
+            inputs, return_attention_scores=return_attention_scores, cache=cache
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -167,11 +221,22 @@ class TransformerBlock(keras.layers.Layer):
             {
                 "num_heads": self.num_heads,
                 "mlp_dim": self.mlp_dim,
+                "mlp": self.mlp,
                 "dropout": self.dropout,
                 "use_bias": self.use_bias,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "output_kernel_initializer": keras.initializers.serialize(self.output_kernel_initializer),
+                "norm": self.norm,
+                "use_qk_norm": self.use_qk_norm,
+                "use_rope": self.use_rope,
             }
         )
         return config
+
+
+def make_norm(kind, epsilon, use_bias, dtype, name):
+    """A `"layernorm"` (with a shift if `use_bias`) or `"rmsnorm"` (gain only) over the last axis."""
+    if kind == "rmsnorm":
+        return keras.layers.RMSNormalization(epsilon=epsilon, dtype=dtype, name=name)
+    return keras.layers.LayerNormalization(epsilon=epsilon, center=use_bias, dtype=dtype, name=name)

@@ -5,10 +5,10 @@ import math
 import keras
 from keras import ops
 
-from lm_keras.config import POSITIONS
+from lm_keras.config import MLPS, NORMS, POSITIONS
 from lm_keras.layers.position_embedding import PositionEmbedding
 from lm_keras.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
-from lm_keras.layers.transformer_block import TransformerBlock
+from lm_keras.layers.transformer_block import TransformerBlock, make_norm
 
 
 @keras.saving.register_keras_serializable(package="lm_keras")
@@ -24,9 +24,20 @@ class TransformerLM(keras.Model):
     Weights start as in GPT-2: normal(0, 0.02), and normal(0, 0.02 / sqrt(2 N))
     for the two kernels per block that write into the residual stream.
 
-    Parameters (`V` vocab, `d` width, `m` MLP width, `N` blocks, `S` context):
-    `V d` (tied embedding) `+ S d` (learned positions only) `+ N (4 d^2 + 2 d m + 2 d)
-    + d`, plus biases `N (7 d + m) + d` with `use_bias=True`.
+    The defaults are the article's GPT (nanoGPT's). The other options are those of
+    modern recipes (modded-nanogpt, Llama, Gemma), each independent of the others:
+    `position="rope"` (rotary embeddings in every attention, no position table),
+    `norm="rmsnorm"`, `qk_norm`, `mlp="relu2"` or `"swiglu"`, an untied head
+    (`tie_embeddings=False`: its own `(d, V)` matrix, starting at zero),
+    `zero_init_residual` (the kernels that write into the residual stream start
+    at zero, so every block starts as the identity) and `logit_softcap=C`
+    (logits `C tanh(logits / C)`, computed in float32).
+
+    Parameters (`V` vocab, `d` width, `m` MLP width, `N` blocks, `S` context,
+    `D = d / num_heads`): `V d` (tied embedding; untied `2 V d`) `+ S d` (learned
+    positions only) `+ N (4 d^2 + 2 d m + 2 d) + d` (swiglu: `3 d m` for `2 d m`;
+    `qk_norm`: `+ N 2 D`), plus biases with `use_bias=True`: `N (7 d + m) + d` with
+    layer norms, `N (5 d + m)` with RMS norms (no shifts), and `N m` more for swiglu.
 
     The model is built on construction, so its weights exist at once.
 
@@ -39,9 +50,18 @@ class TransformerLM(keras.Model):
         seq_len: int, the context `S`: the longest input, and the cache length.
         dropout: float in [0, 1): embedding, attention and residual dropout.
         use_bias: bool, whether projections and layer norms have biases.
-        position: `"learned"` (`PositionEmbedding`) or `"sinusoidal"`
-            (`SinusoidalPositionEncoding`).
-        layer_norm_epsilon: float.
+        position: `"learned"` (`PositionEmbedding`), `"sinusoidal"`
+            (`SinusoidalPositionEncoding`) or `"rope"` (`RotaryEmbedding` on queries
+            and keys; the heads must be of even width).
+        layer_norm_epsilon: float, the epsilon of every norm.
+        mlp: the MLP, `"gelu"` (exact), `"gelu_tanh"` (GPT-2's), `"relu2"` or
+            `"swiglu"`; see `TransformerBlock`.
+        norm: `"layernorm"` or `"rmsnorm"`, every norm of the model.
+        qk_norm: bool, RMS-normalise queries and keys in every attention.
+        tie_embeddings: bool; `False` gives the model its own output projection,
+            which starts at zero.
+        zero_init_residual: bool, start the residual-writing kernels at zero.
+        logit_softcap: float; `C > 0` caps the logits smoothly at `+-C`, 0 is off.
         **kwargs: base model arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -73,6 +93,12 @@ class TransformerLM(keras.Model):
         use_bias=False,
         position="learned",
         layer_norm_epsilon=1e-5,
+        mlp="gelu",
+        norm="layernorm",
+        qk_norm=False,
+        tie_embeddings=True,
+        zero_init_residual=False,
+        logit_softcap=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -97,6 +123,19 @@ class TransformerLM(keras.Model):
             raise ValueError(
                 f"position must be one of {', '.join(POSITIONS)}; received position={position!r}"
             )
+        if mlp not in MLPS:
+            raise ValueError(f"mlp must be one of {', '.join(MLPS)}; received mlp={mlp!r}")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}; received norm={norm!r}")
+        if position == "rope" and (hidden_dim // num_heads) % 2:
+            raise ValueError(
+                "position='rope' needs heads of even width; received "
+                f"hidden_dim={hidden_dim}, num_heads={num_heads}"
+            )
+        if not logit_softcap >= 0:
+            raise ValueError(
+                f"logit_softcap must be >= 0 (0 is off); received logit_softcap={logit_softcap!r}"
+            )
         self.vocab_size = vocab_size
         self.num_layers = num_layers
         self.num_heads = num_heads
@@ -107,18 +146,27 @@ class TransformerLM(keras.Model):
         self.use_bias = use_bias
         self.position = position
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.mlp = mlp
+        self.norm = norm
+        self.qk_norm = qk_norm
+        self.tie_embeddings = tie_embeddings
+        self.zero_init_residual = zero_init_residual
+        self.logit_softcap = logit_softcap
 
         # An unseeded Keras initializer draws the same values at every call, so each
         # weight gets its own clone (a fresh seed); one shared instance would start
         # every block identical.
         initializer = keras.initializers.RandomNormal(stddev=0.02)
         residual_initializer = keras.initializers.RandomNormal(stddev=0.02 / math.sqrt(2 * num_layers))
+        if zero_init_residual:
+            residual_initializer = keras.initializers.Zeros()
         self.token_embedding = keras.layers.ReversibleEmbedding(
             vocab_size,
             hidden_dim,
-            tie_weights=True,
+            tie_weights=tie_embeddings,
             embeddings_initializer=initializer.clone(),
             reverse_dtype="float32",
+            logit_soft_cap=logit_softcap or None,
             dtype=self.dtype_policy,
             name="token_embedding",
         )
@@ -126,10 +174,12 @@ class TransformerLM(keras.Model):
             self.position_embedding = PositionEmbedding(
                 seq_len, initializer=initializer.clone(), dtype=self.dtype_policy, name="position_embedding"
             )
-        else:
+        elif position == "sinusoidal":
             self.position_embedding = SinusoidalPositionEncoding(
                 dtype=self.dtype_policy, name="position_embedding"
             )
+        else:  # rope: the attention layers rotate queries and keys
+            self.position_embedding = None
         self.embedding_dropout = keras.layers.Dropout(
             dropout, dtype=self.dtype_policy, name="embedding_dropout"
         )
@@ -137,11 +187,15 @@ class TransformerLM(keras.Model):
             TransformerBlock(
                 num_heads=num_heads,
                 mlp_dim=mlp_dim,
+                mlp=mlp,
                 dropout=dropout,
                 use_bias=use_bias,
                 layer_norm_epsilon=layer_norm_epsilon,
                 kernel_initializer=initializer.clone(),
                 output_kernel_initializer=residual_initializer.clone(),
+                norm=norm,
+                use_qk_norm=qk_norm,
+                use_rope=position == "rope",
                 dtype=self.dtype_policy,
                 name=f"block_{i}",
             )
@@ -151,10 +205,14 @@ class TransformerLM(keras.Model):
         # lists are not TensorFlow trackables), so each block is an attribute too.
         for i, block in enumerate(self.blocks):
             setattr(self, f"block_{i}", block)
-        self.final_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, center=use_bias, dtype=self.dtype_policy, name="final_norm"
-        )
+        self.final_norm = make_norm(norm, layer_norm_epsilon, use_bias, self.dtype_policy, "final_norm")
         self.build((None, seq_len))
+        if not tie_embeddings:
+            # ReversibleEmbedding draws its own head with the embeddings' initializer;
+            # the untied head starts at zero (modded-nanogpt), so the first logits are uniform.
+            self.token_embedding.reverse_embeddings.assign(
+                ops.zeros(self.token_embedding.reverse_embeddings.shape)
+            )
 
     @classmethod
     def from_model_config(cls, model_config, **kwargs):
@@ -169,13 +227,21 @@ class TransformerLM(keras.Model):
             dropout=model_config.dropout,
             use_bias=model_config.use_bias,
             position=model_config.position,
+            layer_norm_epsilon=model_config.norm_epsilon,
+            mlp=model_config.mlp,
+            norm=model_config.norm,
+            qk_norm=model_config.qk_norm,
+            tie_embeddings=model_config.tie_embeddings,
+            zero_init_residual=model_config.zero_init_residual,
+            logit_softcap=model_config.logit_softcap,
             **kwargs,
         )
 
     def build(self, input_shape):
         hidden_shape = (*input_shape, self.hidden_dim)
         self.token_embedding.build(input_shape)
-        self.position_embedding.build(hidden_shape)
+        if self.position_embedding is not None:
+            self.position_embedding.build(hidden_shape)
         for block in self.blocks:
             block.build(hidden_shape)
         self.final_norm.build(hidden_shape)
@@ -188,7 +254,8 @@ class TransformerLM(keras.Model):
                 f"token_ids must be at most seq_len={self.seq_len} long; received length {length}"
             )
         x = self.token_embedding(token_ids)  # (B, T, d)
-        x = x + self.position_embedding(x, start_index=start_index)
+        if self.position_embedding is not None:
+            x = x + self.position_embedding(x, start_index=start_index)
         return self.embedding_dropout(x, training=training)
 
     def _logits(self, x):
@@ -262,6 +329,12 @@ class TransformerLM(keras.Model):
                 "use_bias": self.use_bias,
                 "position": self.position,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "mlp": self.mlp,
+                "norm": self.norm,
+                "qk_norm": self.qk_norm,
+                "tie_embeddings": self.tie_embeddings,
+                "zero_init_residual": self.zero_init_residual,
+                "logit_softcap": self.logit_softcap,
             }
         )
         return config

@@ -4,21 +4,11 @@ import contextlib
 
 import tensorflow as tf
 
+from lm_keras import generation_settings
 from lm_keras.generation.decode_loop import decode
-from lm_keras.generation.decoder import decoder_for
+from lm_keras.generation.factory import decoder_for
 from lm_keras.generation.text_generation import EMPTY_PROMPT
 
-DEFAULT_MAX_NEW_TOKENS = 200
-DEFAULT_TEMPERATURE = 0.8
-DEFAULT_TOP_K = 200
-DEFAULT_TOP_P = 1.0
-# Limits that every request is checked against inside the graph.
-DEFAULT_MAX_PROMPT_BYTES = 8192
-DEFAULT_MAX_NEW_TOKENS_LIMIT = 1024
-DEFAULT_MAX_BATCH_SIZE = 64
-# `seed` < 0 asks for a random seed; random seeds are drawn from [0, 2**31 - 1).
-RANDOM_SEED = -1
-_SEED_LIMIT = 2**31 - 1
 # Token-id tensors are right-padded with this where rows differ in length.
 PAD_ID = -1
 
@@ -85,13 +75,13 @@ class GenerationModule(tf.Module):
         self,
         model,
         tokenizer,
-        max_new_tokens=DEFAULT_MAX_NEW_TOKENS,
-        temperature=DEFAULT_TEMPERATURE,
-        top_k=DEFAULT_TOP_K,
-        top_p=DEFAULT_TOP_P,
-        max_prompt_bytes=DEFAULT_MAX_PROMPT_BYTES,
-        max_new_tokens_limit=DEFAULT_MAX_NEW_TOKENS_LIMIT,
-        max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+        max_new_tokens=generation_settings.MAX_NEW_TOKENS,
+        temperature=generation_settings.TEMPERATURE,
+        top_k=generation_settings.TOP_K,
+        top_p=generation_settings.TOP_P,
+        max_prompt_bytes=generation_settings.MAX_PROMPT_BYTES,
+        max_new_tokens_limit=generation_settings.MAX_NEW_TOKENS_LIMIT,
+        max_batch_size=generation_settings.MAX_BATCH_SIZE,
         name="lm_keras_generation",
     ):
         super().__init__(name=name)
@@ -102,17 +92,16 @@ class GenerationModule(tf.Module):
         ):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{arg} must be a positive int; received {arg}={value!r}")
-        if not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= max_new_tokens_limit:
-            raise ValueError(
-                f"max_new_tokens must be an int in [1, max_new_tokens_limit={max_new_tokens_limit}]; "
-                f"received max_new_tokens={max_new_tokens!r}"
-            )
-        if not temperature >= 0:
-            raise ValueError(f"temperature must be >= 0; received temperature={temperature!r}")
-        if not isinstance(top_k, int) or top_k < 0:
-            raise ValueError(f"top_k must be an int >= 0; received top_k={top_k!r}")
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1]; received top_p={top_p!r}")
+        problem = generation_settings.settings_problem(
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_new_tokens=1,
+            max_new_tokens_limit=max_new_tokens_limit,
+        )
+        if problem:
+            raise ValueError(problem)
         # The module tracks the model's `tf.Variable`s themselves, not the model. A Keras 3
         # variable is a wrapper, and saving it writes a second variable initialised from
         # the first: the SavedModel's saver restores the wrappers' copies while the
@@ -182,7 +171,7 @@ class GenerationModule(tf.Module):
             [s["temperature"]],
             [s["top_k"]],
             [s["top_p"]],
-            tf.constant([RANDOM_SEED], tf.int64),
+            tf.constant([generation_settings.RANDOM_SEED], tf.int64),
         )
 
     def _make_generate(self):
@@ -195,7 +184,7 @@ class GenerationModule(tf.Module):
             temperature=tf.constant([s["temperature"]], tf.float32),  # noqa: B008
             top_k=tf.constant([s["top_k"]], tf.int32),  # noqa: B008
             top_p=tf.constant([s["top_p"]], tf.float32),  # noqa: B008
-            seed=tf.constant([RANDOM_SEED], tf.int64),  # noqa: B008
+            seed=tf.constant([generation_settings.RANDOM_SEED], tf.int64),  # noqa: B008
         ):
             return self._generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)
 
@@ -304,7 +293,7 @@ class GenerationModule(tf.Module):
             ids = ids[:, -self.decoder.context :]  # keep the last `context` tokens
         kept = tf.cast(ids.row_lengths(), tf.int32)  # (B,)
         seed = settings["seed"]
-        random_seeds = tf.random.uniform([batch], 0, _SEED_LIMIT, dtype=tf.int64)
+        random_seeds = tf.random.uniform([batch], 0, generation_settings.RANDOM_SEED_LIMIT, dtype=tf.int64)
         seed = tf.where(seed < 0, random_seeds, seed)
         new_tokens = decode(
             self.decoder,
@@ -331,6 +320,12 @@ def stock_ops_only():
     compile: TF Serving, whose XLA CPU JIT is off by default, cannot run it. This
     swaps in `TensorStridedSliceUpdate` (same result for in-range updates, a
     kernel on every TF build) for graphs traced inside the block.
+
+    It patches Keras's private `keras.src.backend.tensorflow.core.dynamic_update_slice`,
+    because Keras has no public way to choose how its TensorFlow backend lowers
+    `slice_update`, and the attention layer's cache write must stay `keras.ops` to
+    run on every backend. `tests/serving/test_generation_module.py` fails if Keras
+    moves the function or stops lowering `slice_update` through it.
     """
     from keras.src.backend.tensorflow import core
 

@@ -114,7 +114,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
             A `SentencePieceTokenizer`.
 
         Raises:
-            ValueError: vocab_size is outside what the text supports; the message says
+            UserError: vocab_size is outside what the text supports; the message says
                 the smallest or largest size that fits.
         """
         import sentencepiece
@@ -131,7 +131,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
                 f"vocab_size must be a positive int for a {kind} tokenizer; received "
                 f"vocab_size={vocab_size!r} (try vocab_size=1024)"
             )
-        _check_unicode(text)
+        tokenizer_lib.check_unicode(text)
         model = io.BytesIO()
         sentences = training_sentences(text, TRAINER_SETTINGS["max_sentence_length"])
         try:
@@ -153,7 +153,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
     def encode(self, text):
         """Returns the ids of `text` (any str without lone surrogates) as int32, shape (n,)."""
         self._check_text(text)
-        _check_unicode(text)
+        tokenizer_lib.check_unicode(text)
         lines = text.split(NEWLINE)
         if ESCAPED_SPACE not in text and max(map(len, lines)) <= MAX_CHUNK_CHARS:
             # The common case, in C-speed steps: one part per line, newline ids between them.
@@ -234,16 +234,6 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         return tok
 
 
-def _check_unicode(text):
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise UserError(
-            f"text is not valid Unicode: {e.reason} {text[e.start]!r} at position {e.start}; "
-            "remove lone surrogates (e.g. text.encode('utf-8', 'replace').decode('utf-8'))"
-        ) from None
-
-
 def training_sentences(text, max_bytes):
     """Cuts `text` into paragraphs (each ending in its blank line) of at most `max_bytes`.
 
@@ -269,21 +259,21 @@ _TOO_LARGE = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to 
 
 
 def _vocab_size_error(kind, vocab_size, message):
-    """The ValueError for a failed training run, naming the size limit SentencePiece reported."""
+    """The UserError for a failed training run, naming the size limit SentencePiece reported."""
     small = _TOO_SMALL.search(message)
     if small:
-        return ValueError(
+        return UserError(
             f"vocab_size={vocab_size} is too small for a {kind} tokenizer of this text: the "
             f"smallest size it supports is {small.group(2)} (the unknown id, newline, 256 byte "
             "pieces and one piece per distinct character); pass a larger vocab_size"
         )
     large = _TOO_LARGE.search(message)
     if large:
-        return ValueError(
+        return UserError(
             f"vocab_size={vocab_size} is too large for a {kind} tokenizer of this text: the "
             f"largest size it supports is {large.group(2)}; pass a smaller vocab_size or more text"
         )
-    return ValueError(
+    return UserError(
         f"SentencePiece could not train a {kind} tokenizer with "
         f"vocab_size={vocab_size}: {message.strip().splitlines()[-1]}"
     )

@@ -46,8 +46,14 @@ def read_config(model_dir):
             f"--model_dir={model_dir} holds no {CONFIG}: train a model there first "
             "(python -m lm_keras.train --model_dir=...)"
         )
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    return Config.from_dict(raw), raw
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return Config.from_dict(raw), raw
+    except (ValueError, TypeError, AttributeError) as e:  # bad JSON, bad values, wrong types
+        raise UserError(
+            f"{path} is not a config this lm_keras can read ({e}); the file is damaged or was "
+            "edited: restore it, or train again in a new --model_dir"
+        ) from None
 
 
 @dataclasses.dataclass

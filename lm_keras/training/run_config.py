@@ -4,12 +4,12 @@ TensorFlow-free, so the train command can refuse bad flags before TensorFlow loa
 """
 
 import dataclasses
-import json
 import pathlib
 
 from lm_keras import config as config_lib
 from lm_keras.data import shards
 from lm_keras.errors import UserError
+from lm_keras.training import model_dir as model_dir_lib
 
 # Fields a resumed run may not change: they define what is being trained.
 _FIXED_SECTIONS = ("model", "data")
@@ -20,11 +20,9 @@ _DATASET_FIELDS = ("tokenizer", "vocab_size", "val_fraction")
 
 
 def _stored(model_dir):
-    path = pathlib.Path(model_dir) / "config.json"
-    if not path.is_file():
+    if not (pathlib.Path(model_dir) / model_dir_lib.CONFIG).is_file():
         return None, None
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    return config_lib.Config.from_dict(raw), raw
+    return model_dir_lib.read_config(model_dir)
 
 
 def resolve_config(model_dir, preset_name, overrides, preset_given=False):
@@ -42,6 +40,11 @@ def resolve_config(model_dir, preset_name, overrides, preset_given=False):
             asked for an architecture or tokenizer other than its source's.
     """
     stored, raw = _stored(model_dir)
+    if raw is not None and "converted_from" in raw:
+        raise UserError(
+            f"--model_dir={model_dir} holds a converted model, not a training run: fine-tune it with "
+            f"--init_from={model_dir} and a new --model_dir"
+        )
     if stored is not None:
         if preset_given and raw.get("preset") != preset_name:
             raise UserError(

@@ -35,9 +35,7 @@ from lm_keras.training.evaluation import (
     view_of,
 )
 from lm_keras.training.metrics_log import MetricsLog
-from lm_keras.training.warmup_cosine import WarmupCosine
-
-ADAM_EPSILON = 1e-8  # PyTorch's default, which nanoGPT's reference figures used (Keras: 1e-7)
+from lm_keras.training.optimizers import make_optimizer
 
 
 class TrainingDiverged(UserError):
@@ -203,7 +201,9 @@ class Trainer:
         cfg, tc = self.config, self.config.train
         with self.strategy.scope():
             self.model = build_model(cfg.model)
-            self.optimizer = self._make_optimizer()
+            self.optimizer = make_optimizer(
+                tc, self.model.trainable_variables, self.strategy.num_replicas_in_sync
+            )
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.wall_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_seconds")
         # Dropout's RNG state lives in Keras seed generators, which tf.train.Checkpoint
@@ -225,36 +225,6 @@ class Trainer:
         # the sequence models, one per window for the documented LSTM.
         self.global_tokens = tc.batch_size * cfg.model.seq_len
         self.global_targets = self.global_tokens if self.view == "next_token" else tc.batch_size
-
-    def _make_optimizer(self):
-        tc = self.config.train
-        schedule = WarmupCosine(tc.learning_rate, tc.min_learning_rate, tc.warmup_steps, tc.max_steps)
-        if tc.schedule == "constant":
-            schedule = WarmupCosine(tc.learning_rate, tc.learning_rate, tc.warmup_steps, tc.max_steps)
-        # With several replicas the gradient is clipped after the all-reduce (in the
-        # train step); Keras would clip each replica's partial gradient instead.
-        clip = tc.grad_clip if tc.grad_clip > 0 and self.strategy.num_replicas_in_sync == 1 else None
-        if tc.optimizer == "adamw":
-            optimizer = keras.optimizers.AdamW(
-                schedule,
-                weight_decay=tc.weight_decay,
-                beta_1=tc.beta1,
-                beta_2=tc.beta2,
-                epsilon=ADAM_EPSILON,
-                global_clipnorm=clip,
-            )
-            # As nanoGPT: decay matrices and embeddings, not biases or norm scales.
-            optimizer.exclude_from_weight_decay(
-                var_list=[v for v in self.model.trainable_variables if len(v.shape) < 2]
-            )
-        else:
-            optimizer = keras.optimizers.Adam(
-                schedule, beta_1=tc.beta1, beta_2=tc.beta2, global_clipnorm=clip
-            )
-        if tc.mixed_precision == "float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        optimizer.build(self.model.trainable_variables)
-        return optimizer
 
     def _restore(self):
         """Returns the step to start after: the latest checkpoint's, or 0."""

@@ -11,6 +11,10 @@ import numpy as np
 
 CORPUS_CHARS = 30_000
 SEQ_LEN = 16
+# Two float32 computations of one model's logits (batched or not, cached or not, XLA or not)
+# agree to some tens of ulps of the largest logit; a greedy choice decided by more than this
+# many is the same in every correct computation, so the tests may compare ids exactly.
+GREEDY_MARGIN_ULPS = 1000
 
 _TRAINED = {}
 _ROOT = []
@@ -97,7 +101,8 @@ def trained_model_dir(kind="transformer", tokenizer="char", steps=20):
 
 def reference_greedy(model, kind, prompt_ids, max_new_tokens, context, pad_id):
     """Greedy decoding one token at a time the plain way (nanoGPT's loop): run the model
-    on the context it may see, take the argmax, append."""
+    on the context it may see, take the argmax, append. Every argmax must lead the runner-up
+    by GREEDY_MARGIN_ULPS, so that other computations of the same logits pick it too."""
     import tensorflow as tf
 
     # One trace for every length (eager Keras calls are slow on a busy CPU).
@@ -113,5 +118,9 @@ def reference_greedy(model, kind, prompt_ids, max_new_tokens, context, pad_id):
         else:  # the documented LSTM: a window of `context` tokens, left-padded
             window = ([pad_id] * context + ids)[-context:]
             logits = run(np.array([window], np.int32))[0]
-        ids.append(int(np.argmax(logits.numpy())))
+        logits = logits.numpy()
+        runner_up, best = np.sort(logits)[-2:]
+        ulp = np.finfo(np.float32).eps * np.abs(logits).max()
+        assert best - runner_up > GREEDY_MARGIN_ULPS * ulp, f"a near-tie at {len(ids)}: pick another seed"
+        ids.append(int(np.argmax(logits)))
     return ids[len(prompt_ids) :]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from lm_keras.layers import MultiHeadSelfAttention
+from tests.layer_test_case import run_layer_test
 
 
 def _inputs(batch=2, length=7, width=16, seed=0):
@@ -215,3 +216,92 @@ def test_mixed_bfloat16_scores_in_float32():
     assert outputs.dtype == "bfloat16" and weights.dtype == "float32"
     assert all(w.dtype == "float32" for w in layer.weights)
     np.testing.assert_allclose(np.sum(weights, axis=-1), 1.0, atol=1e-6)
+
+
+def _rms(x, gain, epsilon=1e-5):
+    return x / np.sqrt((x**2).mean(-1, keepdims=True) + epsilon) * gain
+
+
+@pytest.mark.parametrize("use_qk_norm, use_rope", [(True, False), (False, True), (True, True)])
+def test_qk_norm_and_rope_against_the_formula(use_qk_norm, use_rope):
+    from tests.layers.test_rotary_embedding import _reference as rotate
+
+    layer = MultiHeadSelfAttention(num_heads=2, key_dim=4, use_qk_norm=use_qk_norm, use_rope=use_rope)
+    x = _inputs(width=8)
+    outputs = layer(x, use_causal_mask=True)
+    if use_qk_norm:
+        assert [tuple(w.shape) for w in layer.weights][-2:] == [(4,), (4,)]  # one gain each, over D
+        for norm in (layer.query_norm, layer.key_norm):
+            norm.scale.assign(np.random.RandomState(3).uniform(0.5, 2.0, 4).astype("float32"))
+        outputs = layer(x, use_causal_mask=True)
+    qkv = np.einsum("btd,dshk->btshk", x, layer.qkv_kernel.numpy())
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    if use_qk_norm:
+        q, k = _rms(q, layer.query_norm.scale.numpy()), _rms(k, layer.key_norm.scale.numpy())
+    if use_rope:
+        q, k = rotate(q), rotate(k)
+    scores = np.einsum("bthk,bshk->bhts", q, k) / 2.0  # sqrt(D) = 2
+    scores = np.where(np.tril(np.ones((7, 7), bool)), scores, -np.inf)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    expected = np.einsum(
+        "bthk,hkd->btd", np.einsum("bhts,bshk->bthk", weights, v), layer.output_kernel.numpy()
+    )
+    np.testing.assert_allclose(outputs, expected, atol=1e-5)
+
+
+def test_qk_norm_and_rope_cache_equals_full_pass():
+    layer = MultiHeadSelfAttention(num_heads=2, key_dim=4, use_qk_norm=True, use_rope=True)
+    x = _inputs(batch=2, length=6, width=8, seed=1)
+    full = np.asarray(layer(x, use_causal_mask=True))
+    cache = np.zeros((2, 2, 10, 2, 4), "float32")
+    prefill, cache = layer(x[:, :3], cache=cache, cache_index=np.int32(0))
+    steps = [prefill]
+    for t in range(3, 6):  # each step rotates its query and key by the cached position
+        step, cache = layer(x[:, t : t + 1], cache=cache, cache_index=np.int32(t))
+        steps.append(step)
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+    config = layer.get_config()
+    assert (config["use_qk_norm"], config["use_rope"], config["qk_norm_epsilon"]) == (True, True, 1e-5)
+    clone = MultiHeadSelfAttention.from_config(config)
+    clone(x)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(clone(x, use_causal_mask=True), full)
+    assert layer.count_params() == 4 * 8 * 8 + (3 * 8 + 8) + 2 * 4  # kernels, biases, Q and K gains
+    with pytest.raises(ValueError, match="use_rope needs an even key_dim; received key_dim=3"):
+        MultiHeadSelfAttention(num_heads=2, key_dim=3, use_rope=True)
+
+
+@pytest.mark.parametrize(
+    "call_kwargs, shapes, dtypes",
+    [
+        (dict(use_causal_mask=True), (2, 5, 8), "bfloat16"),
+        (
+            dict(use_causal_mask=True, return_attention_scores=True),
+            ((2, 5, 8), (2, 2, 5, 5)),
+            ("bfloat16", "float32"),  # the weights are computed in float32
+        ),
+    ],
+)
+def test_layer_contract(tmp_path, call_kwargs, shapes, dtypes):
+    run_layer_test(
+        MultiHeadSelfAttention,
+        init_kwargs=dict(num_heads=2, key_dim=4, dropout=0.1),
+        input_data=_inputs(length=5, width=8),
+        call_kwargs=call_kwargs,
+        expected_output_shape=shapes,
+        expected_num_weights=4,
+        expected_num_params=4 * 8 * 8 + 3 * 8 + 8,  # W^Q, W^K, W^V, W^O; QKV and output biases
+        expected_mixed_dtypes=dtypes,
+        tmp_path=tmp_path,
+    )
+
+
+def test_functional_call_with_a_cache_gives_the_new_cache():
+    layer = MultiHeadSelfAttention(num_heads=2, key_dim=4)
+    step, cache = keras.Input((1, 8)), keras.Input((2, 10, 2, 4))  # (B, 2, S, H, D), S = 10
+    outputs = layer(step, cache=cache, cache_index=3)
+    assert [tuple(t.shape) for t in outputs] == [(None, 1, 8), (None, 2, 10, 2, 4)]
+    outputs = layer(step, cache=cache, cache_index=3, return_attention_scores=True)
+    assert [tuple(t.shape) for t in outputs] == [(None, 1, 8), (None, 2, 1, 10), (None, 2, 10, 2, 4)]
+    assert [t.dtype for t in outputs] == ["float32"] * 3

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from lm_keras.layers import PositionEmbedding
+from tests.layer_test_case import run_layer_test
 
 
 def test_returns_the_table_rows_of_the_positions():
@@ -29,3 +30,15 @@ def test_rejects_bad_length():
         ValueError, match="sequence_length must be a positive int; received sequence_length=0"
     ):
         PositionEmbedding(sequence_length=0)
+
+
+def test_layer_contract(tmp_path):
+    run_layer_test(
+        PositionEmbedding,
+        init_kwargs=dict(sequence_length=5),
+        input_data=np.zeros((2, 5, 6), "float32"),
+        expected_output_shape=(2, 5, 6),
+        expected_num_weights=1,
+        expected_num_params=5 * 6,
+        tmp_path=tmp_path,
+    )

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from lm_keras.layers import SinusoidalPositionEncoding
+from tests.layer_test_case import run_layer_test
 
 
 def test_values_follow_the_formula():
@@ -47,3 +48,16 @@ def test_config_round_trip_and_dtype():
     assert clone(keras.ops.zeros((1, 4, 8))).dtype == "bfloat16"
     with pytest.raises(ValueError, match="max_wavelength must be > 0; received max_wavelength=0"):
         SinusoidalPositionEncoding(max_wavelength=0)
+
+
+def test_layer_contract(tmp_path):
+    run_layer_test(
+        SinusoidalPositionEncoding,
+        init_kwargs=dict(max_wavelength=100.0),
+        input_data=np.zeros((2, 5, 6), "float32"),
+        expected_output_shape=(2, 5, 6),
+        expected_num_weights=0,
+        expected_num_params=0,
+        run_training_check=False,  # no weights
+        tmp_path=tmp_path,
+    )

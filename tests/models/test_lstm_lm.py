@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from lm_keras.config import ModelConfig
 from lm_keras.models import LSTMLM, build_model
+from tests.layer_test_case import run_layer_test
 from tests.models.helpers import VOCAB, train_with_xla
 
 
@@ -134,3 +135,17 @@ def test_tf_checkpoint_round_trip_restores_every_weight(tmp_path):
     assert len(saved) == len(model.weights) == 1 + 3 * 3 + 2
     tf.train.Checkpoint(model=restored).restore(path).assert_existing_objects_matched()
     np.testing.assert_array_equal(restored(_ids()), model(_ids()))
+
+
+def test_layer_contract(tmp_path):
+    v, e, u, n = 11, 8, 16, 2
+    run_layer_test(
+        LSTMLM,
+        init_kwargs=dict(vocab_size=v, embedding_dim=e, hidden_dim=u, num_layers=n, dropout=0.1),
+        input_data=_ids(),
+        expected_output_shape=(2, 10, v),
+        expected_num_weights=1 + 3 * n + 2,  # embedding, kernel/recurrent/bias per LSTM, dense
+        expected_num_params=v * e + 4 * u * (e + u + 1) + (n - 1) * 4 * u * (2 * u + 1) + (u + 1) * v,
+        expected_mixed_dtypes="float32",  # the output layer computes in float32
+        tmp_path=tmp_path,
+    )

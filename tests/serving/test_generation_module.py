@@ -138,3 +138,31 @@ def test_tokenize_detokenize_and_next_token_logits(transformer_module, tokenizer
     ids = np.array([tokenizer.encode("First Citizen:\nBefore")], np.int32)  # 21 tokens, context 16
     logits = module.next_token_logits(tf.constant(ids))["logits"].numpy()
     np.testing.assert_allclose(logits, model(ids[:, -SEQ_LEN:]).numpy()[:, -1], rtol=1e-5, atol=1e-5)
+
+
+def _traced_ops(function, *args):
+    graph = tf.function(function).get_concrete_function(*args).graph
+    return {op.type for op in graph.get_operations()}
+
+
+def test_stock_ops_only_replaces_keras_xla_slice_update():
+    """stock_ops_only patches a private Keras function: this fails when Keras changes under it."""
+    from keras import ops
+
+    from lm_keras.serving.generation_module import stock_ops_only
+
+    def update(cache, value):
+        return ops.slice_update(cache, (0, 1), value)
+
+    args = (tf.TensorSpec([2, 4], tf.float32), tf.TensorSpec([2, 1], tf.float32))
+    # Keras lowers slice_update to XLA's op (if not, the patch is no longer needed)...
+    assert "XlaDynamicUpdateSlice" in _traced_ops(update, *args)
+    with stock_ops_only():
+        ops_inside = _traced_ops(update, *args)
+    # ... and inside the block to a stock kernel, with the same result.
+    assert "TensorStridedSliceUpdate" in ops_inside and not {o for o in ops_inside if o.startswith("Xla")}
+    cache, value = tf.zeros([2, 4]), tf.constant([[1.0], [2.0]])
+    with stock_ops_only():
+        patched = update(cache, value)
+    np.testing.assert_array_equal(patched, update(cache, value))
+    np.testing.assert_array_equal(patched, [[0, 1, 0, 0], [0, 2, 0, 0]])

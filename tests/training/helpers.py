@@ -62,3 +62,14 @@ def free_ports(n):
     for s in sockets:
         s.close()
     return ports
+
+
+def damaged_model_dir(path):
+    """A model directory whose config.json asks for a vocabulary too small for any text, and
+    the one line every command that reads it must print (exit 1)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text('{"data": {"tokenizer": "bpe", "vocab_size": 100}}')
+    return path, (
+        f"error: {path / 'config.json'} is not a config this lm_keras can read (--vocab_size must be at "
+        "least 259 for --tokenizer=bpe"
+    )

@@ -5,10 +5,25 @@ import os
 import sys
 import tempfile
 
-from absl import flags, logging
+from absl import app, flags, logging
 
 EXIT_USAGE = 2  # bad flags or flag values, refused before TensorFlow loads
 EXIT_FAILURE = 1  # bad input found while running (missing files, bad text, a diverged run)
+
+
+def run_command(main, define_flags, module_name):
+    """Defines a command's flags, then runs `main` under absl with `parse_flags`.
+
+    absl's `--help` prints the `__main__` module's docstring, and `--helpshort` lists the
+    flags of the module named by `sys.argv[0]`: under `python -m lm_keras.<command>` that is
+    the one-line entry module, and under a console script the script. So the command's
+    docstring becomes the main module's, and its flags are listed under that name too.
+    """
+    sys.modules["__main__"].__doc__ = sys.modules[module_name].__doc__
+    define_flags()
+    for flag in flags.FLAGS.get_flags_for_module(module_name):
+        flags.FLAGS.register_flag_by_module(sys.argv[0], flag)
+    app.run(main, flags_parser=parse_flags)
 
 
 def fail(message, code):
@@ -28,17 +43,6 @@ def reject_arguments(argv):
     """Every option is a flag: anything else on the command line is a usage error."""
     if len(argv) > 1:
         fail(f"unexpected arguments {argv[1:]}: every option is a --flag (see --helpshort)", EXIT_USAGE)
-
-
-def sampling_flags_problem(temperature, top_k, top_p):
-    """A one-line message for a bad --temperature, --top_k or --top_p, or None."""
-    if not temperature >= 0:
-        return f"--temperature must be >= 0 (0 is greedy); received temperature={temperature}"
-    if top_k < 0:
-        return f"--top_k must be >= 0 (0 keeps every token); received top_k={top_k}"
-    if not 0 < top_p <= 1:
-        return f"--top_p must be in (0, 1] (1 keeps every token); received top_p={top_p}"
-    return None
 
 
 def quiet_tensorflow():

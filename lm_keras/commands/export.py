@@ -1,0 +1,134 @@
+"""Export for TF Serving: `python -m lm_keras.export --model_dir=DIR --export_dir=EXP [--version=N]`.
+
+`--format=huggingface` writes EXP as a Hugging Face GPT-2 folder instead (config.json,
+model.safetensors, vocab.json, merges.txt), for a Transformer whose options GPT-2 has.
+
+Writes `EXP/<version>/`, a SavedModel with the tokenizer, the decoding loop and the
+detokenizer in its graph, atomically (a failed export leaves no half version and
+never touches earlier ones). Signatures: `serving_default` (prompt -> continuation,
+with the settings below), `generate` (every setting per prompt),
+`next_token_logits`, `tokenize` and `detokenize`; see
+`lm_keras.serving.generation_module.GenerationModule`.
+"""
+
+from absl import flags
+
+from lm_keras import generation_settings
+from lm_keras.commands import cli
+
+FLAGS = flags.FLAGS
+
+
+def check_flags():
+    """A one-line message for the first bad flag, or None."""
+    if not FLAGS.model_dir:
+        return "--model_dir is required: the trained run to export"
+    if not FLAGS.export_dir:
+        return "--export_dir is required: the folder TF Serving serves (it gets a numbered version folder)"
+    if FLAGS.format == "huggingface" and FLAGS.version is not None:
+        return (
+            "--version is for --format=saved_model; a Hugging Face export is the folder --export_dir itself"
+        )
+    if FLAGS.version is not None and FLAGS.version <= 0:
+        return f"--version must be a positive integer; received version={FLAGS.version}"
+    for name in ("max_prompt_bytes", "max_new_tokens_limit", "max_batch_size"):
+        if FLAGS[name].value <= 0:
+            return f"--{name} must be > 0; received {name}={FLAGS[name].value}"
+    problem = generation_settings.settings_problem(
+        FLAGS.max_new_tokens,
+        FLAGS.temperature,
+        FLAGS.top_k,
+        FLAGS.top_p,
+        min_new_tokens=1,
+        max_new_tokens_limit=FLAGS.max_new_tokens_limit,
+    )
+    return "--" + problem if problem else None
+
+
+def define_flags():
+    """Defines this command's flags; called by `run`, so that importing the module defines none
+    (commands share flag names such as --model_dir, and absl allows one definition each)."""
+    flags.DEFINE_string("model_dir", None, "the trained run to export")
+    flags.DEFINE_string("export_dir", None, "where versions go: TF Serving's --model_base_path")
+    flags.DEFINE_enum(
+        "format",
+        "saved_model",
+        ["saved_model", "huggingface"],
+        "saved_model: a TF Serving version folder; huggingface: a GPT-2 folder for transformers",
+    )
+    flags.DEFINE_integer(
+        "version", None, "the version folder to write; default: one more than the highest there"
+    )
+    flags.DEFINE_integer(
+        "max_new_tokens", generation_settings.MAX_NEW_TOKENS, "serving_default: tokens after each prompt"
+    )
+    flags.DEFINE_float(
+        "temperature", generation_settings.TEMPERATURE, "serving_default: sampling temperature; 0 is greedy"
+    )
+    flags.DEFINE_integer(
+        "top_k", generation_settings.TOP_K, "serving_default: sample among the k most likely tokens; 0: all"
+    )
+    flags.DEFINE_float(
+        "top_p", generation_settings.TOP_P, "serving_default: nucleus sampling mass; 1 keeps all"
+    )
+    flags.DEFINE_integer(
+        "max_prompt_bytes",
+        generation_settings.MAX_PROMPT_BYTES,
+        "requests with a longer prompt (UTF-8 bytes) are refused",
+    )
+    flags.DEFINE_integer(
+        "max_new_tokens_limit",
+        generation_settings.MAX_NEW_TOKENS_LIMIT,
+        "requests asking for more new tokens are refused",
+    )
+    flags.DEFINE_integer(
+        "max_batch_size", generation_settings.MAX_BATCH_SIZE, "requests with more prompts are refused"
+    )
+
+
+def main(argv):
+    cli.reject_arguments(argv)
+    problem = check_flags()
+    if problem:
+        cli.fail(problem, cli.EXIT_USAGE)
+    cli.quiet_tensorflow()
+    from lm_keras.errors import UserError
+
+    if FLAGS.format == "huggingface":
+        from lm_keras.conversion import export_huggingface
+
+        try:
+            path = export_huggingface(FLAGS.model_dir, FLAGS.export_dir)
+        except UserError as e:
+            cli.fail(str(e), cli.EXIT_FAILURE)
+        print(f"exported {path}: config.json, model.safetensors, vocab.json, merges.txt (GPT-2)", flush=True)
+        return
+    from lm_keras.serving.saved_model_export import export_saved_model
+
+    try:
+        path = export_saved_model(
+            FLAGS.model_dir,
+            FLAGS.export_dir,
+            version=FLAGS.version,
+            max_new_tokens=FLAGS.max_new_tokens,
+            temperature=FLAGS.temperature,
+            top_k=FLAGS.top_k,
+            top_p=FLAGS.top_p,
+            max_prompt_bytes=FLAGS.max_prompt_bytes,
+            max_new_tokens_limit=FLAGS.max_new_tokens_limit,
+            max_batch_size=FLAGS.max_batch_size,
+        )
+    except UserError as e:
+        cli.fail(str(e), cli.EXIT_FAILURE)
+    print(
+        f"exported {path}: signatures serving_default, generate, next_token_logits, tokenize, detokenize",
+        flush=True,
+    )
+
+
+def run():
+    cli.run_command(main, define_flags, __name__)
+
+
+if __name__ == "__main__":
+    run()
