@@ -58,7 +58,11 @@ def ours(preset_name, jit, precision, seed):
     batches = iter(
         trainer.strategy.distribute_datasets_from_function(
             lambda ctx: train_dataset(
-                trainer.train_ids, seq_len=mc.seq_len, batch_size=tc.batch_size, seed=seed, input_context=ctx
+                trainer.train_split,
+                seq_len=mc.seq_len,
+                batch_size=tc.batch_size,
+                seed=seed,
+                input_context=ctx,
             )
         )
     )

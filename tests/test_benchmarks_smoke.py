@@ -21,6 +21,7 @@ SCRIPTS = [
     "step_profile.py",
     "lstm.py",
     "pipeline.py",
+    "datasets.py",
     "generation.py",
     "time_to_quality.py",
     "torch_peer.py",

@@ -1,5 +1,6 @@
 """The command lines: thin absl programs that parse flags and call the library.
 
+    python -m lm_keras.prepare    lm_keras.commands.prepare   tokenize a corpus once into a dataset of shards
     python -m lm_keras.train      lm_keras.commands.train     train (or resume, or fine-tune) a model
     python -m lm_keras.evaluate   lm_keras.commands.evaluate  score a trained model on a split
     python -m lm_keras.generate   lm_keras.commands.generate  sample text from a trained model

@@ -1,6 +1,7 @@
 """SentencePiece tokenizer (BPE or unigram), lossless for any Unicode text."""
 
 import io
+import itertools
 import re
 
 import numpy as np
@@ -153,9 +154,16 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         """Returns the ids of `text` (any str without lone surrogates) as int32, shape (n,)."""
         self._check_text(text)
         tokenizer_lib.check_unicode(text)
+        lines = text.split(NEWLINE)
+        if ESCAPED_SPACE not in text and max(map(len, lines)) <= MAX_CHUNK_CHARS:
+            # The common case, in C-speed steps: one part per line, newline ids between them.
+            part_ids = self._processor.encode(lines)
+            ids = np.fromiter(itertools.chain.from_iterable(part_ids), np.int32)
+            ends = np.cumsum([len(p) for p in part_ids[:-1]], dtype=np.int64)
+            return np.insert(ids, ends, self.newline_ids[0]).astype(np.int32)
         # The text as parts to encode, each after the ids that separate it from the last.
         parts, separators = [], []
-        for i, line in enumerate(text.split(NEWLINE)):
+        for i, line in enumerate(lines):
             separator = self.newline_ids if i else []
             for start in range(0, max(len(line), 1), MAX_CHUNK_CHARS):
                 for j, part in enumerate(line[start : start + MAX_CHUNK_CHARS].split(ESCAPED_SPACE)):

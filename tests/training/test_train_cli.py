@@ -1,5 +1,6 @@
 """The train command end to end: flags, the model directory, fine-tuning, NaN, presets."""
 
+import hashlib
 import json
 import re
 import subprocess
@@ -109,7 +110,17 @@ def test_model_dir_contract(tiny_run):
     ]
     assert all(r["tokens_per_sec"] > 0 for r in records if r["kind"] == "train")
     results = json.loads((model_dir / "results.json").read_text())
-    assert results["steps"] == 10 and results["val_tokens"] == 111_539 and results["val_chars"] == 111_539
+    # The validation split starts at the first line after 90% of the text: 111,538 characters.
+    assert results["steps"] == 10 and results["val_tokens"] == 111_537 and results["val_chars"] == 111_537
+    assert results["val_split_targets"] == 111_537 and results["eval_tokens"] == 1_000_000
+    assert config["dataset"] == {
+        "path": str(model_dir / "data"),
+        "manifest_sha256": hashlib.sha256((model_dir / "data" / "manifest.json").read_bytes()).hexdigest(),
+    }
+    assert (
+        json.loads((model_dir / "data" / "manifest.json").read_text())["corpus"]["sha256"]
+        == (config["corpus"]["sha256"])
+    )
     assert results["targets_per_sec"] == pytest.approx(
         results["tokens_per_sec"]
     )  # every position is a target
