@@ -85,6 +85,7 @@ def test_sigkill_at_random_moments_then_rerun_finishes_exactly(uninterrupted, tm
     assert max_abs_diff(killed_w, straight_w) == 0.0
 
 
+@pytest.mark.slow  # the kill -9 test above strikes mid-checkpoint too, at random moments
 def test_half_written_checkpoint_still_resumes(uninterrupted, tmp_path):
     """A save cut off before its index file lands: the state file still names the last whole one."""
     model_dir = tmp_path / "torn"
