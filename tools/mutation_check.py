@@ -29,6 +29,7 @@ import pathlib
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -243,6 +244,7 @@ def main():
             print(f"{module}: {site}")
         return
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))  # so the copy is removed
     copy = pathlib.Path(tempfile.mkdtemp(prefix="lm_keras_mutation_"))
     try:
         for name in COPIED:
