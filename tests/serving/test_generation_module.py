@@ -138,3 +138,22 @@ def test_tokenize_detokenize_and_next_token_logits(transformer_module, tokenizer
     ids = np.array([tokenizer.encode("First Citizen:\nBefore")], np.int32)  # 21 tokens, context 16
     logits = module.next_token_logits(tf.constant(ids))["logits"].numpy()
     np.testing.assert_allclose(logits, model(ids[:, -SEQ_LEN:]).numpy()[:, -1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(top_p=1.5), r"top_p must be in \(0, 1\]; received top_p=1.5"),
+        (dict(top_p=0.0), r"top_p must be in \(0, 1\]; received top_p=0.0"),
+        (dict(top_k=-1), "top_k must be an int >= 0; received top_k=-1"),
+        (dict(temperature=-0.5), "temperature must be >= 0; received temperature=-0.5"),
+        (dict(max_new_tokens=31), r"max_new_tokens must be an int in \[1, max_new_tokens_limit=30\]"),
+        (dict(max_batch_size=0), "max_batch_size must be a positive int; received max_batch_size=0"),
+    ],
+)
+def test_rejects_bad_serving_default_settings(transformer_module, tokenizer, settings, message):
+    from lm_keras.serving.generation_module import GenerationModule
+
+    model, _ = transformer_module
+    with pytest.raises(ValueError, match=message):
+        GenerationModule(model, tokenizer, **{"max_new_tokens": 12, "max_new_tokens_limit": 30, **settings})
