@@ -141,6 +141,9 @@ def test_documented_lstm(small_run):
     assert all(0 < float(bits) < 7 for _, _, bits in table)
 
 
+# Notebooks 03 and 04 run the train, generate, fine-tune, export and serve paths that the command
+# tests cover; `make notebooks` runs all four at full size.
+@pytest.mark.slow
 def test_transformer_lm(small_run):
     nb, runs = small_run("03_transformer_lm")
     text = outputs_text(nb)
@@ -159,6 +162,7 @@ def test_transformer_lm(small_run):
     assert image_count(nb) == 3
 
 
+@pytest.mark.slow
 def test_finetune_export_serve(small_run):
     nb, runs = small_run("04_finetune_export_serve")
     text = outputs_text(nb)

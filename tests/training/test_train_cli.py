@@ -270,9 +270,11 @@ def test_corpus_too_small_for_a_window(tmp_path):
 @pytest.mark.parametrize(
     "preset, extra",
     [
-        ("shakespeare_char_cpu", []),
+        # test_quality trains this preset in full, and tiny_run at a small width.
+        pytest.param("shakespeare_char_cpu", [], marks=pytest.mark.slow),
         ("shakespeare_char_cpu_modern", []),
-        ("shakespeare_char", ["--batch_size=2"]),  # the GPU preset: a batch of 64 x 256 is 20 s a step here
+        # The GPU preset (a batch of 64 x 256 is 20 s a step here): the CPU preset's code at a larger shape.
+        pytest.param("shakespeare_char", ["--batch_size=2"], marks=pytest.mark.slow),
         ("shakespeare_bpe_cpu", []),
         ("documented_lstm", []),
         ("lstm_char", []),
@@ -307,7 +309,14 @@ def test_every_preset_trains_end_to_end(tmp_path, shakespeare, preset, extra):
 
 
 @pytest.mark.parametrize(
-    "precision, model", [("bfloat16", "transformer"), ("float16", "transformer"), ("bfloat16", "lstm")]
+    "precision, model",
+    [
+        ("bfloat16", "transformer"),
+        ("float16", "transformer"),
+        # The trainer's bfloat16 path is the transformer's; LSTMLM's bfloat16 training is tested in
+        # tests/models/test_lstm_lm.py.
+        pytest.param("bfloat16", "lstm", marks=pytest.mark.slow),
+    ],
 )
 def test_mixed_precision_trains_with_float32_variables(tmp_path, precision, model):
     model_dir = tmp_path / precision
