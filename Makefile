@@ -26,7 +26,7 @@ test: $(VENV)/.dev
 	$(PY) -m pytest
 
 # Re-run the notebooks at full size from fresh training runs, keeping their outputs in the
-# committed files (about 20 minutes on 2 CPU cores).
+# committed files (about 45 minutes on 2 CPU cores).
 notebooks: $(VENV)/.dev
 	rm -rf runs/notebooks/full
 	$(VENV)/bin/jupyter-execute --inplace --timeout=3600 notebooks/*.ipynb
