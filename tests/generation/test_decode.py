@@ -150,3 +150,33 @@ def test_decoder_for_picks_the_family(tokenizer):
     assert [d.context for d in decoders] == [SEQ_LEN, None, SEQ_LEN]
     with pytest.raises(TypeError, match="TransformerLM, an LSTMLM or the documented LSTM"):
         decoder_for(object())
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_the_cache_grows_through_its_phases_and_equals_the_reference_loop(tokenizer, jit_compile):
+    """Short prompts start with a cache of S/8 slots that grows to S/4, S/2 and S, then the
+    loop recomputes windows past the context: each phase's first step sees what it needs."""
+    import tensorflow as tf
+
+    from lm_keras.generation import decode, decoder_for
+
+    model = random_model("transformer", tokenizer.vocab_size, seed=4)
+    decoder = decoder_for(model)
+    assert decoder.cache_lengths(1, None) == [2, 4, 8, 16]
+    assert decoder.cache_lengths(3, None) == [4, 8, 16]  # the prefill needs 3 slots
+    assert decoder.cache_lengths(1, 6) == [2, 4, 8]  # steps at positions 0 .. 4
+    assert len(decoder.phases(1, 6, use_cache=True)) == 3  # no window phase: 5 < 16
+    assert len(decoder.phases(1, 18, use_cache=True)) == 5  # a window at position 16
+    newline = int(tokenizer.encode("\n")[0])
+    prompts = [tokenizer.encode(p) for p in ("T", "or")]
+    expected = [reference_greedy(model, "transformer", p, 24, SEQ_LEN, newline) for p in prompts]
+    ids = np.zeros((2, 2), np.int32)
+    for i, p in enumerate(prompts):
+        ids[i, : len(p)] = p
+    run = tf.function(
+        lambda ids, lengths: decode(
+            decoder, ids, lengths, 24, 24, [0.0, 0.0], [0, 0], [1.0, 1.0], tf.constant([1, 2], tf.int64)
+        ),
+        jit_compile=jit_compile,
+    )
+    np.testing.assert_array_equal(run(tf.constant(ids), tf.constant([1, 2])).numpy(), expected)
