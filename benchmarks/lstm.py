@@ -44,7 +44,7 @@ def trainer_variant(preset_name, jit, seed):
     step = trainer.make_train_step()
     batches = iter(
         train_dataset(
-            trainer.train_ids,
+            trainer.train_split,
             seq_len=mc.seq_len,
             batch_size=tc.batch_size,
             seed=seed,
@@ -70,7 +70,7 @@ def article_variant(trainer, windows_per_call, rng):
 
     mc, tc = trainer.config.model, trainer.config.train
     model = build_model(mc)  # documented_lstm(...), compiled as documented
-    ids = np.asarray(trainer.train_ids, np.int32)
+    ids = trainer.train_split.read(0, trainer.train_split.tokens)
     # As the article prepares them: every window of max_length characters and the one after it.
     n = len(ids) - mc.seq_len
     starts = np.arange(n)

@@ -42,7 +42,7 @@ def variants_for(label, preset_name, jit, size):
 
     def dataset(seed):
         return train_dataset(
-            trainer.train_ids,
+            trainer.train_split,
             seq_len=mc.seq_len,
             batch_size=tc.batch_size,
             seed=seed,

@@ -62,7 +62,8 @@ def run_lm_keras(seed, pool, quick):
     import tensorflow as tf
 
     from lm_keras.config import preset
-    from lm_keras.training.trainer import Trainer, per_example_loss
+    from lm_keras.training.evaluation import per_example_loss
+    from lm_keras.training.trainer import Trainer
 
     overrides = dict(seed=seed, sample_tokens=0, log_every=500)
     if quick:
@@ -72,7 +73,11 @@ def run_lm_keras(seed, pool, quick):
     t0 = time.monotonic()
     results = trainer.run()
     seconds = time.monotonic() - t0
-    model, val, seq_len = trainer.model, np.asarray(trainer.val_ids), config.model.seq_len
+    model, val, seq_len = (
+        trainer.model,
+        trainer.val_split.read(0, trainer.val_split.tokens),
+        config.model.seq_len,
+    )
 
     @tf.function(jit_compile=True)
     def window_losses(x, y):

@@ -139,7 +139,8 @@ def main():
 
     from lm_keras.config import preset
     from lm_keras.data import train_dataset
-    from lm_keras.training.trainer import Trainer, per_example_loss
+    from lm_keras.training.evaluation import per_example_loss
+    from lm_keras.training.trainer import Trainer
 
     cfg = preset("shakespeare_char_cpu" if args.size == "cpu" else "shakespeare_char").replace(
         max_steps=10**9, jit_compile="true"
@@ -151,7 +152,7 @@ def main():
     mc, tc = trainer.config.model, trainer.config.train
     tokens = tc.batch_size * mc.seq_len
     count = float(tokens)
-    dataset = train_dataset(trainer.train_ids, seq_len=mc.seq_len, batch_size=tc.batch_size, seed=7)
+    dataset = train_dataset(trainer.train_split, seq_len=mc.seq_len, batch_size=tc.batch_size, seed=7)
     batches = iter(dataset)
     stacked = iter(dataset.batch(args.k))
     step = trainer.make_train_step()

@@ -72,6 +72,11 @@ def main():
         summary["versus"] = versus
         # The second preset's time to the target over the first's whole training time.
         summary["time_ratio"] = reached["elapsed"] / summary["train_seconds"] if reached else None
+        # Whether the second preset's budget matched the first's wall time, and, should it have
+        # run longer, the loss its periodic estimates had reached by the first's last second.
+        summary["train_time_ratio"] = versus["train_seconds"] / summary["train_seconds"]
+        in_time = [c for c in versus["curve"] if c["elapsed"] <= summary["train_seconds"]]
+        summary["versus_estimate_at_first_time"] = in_time[-1] if in_time else None
         print(
             f"\n{args.versus} reached {args.target} "
             + (
@@ -79,7 +84,8 @@ def main():
                 f"{summary['train_seconds']:.0f} s"
                 if reached
                 else "not at all"
-            ),
+            )
+            + f"; it trained {summary['train_time_ratio']:.2f}x as long ({versus['train_seconds']:.0f} s)",
             flush=True,
         )
         name += f"_versus_{args.versus}"

@@ -15,10 +15,17 @@ One process, variants alternated round by round (medians after warm-up):
   `GPT2CausalLM.compile(..., jit_compile=True)` and `train_on_batch` (Keras's own
   train step, with its default accuracy metric).
 
+`--recipes=base,muon,...` times the named rows of benchmarks/ablations.py instead
+(lm_keras's step as the trainer runs it, each with its config changes; the matmul
+ceilings beside them): what each change costs per step, Muon's Newton-Schulz against
+AdamW among them, measured side by side.
+
 Tokens/s counts input tokens (batch x context) per second; MFU is model FLOPs per
 token (`common.transformer_flops_per_token`) times tokens/s over the float32 ceiling.
 
     flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/train_throughput.py
+    flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/train_throughput.py \
+        --recipes=base,muon,all_model,all_model_muon_wsd,all_model_muon_wsd_batch24
 """
 
 import os
@@ -42,14 +49,14 @@ def make_config(preset_name, **overrides):
     return preset(preset_name).replace(max_steps=10**9, **overrides)
 
 
-def ours(preset_name, jit, precision, seed):
-    """lm_keras's step, as the trainer runs it: returns (callable, config)."""
+def ours(preset_name, seed, **overrides):
+    """lm_keras's step, as the trainer runs it, for a preset and config overrides: (callable, config)."""
     import keras
 
     from lm_keras.data import train_dataset
     from lm_keras.training.trainer import Trainer
 
-    cfg = make_config(preset_name, jit_compile="true" if jit else "false", mixed_precision=precision)
+    cfg = make_config(preset_name, **overrides)
     trainer = Trainer(cfg, common.scratch_dir(prefix="bench_train_"), log=lambda line: None)
     trainer.prepare()
     keras.mixed_precision.set_global_policy("float32")  # the next variant builds under its own policy
@@ -58,7 +65,11 @@ def ours(preset_name, jit, precision, seed):
     batches = iter(
         trainer.strategy.distribute_datasets_from_function(
             lambda ctx: train_dataset(
-                trainer.train_ids, seq_len=mc.seq_len, batch_size=tc.batch_size, seed=seed, input_context=ctx
+                trainer.train_split,
+                seq_len=mc.seq_len,
+                batch_size=tc.batch_size,
+                seed=seed,
+                input_context=ctx,
             )
         )
     )
@@ -167,10 +178,13 @@ def hub_fit(cfg, train_ids, seed):
 def main():
     parser = common.arg_parser(__doc__.splitlines()[0])
     parser.add_argument("--variants", default="", help="comma-separated subset of variant names")
+    parser.add_argument("--recipes", default="", help="comma-separated rows of ablations.py to time instead")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.seconds = 2, 0.3
     size = SIZES[args.size]
+    if args.recipes:
+        return time_recipes(args, size)
 
     import tensorflow as tf  # noqa: F401 (after setup_environment)
 
@@ -182,7 +196,12 @@ def main():
     for jit in (True, False):
         for precision in ("float32", "bfloat16"):
             name = f"ours_{'xla' if jit else 'graph'}_{precision}"
-            variants[name], cfg = ours(size["preset"], jit, precision, seed=len(variants))
+            variants[name], cfg = ours(
+                size["preset"],
+                seed=len(variants),
+                jit_compile="true" if jit else "false",
+                mixed_precision=precision,
+            )
     from lm_keras import tokenizers
     from lm_keras.data import load_corpus
 
@@ -273,6 +292,64 @@ def main():
             "variants": summary,
             "raw": results,
         },
+        args.out,
+    )
+
+
+def time_recipes(args, size):
+    """The step of each named ablation row side by side, and its cost against the base's."""
+    from ablations import BASE, BASE_PRESET, VARIANTS
+
+    names = args.recipes.split(",")
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"--recipes: unknown rows {unknown}; choose from {', '.join(VARIANTS)}")
+    print(f"building {len(names)} recipes...", flush=True)
+    variants = common.matmul_ceiling_variants(1024 if args.quick else size["matmul_n"])
+    configs = {}
+    for name in names:
+        # The row's changes without its step count: the step runs as long as the timing needs.
+        changes = {k: v for k, v in {**BASE, **VARIANTS[name]}.items() if k != "max_steps"}
+        variants[name], configs[name] = ours(BASE_PRESET, seed=len(variants), **changes)
+    print(f"timing {len(variants)} variants, {args.rounds} rounds of ~{args.seconds}s each...", flush=True)
+    results = common.alternate(variants, rounds=args.rounds, seconds=args.seconds)
+    base_ms = 1000 * results[names[0]]["seconds_per_call"]
+    rows, summary = [], {}
+    for name in names:
+        r, cfg = results[name], configs[name]
+        ms = 1000 * r["seconds_per_call"]
+        summary[name] = {
+            "changes": VARIANTS[name],
+            "batch_size": cfg.train.batch_size,
+            "tokens_per_sec": r["median"],
+            "ms_per_step": ms,
+            "step_vs_first": ms / base_ms,
+            "ms_per_step_over_first": ms - base_ms,
+            "rounds": r["rounds"],
+        }
+        rows.append(
+            [
+                f"`{name}`",
+                cfg.train.batch_size,
+                f"{r['median']:,.0f}",
+                f"{ms:.1f}",
+                f"{ms / base_ms:.2f}x",
+                f"{ms - base_ms:+.1f}",
+            ]
+        )
+    ceiling = {dtype: results[f"matmul_{dtype}"]["median"] for dtype in ("float32", "bfloat16")}
+    print(
+        f"\nmatmul ceiling: float32 {ceiling['float32'] / 1e9:,.1f} GFLOP/s, bfloat16 "
+        f"{ceiling['bfloat16'] / 1e9:,.1f} GFLOP/s"
+    )
+    print(
+        common.table(
+            ["recipe", "batch", "tokens/s", "ms/step", f"step vs `{names[0]}`", f"ms over `{names[0]}`"], rows
+        )
+    )
+    common.emit(
+        f"train_throughput_recipes_{args.size}",
+        {"ceiling_flops": ceiling, "recipes": summary, "raw": results},
         args.out,
     )
 

@@ -21,6 +21,7 @@ SCRIPTS = [
     "step_profile.py",
     "lstm.py",
     "pipeline.py",
+    "datasets.py",
     "generation.py",
     "time_to_quality.py",
     "torch_peer.py",
@@ -163,6 +164,9 @@ def test_quality_spread_estimator_statistics():
     # deviation is 0.2 / sqrt(240), and it is <= 1.8857 when at most 111 of them are 2.1.
     two = quality_spread.estimator_spread([1.7, 2.1] * 500, draws=20_000, rng=rng)
     assert two["estimate_std"] == pytest.approx(0.2 / 240**0.5, rel=0.03)
+    # About normal: the 5% and 95% points are 1.645 standard deviations from the mean.
+    assert two["estimate_p05"] == pytest.approx(1.9 - 1.645 * 0.2 / 240**0.5, abs=0.002)
+    assert two["estimate_p95"] == pytest.approx(1.9 + 1.645 * 0.2 / 240**0.5, abs=0.002)
     exact = sum(math.comb(240, k) for k in range(112)) / 2**240
     assert two["share_at_or_below_nanogpt_figure"] == pytest.approx(exact, abs=0.01)
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-COMMANDS = ("train", "evaluate", "generate", "export", "serve", "demo")
+COMMANDS = ("prepare", "train", "evaluate", "generate", "export", "serve", "demo", "convert")
 
 
 def test_every_command_imports_together_without_tensorflow():
@@ -38,7 +38,9 @@ def test_python_m_runs_the_command(command):
     assert result.returncode == 1, result.stderr[-2000:]  # absl's exit code after printing help
     first_line = importlib.import_module(f"lm_keras.commands.{command}").__doc__.splitlines()[0]
     assert result.stdout.startswith(first_line)  # the command's own usage text
-    first_flag = {"serve": "--export_dir"}.get(command, "--model_dir")
+    first_flag = {"serve": "--export_dir", "convert": "--source", "prepare": "--corpus"}.get(
+        command, "--model_dir"
+    )
     assert first_flag in result.stdout  # absl lists the command's own flags
 
 

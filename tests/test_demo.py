@@ -36,7 +36,30 @@ def test_demo_trains_samples_and_exports(tmp_path):
     assert "oneDNN" not in result.stderr and "cuInit" not in result.stderr  # TensorFlow's start-up chatter
 
 
-@pytest.mark.skipif((REPO / "data" / "tinyshakespeare.txt").is_file(), reason="data/ holds the corpus")
+NO_LOCAL_COPY = pytest.mark.skipif(
+    (REPO / "data" / "tinyshakespeare.txt").is_file(), reason="data/ holds the corpus"
+)
+
+
+@NO_LOCAL_COPY
+def test_demo_picks_python_docs_visibly_when_offline(tmp_path):
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", "from lm_keras.demo import pick_corpus; print(pick_corpus())"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        env={**os.environ, "LM_KERAS_DATA_DIR": str(empty)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Falling back to --corpus=python_docs" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "('python_docs', 'The ')"
+
+
+@pytest.mark.slow  # the whole demo on python_docs: the fallback above, then the demo's steps as tested first
+@NO_LOCAL_COPY
 def test_demo_falls_back_to_python_docs_visibly_when_offline(tmp_path):
     empty = tmp_path / "no_data"
     empty.mkdir()

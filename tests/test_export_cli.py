@@ -329,6 +329,10 @@ def test_a_failed_export_leaves_no_version_and_keeps_earlier_ones(model_dir, tmp
     assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == files
 
 
+# The SentencePiece ops in a SavedModel are tested in a fresh process by
+# tests/tokenizers/test_sentence_piece_tokenizer_graph.py, the bare-process export with the
+# char tokenizer above.
+@pytest.mark.slow
 def test_sentencepiece_export_runs_in_a_bare_process(tmp_path):
     """A BPE tokenizer puts tensorflow_text's SentencePiece ops into the graph."""
     from lm_keras.generation import generate

@@ -35,7 +35,8 @@ def trained(model_dir):
     return load_trained(model_dir)
 
 
-@pytest.mark.parametrize("use_cache", ["true", "false"])
+# The cached and uncached loops' equality is tested in tests/generation/test_decode.py.
+@pytest.mark.parametrize("use_cache", ["true", pytest.param("false", marks=pytest.mark.slow)])
 def test_greedy_text_equals_generate_with_and_without_cache(model_dir, trained, use_cache):
     from lm_keras.generation import generate
 

@@ -72,5 +72,7 @@ def test_plot_rejects_mismatched_inputs(model_and_tokenizer):
     tokens, maps = attention_maps(model, tokenizer, "abc")
     with pytest.raises(ValueError, match=r"maps must be \(layers, heads, T, T\) with T = len\(tokens\)"):
         plot_attention_maps(tokens[:2], maps)
+    with pytest.raises(ValueError, match=r"received maps.shape=\(2, 3, 3, 2\)"):  # not square
+        plot_attention_maps(tokens, maps[..., :2])
     with pytest.raises(ValueError, match=r"heads must be indices in \[0, 3\); received heads=\[3\]"):
         plot_attention_maps(tokens, maps, heads=[3])

@@ -24,6 +24,7 @@ NAMES = (
     "03_transformer_lm",
     "04_finetune_export_serve",
     "05_modern_recipe",
+    "06_gpt2",
 )
 CELL_TIMEOUT = 600  # seconds; a small run's slowest cell takes well under a minute
 PARAMETERS_LINE = 'SMALL = os.environ.get("LM_KERAS_NOTEBOOK_SMALL") == "1"'
@@ -140,6 +141,9 @@ def test_documented_lstm(small_run):
     assert all(0 < float(bits) < 7 for _, _, bits in table)
 
 
+# Notebooks 03 and 04 run the train, generate, fine-tune, export and serve paths that the command
+# tests cover; `make notebooks` runs all four at full size.
+@pytest.mark.slow
 def test_transformer_lm(small_run):
     nb, runs = small_run("03_transformer_lm")
     text = outputs_text(nb)
@@ -158,6 +162,7 @@ def test_transformer_lm(small_run):
     assert image_count(nb) == 3
 
 
+@pytest.mark.slow
 def test_finetune_export_serve(small_run):
     nb, runs = small_run("04_finetune_export_serve")
     text = outputs_text(nb)
@@ -194,6 +199,27 @@ def test_modern_recipe(small_run):
     ]
     assert bits == [round(b, 3) for b in expected]
     assert "===== article's GPT\nROMEO:" in text and "===== modern recipe\nROMEO:" in text
+
+
+def test_gpt2(small_run):
+    nb, runs = small_run("06_gpt2")
+    text = outputs_text(nb)
+    for check in (
+        "no LM_KERAS_GPT2_DIR: a random stand-in",
+        "huggingface GPT-2: 2 layers, 2 heads, 32 wide, context 64, vocab 400",
+        "token ids == Hugging Face tokenizers': True",
+        "next-token logits == keras-hub's: True",
+        "maps: (layers, heads, T, T) = (2, 2, ",
+        "fine-tuning from ",
+        "SavedModel (as TF Serving loads it) == Keras model: True",
+        "REST server == Keras model: True",
+        "server exit code: -15",
+        "converted back: identical weights: True",
+    ):
+        assert check in text
+    assert (runs / "gpt2_export" / "1" / "saved_model.pb").is_file()
+    assert (runs / "gpt2_shakespeare_hf" / "model.safetensors").is_file()
+    assert json.loads((runs / "gpt2_shakespeare" / "results.json").read_text())["steps"] == 20
     assert image_count(nb) == 1
 
 

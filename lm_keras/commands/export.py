@@ -1,5 +1,8 @@
 """Export for TF Serving: `python -m lm_keras.export --model_dir=DIR --export_dir=EXP [--version=N]`.
 
+`--format=huggingface` writes EXP as a Hugging Face GPT-2 folder instead (config.json,
+model.safetensors, vocab.json, merges.txt), for a Transformer whose options GPT-2 has.
+
 Writes `EXP/<version>/`, a SavedModel with the tokenizer, the decoding loop and the
 detokenizer in its graph, atomically (a failed export leaves no half version and
 never touches earlier ones), and an example of TF Serving's batching parameters for
@@ -31,6 +34,10 @@ def check_flags():
         return "--model_dir is required: the trained run to export"
     if not FLAGS.export_dir:
         return "--export_dir is required: the folder TF Serving serves (it gets a numbered version folder)"
+    if FLAGS.format == "huggingface" and FLAGS.version is not None:
+        return (
+            "--version is for --format=saved_model; a Hugging Face export is the folder --export_dir itself"
+        )
     if FLAGS.version is not None and FLAGS.version <= 0:
         return f"--version must be a positive integer; received version={FLAGS.version}"
     for name in ("max_prompt_bytes", "max_new_tokens_limit", "max_batch_size"):
@@ -52,6 +59,12 @@ def define_flags():
     (commands share flag names such as --model_dir, and absl allows one definition each)."""
     flags.DEFINE_string("model_dir", None, "the trained run to export")
     flags.DEFINE_string("export_dir", None, "where versions go: TF Serving's --model_base_path")
+    flags.DEFINE_enum(
+        "format",
+        "saved_model",
+        ["saved_model", "huggingface"],
+        "saved_model: a TF Serving version folder; huggingface: a GPT-2 folder for transformers",
+    )
     flags.DEFINE_integer(
         "version", None, "the version folder to write; default: one more than the highest there"
     )
@@ -98,6 +111,16 @@ def main(argv):
     jit_compile = FLAGS.jit_compile == "true"
     cli.quiet_tensorflow()
     from lm_keras.errors import UserError
+
+    if FLAGS.format == "huggingface":
+        from lm_keras.conversion import export_huggingface
+
+        try:
+            path = export_huggingface(FLAGS.model_dir, FLAGS.export_dir)
+        except UserError as e:
+            cli.fail(str(e), cli.EXIT_FAILURE)
+        print(f"exported {path}: config.json, model.safetensors, vocab.json, merges.txt (GPT-2)", flush=True)
+        return
     from lm_keras.serving.saved_model_export import export_saved_model
 
     try:

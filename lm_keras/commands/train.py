@@ -31,7 +31,7 @@ _CHOICES = {
 _HELP = {
     "model": "model family: transformer, lstm (efficient LSTM LM) or documented_lstm "
     "(the article's Sequential)",
-    "vocab_size": "SentencePiece vocabulary size (bpe/unigram)",
+    "vocab_size": "subword vocabulary size (bpe, unigram, gpt2_bpe)",
     "seq_len": "context length T (the documented LSTM's max_length)",
     "num_layers": "Transformer blocks / LSTM layers",
     "num_heads": "attention heads",
@@ -50,8 +50,10 @@ _HELP = {
     "tie_embeddings": "the output projection is the token embedding; false: its own matrix, starting at zero",
     "zero_init_residual": "start the kernels that write into the residual stream at zero",
     "logit_softcap": "cap the logits smoothly at +-C (C tanh(logits / C)); 0 is off",
-    "corpus": "tiny_shakespeare, python_docs, or a path/dir/glob of UTF-8 text",
-    "tokenizer": "char, or SentencePiece bpe/unigram",
+    "corpus": "a prepared dataset's folder, or tiny_shakespeare, python_docs, a path/dir/glob of UTF-8 "
+    "text, tfds:NAME[/CONFIG][:SPLIT] (prepared into MODEL_DIR/data first)",
+    "tfds_data_dir": "where TFDS datasets live (for --corpus=tfds:...)",
+    "tokenizer": "char, SentencePiece bpe/unigram, or gpt2_bpe (GPT-2's byte-level BPE)",
     "val_fraction": "the last fraction of the text that validates",
     "batch_size": "global batch size (split across replicas)",
     "max_steps": "optimizer steps to train to (a rerun resumes to here)",
@@ -69,7 +71,8 @@ _HELP = {
     "weight_decay": "AdamW weight decay",
     "grad_clip": "clip the global gradient norm to this; 0 turns clipping off",
     "eval_every": "steps between validation estimates",
-    "eval_batches": "batches per validation estimate (the final eval covers the whole split)",
+    "eval_batches": "batches per periodic validation estimate (fixed random windows)",
+    "eval_tokens": "validation targets the final evaluation scores, from the split's start; 0 for all",
     "checkpoint_every": "steps between checkpoints",
     "log_every": "steps between progress lines",
     "keep_checkpoints": "checkpoints kept on disk",

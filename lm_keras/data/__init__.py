@@ -1,6 +1,20 @@
-"""Corpora and tf.data pipelines."""
+"""Corpora, prepared datasets (token shards) and the tf.data pipelines that read them.
 
-from lm_keras.data.corpus import Corpus, load_corpus
-from lm_keras.data.pipeline import check_windows, eval_dataset, first_eval_target, train_dataset
+Importing this package does not import TensorFlow (so `prepare` runs without it); the
+pipeline functions import it when first used.
+"""
 
-__all__ = ["Corpus", "load_corpus", "check_windows", "eval_dataset", "first_eval_target", "train_dataset"]
+from lm_keras.data.corpus import Corpus, load_corpus, resolve
+from lm_keras.data.shards import PreparedDataset, TokenSplit, is_prepared
+
+_PIPELINE = ("check_windows", "eval_dataset", "first_eval_target", "train_dataset")
+
+__all__ = ["Corpus", "load_corpus", "resolve", "PreparedDataset", "TokenSplit", "is_prepared", *_PIPELINE]
+
+
+def __getattr__(name):
+    if name in _PIPELINE:
+        from lm_keras.data import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'lm_keras.data' has no attribute {name!r}")

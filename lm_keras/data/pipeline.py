@@ -1,38 +1,83 @@
-"""tf.data pipelines: one tokenized corpus, two views, static shapes.
+"""tf.data pipelines over a split's tokens: random training windows, every validation target.
 
-Views of a token array `ids`:
+A split is a prepared dataset's `TokenSplit` (shard files on disk) or, for notebooks and
+tests, an array of ids in memory (one shard). Shards are read with TensorFlow ops only
+(`tf.io.read_file`, `tf.io.decode_raw`), never `py_function`, so the pipelines run under
+every tf.distribute strategy, on TPU hosts and under tf.data service, and their memory
+does not grow with the dataset.
+
+Views of the ids:
 - `next_token`: windows x = ids[o:o+T], y = ids[o+1:o+T+1], shapes (B, T) -> (B, T),
   for the sequence models (TransformerLM, LSTMLM).
 - `many_to_one`: the documented form x = ids[o:o+T] -> y = one_hot(ids[o+T]), shapes
   (B, T) -> (B, V). The one-hot targets are made per batch, so categorical
   cross-entropy fits in memory for any corpus.
 
-Training batches are drawn like nanoGPT's: window offsets sampled uniformly, here
-with a stateless generator keyed by (seed, step). Batch `step` is therefore a pure
-function of the seed and the step number: a resumed run continues with exactly the
-batches it would have seen, and every worker of a distributed run can cut its own
-slice of the same global batch.
+Training batches are drawn like nanoGPT's: window starts sampled uniformly, here with a
+stateless generator keyed by (seed, step), among the positions where a whole window of
+T + 1 tokens lies inside one shard (a shard of 131,072 tokens loses T of them as
+starts, not as targets). Batch `step` is therefore a pure function of the seed and the
+step number: a resumed run continues with exactly the batches it would have seen, and
+every worker of a distributed run cuts its own slice of the same global batch. Each
+window reads its shard whole (256 KiB), which is why shards are small.
 """
+
+import contextlib
+import re
 
 import numpy as np
 import tensorflow as tf
 
+from lm_keras.data import shards as fmt
 from lm_keras.errors import UserError
 
 VIEWS = ("next_token", "many_to_one")
+_DAMAGED = "is truncated or damaged"
 
 
-def check_windows(ids, seq_len, split, corpus_name):
-    """Raises `UserError` unless `ids` holds at least one window of seq_len + 1 tokens."""
-    if len(ids) < seq_len + 1:
+def check_windows(tokens, seq_len, split, corpus_name):
+    """Raises `UserError` unless the split holds a window of seq_len + 1 tokens (in one shard)."""
+    count = tokens.tokens if isinstance(tokens, fmt.TokenSplit) else len(tokens)
+    if count < seq_len + 1:
         raise UserError(
-            f"corpus {corpus_name!r}: the {split} split has {len(ids)} tokens, fewer than one "
+            f"corpus {corpus_name!r}: the {split} split has {count} tokens, fewer than one "
             f"training window of seq_len + 1 = {seq_len + 1}; use a larger corpus or a smaller --seq_len"
+        )
+    if isinstance(tokens, fmt.TokenSplit) and tokens.tokens_per_shard < seq_len + 1:
+        raise UserError(
+            f"corpus {corpus_name!r}: its shards hold {tokens.tokens_per_shard} tokens, fewer than one "
+            f"window of seq_len + 1 = {seq_len + 1}; prepare it again with a larger --tokens_per_shard"
         )
 
 
+def dataset_error(error):
+    """The `UserError` naming the shard behind a `tf.errors.OpError` from a pipeline, or None."""
+    message = str(error)
+    shard = re.search(r"([^\s\[\]'\"]+\.bin)\b", message)
+    if shard is None:
+        return None
+    path = shard.group(1)
+    if isinstance(error, tf.errors.NotFoundError):
+        return UserError(f"shard {path} is missing: prepare the dataset again")
+    if _DAMAGED in message:
+        return UserError(f"shard {path} {_DAMAGED} (its size or header is wrong): prepare the dataset again")
+    return None
+
+
+@contextlib.contextmanager
+def shard_errors():
+    """Turns a pipeline's error about a missing or damaged shard into a `UserError` naming it."""
+    try:
+        yield
+    except tf.errors.OpError as e:
+        error = dataset_error(e)
+        if error is None:
+            raise
+        raise error from None
+
+
 def train_dataset(
-    ids,
+    tokens,
     *,
     seq_len,
     batch_size,
@@ -46,7 +91,7 @@ def train_dataset(
     """Random training windows, one global batch per step.
 
     Args:
-        ids: int array (N,), the tokenized training split.
+        tokens: the split: a `TokenSplit`, or an int array (N,) in memory.
         seq_len: window length T.
         batch_size: the global batch size B.
         seed: int; batch `step` depends only on (seed, step).
@@ -61,10 +106,15 @@ def train_dataset(
         A dataset of (x, y): x int32 (b, T); y int32 (b, T) or float32 one-hot (b, V).
     """
     _check_view(view, vocab_size)
-    ids = tf.constant(np.asarray(ids, dtype=np.int32))
-    num_offsets = int(ids.shape[0]) - seq_len  # offsets 0 .. N-T-1 leave room for the target
-    if num_offsets < 1:
-        raise UserError(f"training split has {ids.shape[0]} tokens, fewer than seq_len + 1 = {seq_len + 1}")
+    source = _Source(tokens)
+    # Window starts per full shard, and in the last one: where T + 1 tokens fit.
+    per_shard = source.shard_tokens - seq_len
+    starts = (source.num_shards - 1) * per_shard + max(source.counts[-1] - seq_len, 0)
+    if per_shard < 1 or starts < 1:
+        raise UserError(
+            f"training split has {source.tokens} tokens in shards of {source.shard_tokens}, no window of "
+            f"seq_len + 1 = {seq_len + 1}"
+        )
     local_batch, first = batch_size, 0
     if input_context is not None and input_context.num_input_pipelines > 1:
         if batch_size % input_context.num_input_pipelines:
@@ -76,16 +126,15 @@ def train_dataset(
         first = input_context.input_pipeline_id * local_batch
 
     def make_batch(step):
-        offsets = tf.random.stateless_uniform(
+        draws = tf.random.stateless_uniform(
             [batch_size],
             seed=tf.stack([tf.cast(seed, tf.int64), step]),
             minval=0,
-            maxval=num_offsets,
+            maxval=starts,
             dtype=tf.int64,
-        )  # (B,)
-        windows = tf.gather(
-            ids, offsets[first : first + local_batch, None] + tf.range(seq_len + 1, dtype=tf.int64)
-        )  # (b, T+1)
+        )[first : first + local_batch]  # (b,)
+        shard = tf.minimum(draws // per_shard, source.num_shards - 1)
+        windows = source.windows(shard, draws - shard * per_shard, seq_len + 1)  # (b, T+1)
         return _split_window(windows, view, vocab_size)
 
     stop = tf.int64.max if num_steps is None else start_step + num_steps
@@ -96,55 +145,138 @@ def train_dataset(
     )
 
 
-def eval_dataset(ids, *, seq_len, batch_size, view="next_token", vocab_size=None):
-    """Every target of a split exactly once, as (x, y, weight) batches of static shape.
+def eval_dataset(tokens, *, seq_len, batch_size, view="next_token", vocab_size=None, max_targets=0):
+    """The first `max_targets` targets of a split (0: all of them), each once, in batches of static shape.
 
     next_token: windows start at 0, T, 2T, ...; targets are ids[1:].
-    many_to_one: one window per target position p in T .. N-1 (targets ids[T:]).
-    The last batch is padded with weight-0 rows (and weight-0 positions).
+    many_to_one: one window per target position p = T, T+1, ... (targets ids[T:]).
+    The last batch is padded with weight-0 rows (and weight-0 positions). Each shard is
+    read once, with the first T tokens of the next, so memory does not grow with the split.
 
     Returns:
         A dataset of (x, y, w); w float32 (B, T) for next_token, (B,) for many_to_one.
 
     Keras's `model.fit(validation_data=...)` and `model.evaluate` divide each batch's
     weighted loss by the batch size, weight-0 rows included, so their figure for a
-    padded last batch is too low; `lm_keras.training.trainer.evaluate` divides by
+    padded last batch is too low; `lm_keras.training.evaluation.evaluate` divides by
     the sum of the weights and is exact.
     """
     _check_view(view, vocab_size)
-    n = len(ids)
-    ids = tf.constant(np.asarray(ids, dtype=np.int32))
-    if view == "next_token":
-        num_windows = -(-(n - 1) // seq_len)
-        starts_step = seq_len
-    else:
-        num_windows = n - seq_len
-        starts_step = 1
-    if num_windows < 1:
-        raise UserError(f"validation split has {n} tokens, fewer than seq_len + 1 = {seq_len + 1}")
-    padded = -(-num_windows // batch_size) * batch_size
+    source = _Source(tokens)
+    targets = eval_targets(source.tokens, view, seq_len, max_targets)
+    if targets < 1:
+        raise UserError(
+            f"validation split has {source.tokens} tokens, fewer than seq_len + 1 = {seq_len + 1}"
+        )
+    if source.num_shards > 1 and source.shard_tokens < seq_len:
+        raise UserError(f"shards of {source.shard_tokens} tokens are shorter than seq_len = {seq_len}")
+    stride = seq_len if view == "next_token" else 1
+    num_windows = -(-targets // seq_len) if view == "next_token" else targets
+    size, shards_read = source.shard_tokens, ((num_windows - 1) * stride) // source.shard_tokens + 1
 
-    def make_batch(k):
-        starts = k * starts_step  # (B,)
-        positions = starts[:, None] + tf.range(seq_len + 1, dtype=tf.int64)  # (B, T+1)
-        windows = tf.gather(ids, tf.minimum(positions, n - 1))  # (B, T+1)
+    def shard_windows(j):
+        """The windows that start in shard j (it, then the first T tokens of the next)."""
+        begin = j * size
+        lo = (begin + stride - 1) // stride  # the first window starting in the shard
+        hi = tf.minimum((begin + source.count(j) + stride - 1) // stride, num_windows)
+        ids = source.read(j)
+        nxt = tf.minimum(j + 1, source.num_shards - 1)
+        after = tf.cond(j + 1 < source.num_shards, lambda: source.read(nxt, 0, seq_len), _empty)
+        ids = tf.concat([ids, after, tf.zeros([seq_len + 1], tf.int32)], axis=0)  # the tail may be short
+        window_starts = tf.range(lo, hi, dtype=tf.int64) * stride  # (m,)
+        positions = window_starts[:, None] - begin + tf.range(seq_len + 1, dtype=tf.int64)  # (m, T+1)
+        windows = tf.gather(ids, positions)
+        if view == "next_token":  # (m, T): target index window_start + 1 + t, scored up to `targets`
+            weights = tf.cast(
+                window_starts[:, None] + 1 + tf.range(seq_len, dtype=tf.int64) <= targets, tf.float32
+            )
+        else:
+            weights = tf.ones(tf.shape(window_starts), tf.float32)  # (m,)
+        return windows, weights
+
+    def pad_and_split(windows, weights):
+        missing = batch_size - tf.shape(windows)[0]
+        windows = tf.pad(windows, [[0, missing], [0, 0]])  # (B, T+1)
+        weights = tf.pad(weights, [[0, missing]] + [[0, 0]] * (len(weights.shape) - 1))
+        windows = tf.ensure_shape(windows, [batch_size, seq_len + 1])
+        weights = tf.ensure_shape(weights, [batch_size, seq_len] if view == "next_token" else [batch_size])
         x, y = _split_window(windows, view, vocab_size)
-        valid = tf.cast(k < num_windows, tf.float32)[:, None]  # (B, 1)
-        # (B, T) for next_token, (B,) for many_to_one.
-        w = tf.cast(positions[:, 1:] < n, tf.float32) * valid if view == "next_token" else valid[:, 0]
-        return x, y, w
+        return x, y, weights
 
     return (
-        tf.data.Dataset.range(padded)
-        .batch(batch_size, drop_remainder=True)
-        .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        tf.data.Dataset.range(shards_read)
+        .map(shard_windows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .unbatch()
+        .batch(batch_size)
+        .map(pad_and_split, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def eval_targets(num_tokens, view, seq_len, max_targets=0):
+    """How many targets `eval_dataset` scores in a split of `num_tokens` tokens."""
+    available = max(num_tokens - first_eval_target(view, seq_len), 0)
+    return min(max_targets, available) if max_targets else available
 
 
 def first_eval_target(view, seq_len):
     """Index of the first token `eval_dataset` predicts (the ones before it are context)."""
     return 1 if view == "next_token" else seq_len
+
+
+class _Source:
+    """A split's shards as TensorFlow reads them: files of a `TokenSplit`, or one array in memory."""
+
+    def __init__(self, tokens):
+        if isinstance(tokens, fmt.TokenSplit):
+            self.split, self.counts = tokens, tokens.counts
+            self.shard_tokens = tokens.tokens_per_shard
+            self.prefix = f"{tokens.directory}/{tokens.name}-"
+            # decode_raw has no uint32: uint32 ids read as int32 are the same numbers (< 2**31).
+            self.dtype = tf.uint16 if tokens.dtype == "uint16" else tf.int32
+        else:
+            self.split, self.array = None, tf.constant(np.asarray(tokens, dtype=np.int32))
+            self.counts = (int(self.array.shape[0]),)
+            self.shard_tokens = max(self.counts[0], 1)
+        self.num_shards = len(self.counts)
+        self.tokens = sum(self.counts)
+
+    def count(self, j):
+        """Tokens in shard j (a tensor): every shard but the last is full."""
+        return tf.where(j < self.num_shards - 1, tf.constant(self.shard_tokens, tf.int64), self.counts[-1])
+
+    def read(self, j, start=0, length=None):
+        """Ids [start, start + length) of shard j (to its end when length is None), int32."""
+        if self.split is None:
+            end = self.counts[0] if length is None else start + length
+            return self.array[start:end]
+        path = tf.strings.join([self.prefix, tf.strings.as_string(j, width=6, fill="0"), ".bin"])
+        content = tf.io.read_file(path)
+        itemsize = self.split.itemsize
+        count, start = self.count(j), tf.cast(start, tf.int64)
+        intact = tf.logical_and(
+            tf.equal(
+                tf.cast(tf.strings.length(content, unit="BYTE"), tf.int64),
+                fmt.HEADER_BYTES + count * itemsize,
+            ),
+            tf.equal(tf.strings.substr(content, 0, len(fmt.MAGIC)), fmt.MAGIC),
+        )
+        checks = [tf.debugging.Assert(intact, [f"shard {_DAMAGED}:", path])]
+        length = count - start if length is None else tf.minimum(tf.cast(length, tf.int64), count - start)
+        with tf.control_dependencies(checks):
+            piece = tf.strings.substr(content, fmt.HEADER_BYTES + start * itemsize, length * itemsize)
+        return tf.cast(tf.io.decode_raw(piece, self.dtype), tf.int32)
+
+    def windows(self, shard, starts, length):
+        """(b, length) windows: row i is ids starts[i] .. starts[i] + length - 1 of shard shard[i]."""
+        if self.split is None:
+            return tf.gather(self.array, starts[:, None] + tf.range(length, dtype=tf.int64))
+        rows = [self.read(shard[i], starts[i], length) for i in range(shard.shape[0])]
+        return tf.ensure_shape(tf.stack(rows), [shard.shape[0], length])
+
+
+def _empty():
+    return tf.zeros([0], tf.int32)
 
 
 def _split_window(windows, view, vocab_size):

@@ -57,6 +57,11 @@ class CharTokenizer(tokenizer_lib.Tokenizer):
         # ones are unknown.
         self._codepoint_to_id = np.zeros((int(codepoints.max()) + 1,), np.int32)
         self._codepoint_to_id[codepoints] = np.arange(1, len(characters) + 1, dtype=np.int32)
+        # ASCII text maps byte to id with bytes.translate: ASCII characters come first in code
+        # point order, so their ids (at most 128) fit in a byte.
+        self._ascii_to_id = bytes(
+            int(self._codepoint_to_id[c]) if c < len(self._codepoint_to_id) else 0 for c in range(128)
+        ) + bytes(128)
 
     @classmethod
     def train(cls, text, vocab_size=None):
@@ -102,6 +107,9 @@ class CharTokenizer(tokenizer_lib.Tokenizer):
         Characters outside the vocabulary encode to the unknown id 0.
         """
         self._check_text(text)
+        if text.isascii():
+            ids = text.encode("ascii").translate(self._ascii_to_id)
+            return np.frombuffer(ids, np.uint8).astype(np.int32)
         # "surrogatepass" lets a lone surrogate through as its code point; it is not in the
         # vocabulary, so it becomes the unknown id like any unseen character.
         codepoints = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.dtype("<u4"))

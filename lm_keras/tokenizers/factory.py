@@ -2,23 +2,25 @@
 
 from lm_keras.errors import UserError
 from lm_keras.tokenizers import tokenizer as tokenizer_lib
+from lm_keras.tokenizers.byte_level_bpe_tokenizer import ByteLevelBPETokenizer
 from lm_keras.tokenizers.char_tokenizer import CharTokenizer
 from lm_keras.tokenizers.sentence_piece_tokenizer import SentencePieceTokenizer
 
-KINDS = ("char", "bpe", "unigram")
+KINDS = ("char", "bpe", "unigram", "gpt2_bpe")
 
 
 def train(kind, text, vocab_size=None):
     """Returns a tokenizer of `kind` trained on `text`.
 
     Args:
-        kind: "char", "bpe" or "unigram".
+        kind: "char", "bpe" or "unigram" (SentencePiece), or "gpt2_bpe" (GPT-2's
+            byte-level BPE, trained with Hugging Face `tokenizers`).
         text: str, the training split of the corpus.
-        vocab_size: the number of ids. Required for "bpe" and "unigram"; for "char",
+        vocab_size: the number of ids. Required for all but "char"; for "char",
             None or 0 means the distinct characters of `text` plus the unknown id.
 
     Returns:
-        A `CharTokenizer` or `SentencePieceTokenizer`.
+        A `CharTokenizer`, `SentencePieceTokenizer` or `ByteLevelBPETokenizer`.
 
     Raises:
         UserError: an unknown kind, empty text, or a vocab_size the text cannot
@@ -39,6 +41,8 @@ def train(kind, text, vocab_size=None):
             f"vocab_size is required for a {kind} tokenizer; received vocab_size={vocab_size!r} "
             "(try vocab_size=1024)"
         )
+    if kind == "gpt2_bpe":
+        return ByteLevelBPETokenizer.train(text, vocab_size)
     return SentencePieceTokenizer.train(kind, text, vocab_size)
 
 
@@ -63,6 +67,8 @@ def load(directory):
         return CharTokenizer.from_config(config, directory)
     if kind in ("bpe", "unigram"):
         return SentencePieceTokenizer.from_config(config, directory)
+    if kind == "gpt2_bpe":
+        return ByteLevelBPETokenizer.from_config(config, directory)
     raise UserError(
         f"{tokenizer_lib.join(directory, tokenizer_lib.CONFIG_FILE)} has kind={kind!r}; expected "
         f"one of {', '.join(KINDS)} (the file is damaged or from another program)"

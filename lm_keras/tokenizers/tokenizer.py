@@ -15,12 +15,13 @@ CONFIG_FILE = "tokenizer.json"
 class Tokenizer:
     """Turns text into int32 token ids and back, in Python and inside the TF graph.
 
-    Subclasses: `CharTokenizer` (kind "char") and `SentencePieceTokenizer`
-    (kinds "bpe" and "unigram"). Build one with `lm_keras.tokenizers.train` and
-    reload a saved one with `lm_keras.tokenizers.load`.
+    Subclasses: `CharTokenizer` (kind "char"), `SentencePieceTokenizer`
+    (kinds "bpe" and "unigram") and `ByteLevelBPETokenizer` (kind "gpt2_bpe").
+    Build one with `lm_keras.tokenizers.train` and reload a saved one with
+    `lm_keras.tokenizers.load`.
 
     Attributes:
-        kind: "char", "bpe" or "unigram".
+        kind: "char", "bpe", "unigram" or "gpt2_bpe".
         vocab_size: the number of ids; every id is in `[0, vocab_size)`.
 
     Example:
@@ -105,6 +106,17 @@ class Tokenizer:
                 f"received token_id={token_id}"
             )
         return int(token_id)
+
+
+def check_unicode(text):
+    """Raises UserError if `text` (a str) has a lone surrogate, which UTF-8 cannot hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise UserError(
+            f"text is not valid Unicode: {e.reason} {text[e.start]!r} at position {e.start}; "
+            "remove lone surrogates (e.g. text.encode('utf-8', 'replace').decode('utf-8'))"
+        ) from None
 
 
 def write_config(directory, config):

@@ -4,7 +4,7 @@ import json
 import os
 import pathlib
 
-from lm_keras.training.model_dir import write_text_atomic
+from lm_keras.files import write_text_atomic
 
 
 class MetricsLog:

@@ -1,8 +1,10 @@
 """The model directory: the contract between train, evaluate, generate and export.
 
     MODEL_DIR/
-      config.json     resolved config, corpus name and sha256, library versions
+      config.json     resolved config, corpus name and sha256, the dataset's manifest hash,
+                      library versions
       tokenizer/      the tokenizer's own files
+      data/           the prepared dataset, when --corpus named text rather than a dataset
       checkpoints/    tf.train.CheckpointManager: weights, optimizer, step, RNG state
       metrics.jsonl   one JSON object per log or eval line
       results.json    final figures
@@ -15,46 +17,25 @@ killed at any moment leaves either the old file or the new one, never half of on
 
 import dataclasses
 import json
-import os
 import pathlib
-import shutil
-import tempfile
 
 from lm_keras.config import Config
 from lm_keras.errors import UserError
+from lm_keras.files import replace_dir_atomic
 
 CONFIG = "config.json"
 TOKENIZER = "tokenizer"
 CHECKPOINTS = "checkpoints"
+DATA = "data"
 METRICS = "metrics.jsonl"
 RESULTS = "results.json"
 LOGS = "logs"
 SAMPLES = "samples.txt"
 
 
-def write_text_atomic(path, text):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path, obj):
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
 def save_tokenizer_atomic(tokenizer, model_dir):
     """Writes `tokenizer/` through a temporary folder renamed into place."""
-    final = pathlib.Path(model_dir) / TOKENIZER
-    tmp = pathlib.Path(tempfile.mkdtemp(dir=model_dir, prefix=".tokenizer."))
-    tokenizer.save(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    replace_dir_atomic(tokenizer.save, pathlib.Path(model_dir) / TOKENIZER)
 
 
 def read_config(model_dir):

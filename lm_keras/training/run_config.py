@@ -7,6 +7,7 @@ import dataclasses
 import pathlib
 
 from lm_keras import config as config_lib
+from lm_keras.data import shards
 from lm_keras.errors import UserError
 from lm_keras.training import model_dir as model_dir_lib
 
@@ -14,6 +15,8 @@ from lm_keras.training import model_dir as model_dir_lib
 _FIXED_SECTIONS = ("model", "data")
 # Fields a fine-tuning run takes from the run it starts from (dropout excepted).
 _INHERITED_DATA_FIELDS = ("tokenizer", "vocab_size")
+# Fields a prepared dataset fixes: its tokenizer and its split.
+_DATASET_FIELDS = ("tokenizer", "vocab_size", "val_fraction")
 
 
 def _stored(model_dir):
@@ -37,6 +40,11 @@ def resolve_config(model_dir, preset_name, overrides, preset_given=False):
             asked for an architecture or tokenizer other than its source's.
     """
     stored, raw = _stored(model_dir)
+    if raw is not None and "converted_from" in raw:
+        raise UserError(
+            f"--model_dir={model_dir} holds a converted model, not a training run: fine-tune it with "
+            f"--init_from={model_dir} and a new --model_dir"
+        )
     if stored is not None:
         if preset_given and raw.get("preset") != preset_name:
             raise UserError(
@@ -58,7 +66,23 @@ def resolve_config(model_dir, preset_name, overrides, preset_given=False):
     cfg = config_lib.preset(preset_name).replace(**overrides)
     if cfg.train.init_from:
         cfg = _inherit(cfg, overrides)
+    if shards.is_prepared(cfg.data.corpus):
+        cfg = _from_dataset(cfg, overrides)
     return cfg, preset_name
+
+
+def _from_dataset(cfg, overrides):
+    """A run on a prepared dataset takes its tokenizer and split from the dataset's manifest."""
+    path = cfg.data.corpus
+    settings = shards.PreparedDataset(path).manifest["settings"]
+    theirs = {name: settings[name] for name in _DATASET_FIELDS}
+    for name, value in theirs.items():
+        if name in overrides and overrides[name] != value:
+            raise UserError(
+                f"--{name}={overrides[name]} differs from the prepared dataset {path} ({name}={value}): "
+                "drop the flag, or prepare the corpus again with it"
+            )
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **theirs))
 
 
 def _inherit(cfg, overrides):

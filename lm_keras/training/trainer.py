@@ -17,84 +17,29 @@ import numpy as np
 import tensorflow as tf
 
 import lm_keras
-from lm_keras import tokenizers
-from lm_keras.data import check_windows, eval_dataset, first_eval_target, load_corpus, train_dataset
+from lm_keras.data import check_windows, shards, train_dataset
+from lm_keras.data.pipeline import shard_errors
+from lm_keras.data.prepare import corpus_changes
+from lm_keras.data.prepare import prepare as prepare_dataset
 from lm_keras.errors import UserError
+from lm_keras.files import write_json_atomic, write_text_atomic
 from lm_keras.models import build_model
 from lm_keras.training import model_dir as md
 from lm_keras.training.distribution import make_strategy, resolve_jit, worker_id
+from lm_keras.training.evaluation import (
+    LN2,
+    estimate,
+    full_evaluation,
+    make_eval_step,
+    per_example_loss,
+    view_of,
+)
 from lm_keras.training.metrics_log import MetricsLog
 from lm_keras.training.optimizers import make_optimizer
-
-EVAL_SEED = 2024  # the periodic estimate uses the same windows at every eval
-LN2 = math.log(2.0)
 
 
 class TrainingDiverged(UserError):
     """The loss stopped being finite; the last good checkpoint is kept."""
-
-
-def view_of(model_kind):
-    """The pipeline view a model family trains on."""
-    return "many_to_one" if model_kind == "documented_lstm" else "next_token"
-
-
-def per_example_loss(view, y, outputs):
-    """Negative log-likelihood in nats: (B, T) for next_token, (B,) for many_to_one.
-
-    next_token models return logits; the documented model returns softmax
-    probabilities and is scored with categorical cross-entropy, as documented.
-    """
-    outputs = tf.cast(outputs, tf.float32)
-    if view == "next_token":
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=outputs)
-    return keras.losses.categorical_crossentropy(y, outputs)
-
-
-def make_eval_step(model, view, jit):
-    """A compiled function (x, y, w) -> (sum of w * nll, sum of w)."""
-
-    @tf.function(jit_compile=jit)
-    def eval_step(x, y, w):
-        nll = per_example_loss(view, y, model(x, training=False))
-        return tf.reduce_sum(nll * w), tf.reduce_sum(w)
-
-    return eval_step
-
-
-def evaluate(eval_step, dataset):
-    """(total nats, number of targets) over a dataset of (x, y, w) batches."""
-    total, count = 0.0, 0.0
-    for x, y, w in dataset:
-        s, n = eval_step(x, y, w)
-        total += float(s)
-        count += float(n)
-    return total, count
-
-
-def with_unit_weights(dataset, view):
-    """(x, y) batches -> (x, y, w) with w = 1 for every target."""
-    if view == "next_token":
-        return dataset.map(lambda x, y: (x, y, tf.ones(tf.shape(y), tf.float32)))
-    return dataset.map(lambda x, y: (x, y, tf.ones(tf.shape(y)[:1], tf.float32)))
-
-
-def full_evaluation(eval_step, tokenizer, ids, text, *, view, seq_len, batch_size, vocab_size):
-    """Loss over every target of a split: nats/token, perplexity and bits/char.
-
-    Bits per character are the total bits over the characters the predicted tokens
-    cover, so character and SentencePiece models compare on one scale.
-    """
-    ds = eval_dataset(ids, seq_len=seq_len, batch_size=batch_size, view=view, vocab_size=vocab_size)
-    total, count = evaluate(eval_step, ds)
-    chars = len(text) - len(tokenizer.decode(ids[: first_eval_target(view, seq_len)]))
-    return {
-        "val_loss": total / count,
-        "val_perplexity": math.exp(total / count),
-        "val_bits_per_char": total / LN2 / chars,
-        "val_tokens": int(count),
-        "val_chars": chars,
-    }
 
 
 def library_versions():
@@ -152,55 +97,102 @@ class Trainer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
 
     def _load_data(self):
-        cfg = self.config
-        corpus = load_corpus(cfg.data.corpus)
-        if (self.model_dir / md.CONFIG).is_file():
-            _, raw = md.read_config(self.model_dir)
-            if raw["corpus"]["sha256"] != corpus.sha256:
-                raise UserError(
-                    f"corpus {cfg.data.corpus!r} changed since this run started in {self.model_dir} "
-                    f"(sha256 {raw['corpus']['sha256'][:12]}... then, {corpus.sha256[:12]}... now): "
-                    "restore the text or start a new --model_dir"
-                )
-        train_text, val_text = corpus.split(cfg.data.val_fraction)
+        """The prepared dataset, the tokenizer, and the data fields of the config they fix."""
+        self.dataset = self._dataset()
         tokenizer_dir = self.model_dir / md.TOKENIZER
-        if tokenizer_dir.is_dir():
-            tokenizer = tokenizers.load(tokenizer_dir)
-        elif cfg.train.init_from:
-            tokenizer = tokenizers.load(pathlib.Path(cfg.train.init_from) / md.TOKENIZER)
-        else:
-            tokenizer = tokenizers.train(
-                cfg.data.tokenizer, train_text, vocab_size=cfg.data.vocab_size or None
+        if tokenizer_dir.is_dir() and shards.tokenizer_sha256(tokenizer_dir) != shards.tokenizer_sha256(
+            self.dataset.tokenizer_dir
+        ):
+            raise UserError(
+                f"the dataset {self.dataset.path} was prepared with another tokenizer than the run in "
+                f"{self.model_dir}: use the run's own data, or start a new --model_dir"
             )
+        tokenizer = self.dataset.tokenizer()
         if self.is_chief and not tokenizer_dir.is_dir():
             md.save_tokenizer_atomic(tokenizer, self.model_dir)
         self.config = dataclasses.replace(
-            cfg, model=dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size)
+            self.config, model=dataclasses.replace(self.config.model, vocab_size=tokenizer.vocab_size)
         )
-        self.corpus, self.tokenizer, self.val_text = corpus, tokenizer, val_text
-        self.train_ids = tokenizer.encode(train_text)
-        self.val_ids = tokenizer.encode(val_text)
-        seq_len = self.config.model.seq_len
-        check_windows(self.train_ids, seq_len, "training", corpus.name)
-        check_windows(self.val_ids, seq_len, "validation", corpus.name)
+        self.tokenizer = tokenizer
+        self.train_split, self.val_split = self.dataset.train, self.dataset.val
+        name, seq_len = self.dataset.manifest["corpus"]["name"], self.config.model.seq_len
+        check_windows(self.train_split, seq_len, "training", name)
+        check_windows(self.val_split, seq_len, "validation", name)
+
+    def _dataset(self):
+        """The `PreparedDataset` to train on: --corpus itself, or the corpus prepared into data/.
+
+        A text corpus is prepared once into the run's data/ folder (each worker of a
+        multi-worker run into its own); a rerun checks that the text did not change since.
+        """
+        cfg, tc = self.config.data, self.config.train
+        stored = md.read_config(self.model_dir)[1] if (self.model_dir / md.CONFIG).is_file() else None
+        if shards.is_prepared(cfg.corpus):
+            dataset = shards.PreparedDataset(cfg.corpus)
+        else:
+            data_dir = self.work_dir / md.DATA
+            if shards.is_prepared(data_dir):
+                dataset = shards.PreparedDataset(data_dir)
+                self.log(f"checking that corpus {cfg.corpus!r} did not change since it was prepared")
+                changes = corpus_changes(dataset, cfg.tfds_data_dir)
+                if changes:
+                    raise UserError(
+                        f"corpus {cfg.corpus!r} changed since this run started in {self.model_dir} "
+                        f"({changes}): restore the text or start a new --model_dir"
+                    )
+            else:
+                # A tokenizer/ already in the model directory is the run's (put there by hand, or
+                # by a run of an older lm_keras, which has no data/): encode with it.
+                own = self.model_dir / md.TOKENIZER
+                dataset = prepare_dataset(
+                    cfg.corpus,
+                    data_dir,
+                    tokenizer=cfg.tokenizer,
+                    vocab_size=cfg.vocab_size,
+                    val_fraction=cfg.val_fraction,
+                    tokenizer_from=str(own) if own.is_dir() else tc.init_from,
+                    tfds_data_dir=cfg.tfds_data_dir,
+                    log=self.log,
+                )
+        dataset.check_ends()
+        if stored is not None:
+            # A dataset of the run's own (data/) was checked against its corpus above; one given
+            # as --corpus must be the very dataset the run started on.
+            then = stored.get("dataset", {}).get("manifest_sha256")
+            given = shards.is_prepared(cfg.corpus) and then and then != dataset.manifest_sha256
+            if given or stored["corpus"]["sha256"] != dataset.manifest["corpus"]["sha256"]:
+                raise UserError(
+                    f"the dataset {dataset.path} changed since this run started in {self.model_dir} "
+                    f"(manifest sha256 {(then or '?')[:12]}... then, {dataset.manifest_sha256[:12]}... now): "
+                    "restore it or start a new --model_dir"
+                )
+        if tc.init_from and shards.tokenizer_sha256(dataset.tokenizer_dir) != shards.tokenizer_sha256(
+            pathlib.Path(tc.init_from) / md.TOKENIZER
+        ):
+            raise UserError(
+                f"the dataset {dataset.path} was prepared with another tokenizer than --init_from="
+                f"{tc.init_from}'s: prepare it with --tokenizer_from={tc.init_from}"
+            )
+        return dataset
 
     def _write_config(self):
         if not self.is_chief:
             return
-        c = self.corpus
-        md.write_json_atomic(
+        corpus = self.dataset.manifest["corpus"]
+        write_json_atomic(
             self.model_dir / md.CONFIG,
             {
                 **self.config.to_dict(),
                 "preset": self.preset,
                 "corpus": {
-                    "name": c.name,
-                    "origin": c.origin,
-                    "sha256": c.sha256,
-                    "characters": len(c.text),
-                    "train_tokens": len(self.train_ids),
-                    "val_tokens": len(self.val_ids),
+                    "name": corpus["name"],
+                    "origin": corpus["spec"],
+                    "sha256": corpus["sha256"],
+                    "characters": corpus["characters"],
+                    "train_tokens": self.train_split.tokens,
+                    "val_tokens": self.val_split.tokens,
                 },
+                "dataset": {"path": str(self.dataset.path), "manifest_sha256": self.dataset.manifest_sha256},
                 "versions": library_versions(),
             },
         )
@@ -296,32 +288,31 @@ class Trainer:
 
     # -------------------------------------------------------------- evaluation
 
-    def _estimate(self, eval_step, ids):
+    def _estimate(self, eval_step, tokens):
         """Mean loss over `eval_batches` fixed random windows of a split."""
         tc, mc = self.config.train, self.config.model
-        ds = train_dataset(
-            ids,
+        return estimate(
+            eval_step,
+            tokens,
+            view=self.view,
             seq_len=mc.seq_len,
             batch_size=tc.batch_size,
-            seed=EVAL_SEED,
-            view=self.view,
             vocab_size=mc.vocab_size,
-            num_steps=tc.eval_batches,
+            batches=tc.eval_batches,
         )
-        total, count = evaluate(eval_step, with_unit_weights(ds, self.view))
-        return total / count
 
     def evaluate_full(self, eval_step):
+        """The final evaluation: the first `eval_tokens` validation targets (0: all)."""
         mc = self.config.model
         return full_evaluation(
             eval_step,
+            self.val_split,
             self.tokenizer,
-            self.val_ids,
-            self.val_text,
             view=self.view,
             seq_len=mc.seq_len,
             batch_size=self.config.train.batch_size,
             vocab_size=mc.vocab_size,
+            max_targets=self.config.train.eval_tokens,
         )
 
     # --------------------------------------------------------------------- run
@@ -330,8 +321,8 @@ class Trainer:
         """Everything before the loop: devices, data, tokenizer, model, optimizer, restore.
 
         Returns the step to continue after. Afterwards `model`, `optimizer`, `strategy`,
-        `tokenizer`, `train_ids`, `val_ids` and `make_train_step()` are ready, which is
-        what notebooks and benchmarks use to look inside a run.
+        `tokenizer`, `dataset`, `train_split`, `val_split` and `make_train_step()` are
+        ready, which is what notebooks and benchmarks use to look inside a run.
         """
         self._setup()
         self._load_data()
@@ -339,28 +330,13 @@ class Trainer:
         self._build()
         return self._restore()
 
-    def run(self):
-        """Trains to `max_steps` (resuming if possible); returns the results dict."""
-        start = self.prepare()
-        cfg, tc, mc = self.config, self.config.train, self.config.model
-        metrics = MetricsLog(self.model_dir / md.METRICS, start, enabled=self.is_chief)
-        writer = (
-            tf.summary.create_file_writer(str(self.model_dir / md.LOGS))
-            if self.is_chief
-            else tf.summary.create_noop_writer()
-        )
-        eval_step = make_eval_step(self.model, self.view, self.jit)
-        self.log(
-            f"{mc.model}: {self.model.count_params():,} parameters | "
-            f"vocab {mc.vocab_size} ({cfg.data.tokenizer}) | "
-            f"corpus {self.corpus.name}: {len(self.train_ids):,} train / {len(self.val_ids):,} val tokens | "
-            f"{self.strategy.num_replicas_in_sync} replica(s) | jit={self.jit} | {tc.mixed_precision}"
-        )
-        train_seconds, train_steps = 0.0, 0
-        if start < tc.max_steps:
-            dist_ds = self.strategy.distribute_datasets_from_function(
+    def train_batches(self, start):
+        """An iterator of distributed global batches for the steps after `start`."""
+        tc, mc = self.config.train, self.config.model
+        return iter(
+            self.strategy.distribute_datasets_from_function(
                 lambda ctx: train_dataset(
-                    self.train_ids,
+                    self.train_split,
                     seq_len=mc.seq_len,
                     batch_size=tc.batch_size,
                     seed=tc.seed,
@@ -371,81 +347,105 @@ class Trainer:
                     input_context=ctx,
                 )
             )
-            batches = iter(dist_ds)
+        )
+
+    def run(self):
+        """Trains to `max_steps` (resuming if possible); returns the results dict."""
+        start = self.prepare()
+        cfg, tc, mc = self.config, self.config.train, self.config.model
+        self.metrics = MetricsLog(self.model_dir / md.METRICS, start, enabled=self.is_chief)
+        self.writer = (
+            tf.summary.create_file_writer(str(self.model_dir / md.LOGS))
+            if self.is_chief
+            else tf.summary.create_noop_writer()
+        )
+        eval_step = make_eval_step(self.model, self.view, self.jit)
+        self.log(
+            f"{mc.model}: {self.model.count_params():,} parameters | "
+            f"vocab {mc.vocab_size} ({cfg.data.tokenizer}) | "
+            f"corpus {self.dataset.manifest['corpus']['name']}: "
+            f"{self.train_split.tokens:,} train / {self.val_split.tokens:,} val tokens | "
+            f"{self.strategy.num_replicas_in_sync} replica(s) | jit={self.jit} | {tc.mixed_precision}"
+        )
+        clock = _Clock(time.monotonic() - float(self.wall_seconds.numpy()))
+        if start < tc.max_steps:
+            batches = self.train_batches(start)
             train_step = self.make_train_step()
-            wall_start = time.monotonic() - float(self.wall_seconds.numpy())
-            interval_loss, interval_steps = 0.0, 0
             for step in range(start + 1, tc.max_steps + 1):
-                t0 = time.monotonic()
-                loss = float(train_step(next(batches)))
-                if step > start + 1:  # the first step pays for tracing and compilation
-                    train_seconds += time.monotonic() - t0
-                    train_steps += 1
+                with shard_errors():
+                    loss = clock.time_step(lambda: float(train_step(next(batches))), first=step == start + 1)
                 if not math.isfinite(loss):
                     last = self.manager.latest_checkpoint
                     raise TrainingDiverged(
                         f"loss became {loss} at step {step}: training stopped; the last good checkpoint "
                         f"({last or 'none'}) is kept; lower --learning_rate or set --grad_clip"
                     )
-                interval_loss += loss
-                interval_steps += 1
+                clock.losses.append(loss)
                 if step % tc.log_every == 0 or step == tc.max_steps or step == start + 1:
-                    now = time.monotonic()
-                    seconds_per_step = train_seconds / train_steps if train_steps else now - t0
-                    lr = float(self.optimizer.learning_rate)
-                    record = dict(
-                        kind="train",
-                        step=step,
-                        loss=interval_loss / interval_steps,
-                        lr=lr,
-                        tokens_per_sec=self.global_tokens / seconds_per_step,
-                        elapsed=now - wall_start,
-                    )
-                    metrics.write(**record)
-                    with writer.as_default(step=step):
-                        tf.summary.scalar("train/loss", record["loss"])
-                        tf.summary.scalar("train/learning_rate", lr)
-                        tf.summary.scalar("train/tokens_per_sec", record["tokens_per_sec"])
-                    line = f"step {step:>6}/{tc.max_steps} | loss {record['loss']:.4f} | lr {lr:.2e} | "
-                    if train_steps:
-                        eta = seconds_per_step * (tc.max_steps - step)
-                        line += (
-                            f"{record['tokens_per_sec']:,.0f} tok/s | "
-                            f"{1000 * seconds_per_step:.1f} ms/step | "
-                            f"eta {_duration(eta)}"
-                        )
-                    else:  # no speed to tell yet: the first step traces and compiles
-                        line += f"first step {seconds_per_step:.1f} s (tracing and compiling)"
-                    self.log(line)
-                    interval_loss, interval_steps = 0.0, 0
+                    self._progress_line(step, clock)
                 if self.is_chief and (step % tc.eval_every == 0 or step == tc.max_steps):
-                    val = self._estimate(eval_step, self.val_ids)
-                    train = self._estimate(eval_step, self.train_ids)
-                    bpc = val / LN2 * len(self.val_ids) / len(self.val_text)
-                    metrics.write(
-                        kind="eval", step=step, val_loss=val, train_loss=train, val_bits_per_char=bpc
-                    )
-                    with writer.as_default(step=step):
-                        tf.summary.scalar("eval/val_loss", val)
-                        tf.summary.scalar("eval/train_loss", train)
-                    self.log(
-                        f"eval {step:>6} | val loss {val:.4f} nats/token | {bpc:.3f} bits/char | "
-                        f"train loss {train:.4f}"
-                    )
+                    with shard_errors():
+                        self._periodic_evaluation(step, eval_step)
                 if step % tc.checkpoint_every == 0 or step == tc.max_steps:
-                    metrics.sync()
-                    self.step.assign(step)
-                    self.wall_seconds.assign(time.monotonic() - wall_start)
-                    self.manager.save(checkpoint_number=step)
+                    self._checkpoint(step, clock)
         else:
             self.log(f"already at step {start} of {tc.max_steps}: nothing to train; evaluating")
-        steps_per_sec = train_steps / train_seconds if train_steps else None
-        results = self._finish(eval_step, metrics, steps_per_sec)
-        metrics.close()
-        writer.close()
+        with shard_errors():
+            results = self._finish(eval_step, clock.steps_per_sec())
+        self.metrics.close()
+        self.writer.close()
         return results
 
-    def _finish(self, eval_step, metrics, steps_per_sec):
+    def _progress_line(self, step, clock):
+        """A progress line (metrics.jsonl, TensorBoard, the log) for the steps since the last one."""
+        tc = self.config.train
+        seconds_per_step = clock.seconds_per_step()
+        lr = float(self.optimizer.learning_rate)
+        record = dict(
+            kind="train",
+            step=step,
+            loss=sum(clock.losses) / len(clock.losses),
+            lr=lr,
+            tokens_per_sec=self.global_tokens / seconds_per_step,
+            elapsed=time.monotonic() - clock.wall_start,
+        )
+        self.metrics.write(**record)
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("train/loss", record["loss"])
+            tf.summary.scalar("train/learning_rate", lr)
+            tf.summary.scalar("train/tokens_per_sec", record["tokens_per_sec"])
+        line = f"step {step:>6}/{tc.max_steps} | loss {record['loss']:.4f} | lr {lr:.2e} | "
+        if clock.steps:
+            line += (
+                f"{record['tokens_per_sec']:,.0f} tok/s | {1000 * seconds_per_step:.1f} ms/step | "
+                f"eta {_duration(seconds_per_step * (tc.max_steps - step))}"
+            )
+        else:  # no speed to tell yet: the first step traces and compiles
+            line += f"first step {seconds_per_step:.1f} s (tracing and compiling)"
+        self.log(line)
+        clock.losses = []
+
+    def _periodic_evaluation(self, step, eval_step):
+        """The validation and training estimates on their fixed windows."""
+        val = self._estimate(eval_step, self.val_split)
+        train = self._estimate(eval_step, self.train_split)
+        bpc = val / LN2 * self.val_split.tokens / self.val_split.characters
+        self.metrics.write(kind="eval", step=step, val_loss=val, train_loss=train, val_bits_per_char=bpc)
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("eval/val_loss", val)
+            tf.summary.scalar("eval/train_loss", train)
+        self.log(
+            f"eval {step:>6} | val loss {val:.4f} nats/token | {bpc:.3f} bits/char | train loss {train:.4f}"
+        )
+
+    def _checkpoint(self, step, clock):
+        """Saves weights, optimizer, step, RNG state and wall time (after the metrics they cover)."""
+        self.metrics.sync()
+        self.step.assign(step)
+        self.wall_seconds.assign(time.monotonic() - clock.wall_start)
+        self.manager.save(checkpoint_number=step)
+
+    def _finish(self, eval_step, steps_per_sec):
         if not self.is_chief:
             return {}
         full = self.evaluate_full(eval_step)
@@ -457,15 +457,21 @@ class Trainer:
             "wall_seconds": float(self.wall_seconds.numpy()),
             "model": self.config.model.model,
             "parameters": int(self.model.count_params()),
-            "corpus": self.corpus.name,
+            "corpus": self.dataset.manifest["corpus"]["name"],
         }
-        metrics.write(kind="final", step=results["steps"], **full)
-        md.write_json_atomic(self.model_dir / md.RESULTS, results)
+        self.metrics.write(kind="final", step=results["steps"], **full)
+        write_json_atomic(self.model_dir / md.RESULTS, results)
         self._write_samples()
+        scored = f"over all {full['val_tokens']:,} validation targets"
+        if full["val_tokens"] < full["val_split_targets"]:
+            scored = (
+                f"over the first {full['val_tokens']:,} of {full['val_split_targets']:,} validation "
+                "targets (--eval_tokens)"
+            )
         self.log(
             f"final | val loss {full['val_loss']:.4f} nats/token | "
             f"{full['val_bits_per_char']:.3f} bits/char | "
-            f"perplexity {full['val_perplexity']:.2f} | over all {full['val_tokens']:,} validation targets"
+            f"perplexity {full['val_perplexity']:.2f} | {scored}"
         )
         return results
 
@@ -486,7 +492,7 @@ class Trainer:
                 top_k=200,
                 seed=tc.seed,
             )[0]
-        md.write_text_atomic(self.model_dir / md.SAMPLES, text)
+        write_text_atomic(self.model_dir / md.SAMPLES, text)
         self.log("sample | " + text[:200].replace("\n", "\n       | "))
 
 
@@ -495,3 +501,26 @@ def _duration(seconds):
     minutes, seconds = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
+class _Clock:
+    """The loop's timing: wall time since the run began, and the speed of the steps after the first."""
+
+    def __init__(self, wall_start):
+        self.wall_start = wall_start
+        self.seconds, self.steps, self.last, self.losses = 0.0, 0, 0.0, []
+
+    def time_step(self, run, first):
+        t0 = time.monotonic()
+        value = run()
+        self.last = time.monotonic() - t0
+        if not first:  # the first step pays for tracing and compilation
+            self.seconds += self.last
+            self.steps += 1
+        return value
+
+    def seconds_per_step(self):
+        return self.seconds / self.steps if self.steps else self.last
+
+    def steps_per_sec(self):
+        return self.steps / self.seconds if self.steps else None

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from lm_keras.layers import RotaryEmbedding
+from tests.layer_test_case import run_layer_test
 
 EPS = float(np.finfo(np.float32).eps)
 
@@ -69,3 +70,16 @@ def test_config_round_trip_dtype_and_errors():
         RotaryEmbedding(max_wavelength=0)
     with pytest.raises(ValueError, match=r"the last axis \(the head width\) must be known and even"):
         RotaryEmbedding()(_heads(width=7))
+
+
+def test_layer_contract(tmp_path):
+    run_layer_test(
+        RotaryEmbedding,
+        init_kwargs=dict(max_wavelength=500.0),
+        input_data=_heads(),
+        expected_output_shape=(2, 9, 2, 8),
+        expected_num_weights=0,
+        expected_num_params=0,
+        tmp_path=tmp_path,
+        run_training_check=False,  # no weights
+    )

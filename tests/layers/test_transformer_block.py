@@ -206,3 +206,10 @@ def test_functional_call_with_a_cache_gives_the_new_cache():
     outputs, weights, new_cache = block(step, cache=cache, cache_index=3, return_attention_scores=True)
     assert [tuple(t.shape) for t in (outputs, weights)] == [(None, 1, 8), (None, 2, 1, 10)]
     assert [tuple(t.shape) for t in new_cache] == [(None, 2, 10, 4)] * 2
+
+
+def test_layer_norms_default_to_nanogpts_epsilon():
+    block = TransformerBlock(num_heads=2, mlp_dim=16)
+    block.build((None, None, 8))
+    # nanoGPT's LayerNorm is PyTorch's, whose epsilon is 1e-5.
+    assert block.attention_norm.epsilon == block.mlp_norm.epsilon == 1e-5

@@ -531,3 +531,22 @@ def test_layer_contract(tmp_path, position):
         expected_mixed_dtypes="float32",  # the tied output projection computes in float32
         tmp_path=tmp_path,
     )
+
+
+def test_layer_contract_with_the_modern_options(tmp_path):
+    v, d, m, n, s, h = 11, 16, 32, 2, 12, 2
+    options = dict(position="rope", norm="rmsnorm", qk_norm=True, mlp="swiglu", logit_softcap=30.0)
+    run_layer_test(
+        TransformerLM,
+        init_kwargs=dict(
+            vocab_size=v, num_layers=n, num_heads=h, hidden_dim=d, mlp_dim=m, seq_len=s, **options
+        ),
+        input_data=_ids(),
+        expected_output_shape=(2, s, v),
+        # embedding; per block: qkv and output kernels, two RMS scales, three SwiGLU kernels, two QK scales;
+        # the final norm's scale
+        expected_num_weights=1 + n * 9 + 1,
+        expected_num_params=_expected_parameters(v, d, m, n, s, h, options),
+        expected_mixed_dtypes="float32",
+        tmp_path=tmp_path,
+    )

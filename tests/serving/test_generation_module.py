@@ -166,3 +166,22 @@ def test_stock_ops_only_replaces_keras_xla_slice_update():
         patched = update(cache, value)
     np.testing.assert_array_equal(patched, update(cache, value))
     np.testing.assert_array_equal(patched, [[0, 1, 0, 0], [0, 2, 0, 0]])
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(top_p=1.5), r"top_p must be in \(0, 1\]; received top_p=1.5"),
+        (dict(top_p=0.0), r"top_p must be in \(0, 1\]; received top_p=0.0"),
+        (dict(top_k=-1), "top_k must be an int >= 0; received top_k=-1"),
+        (dict(temperature=-0.5), "temperature must be >= 0; received temperature=-0.5"),
+        (dict(max_new_tokens=31), r"max_new_tokens must be an int in \[1, max_new_tokens_limit=30\]"),
+        (dict(max_batch_size=0), "max_batch_size must be a positive int; received max_batch_size=0"),
+    ],
+)
+def test_rejects_bad_serving_default_settings(transformer_module, tokenizer, settings, message):
+    from lm_keras.serving.generation_module import GenerationModule
+
+    model, _ = transformer_module
+    with pytest.raises(ValueError, match=message):
+        GenerationModule(model, tokenizer, **{"max_new_tokens": 12, "max_new_tokens_limit": 30, **settings})

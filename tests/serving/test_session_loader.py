@@ -4,7 +4,7 @@ TF Serving, `saved_model_cli run` and the C API load a SavedModel into a session
 by its graph alone (see `lm_keras.serving.session_model`). Every model family with
 both tokenizer kinds is exported here and run, in a process without lm_keras,
 through every signature; the answers must equal lm_keras's in-process ones.
-Character exports run where tensorflow_text cannot be imported, as in the stock
+Character and gpt2_bpe exports run where tensorflow_text cannot be imported, as in the stock
 tensorflow/serving image.
 """
 
@@ -27,15 +27,18 @@ SESSION_MODEL = REPO / "lm_keras" / "serving" / "session_model.py"
 PROMPTS = ["ROMEO:", "", "First Citizen:\nBefore we proceed", "naïve 🙂"]
 SEEDS = [7, 8, 9, 10]
 NEW_TOKENS = 10
-# (model family, tokenizer kind): every family with characters, and SentencePiece
-# (tensorflow_text's ops in the graph) for the two families that predict every position.
+# (model family, tokenizer kind): every family with characters, SentencePiece
+# (tensorflow_text's ops in the graph) for the two families that predict every position, and
+# GPT-2's byte-level BPE (core TensorFlow ops only) for the Transformer.
 CASES = [
     ("transformer", "char"),
     ("lstm", "char"),
     ("documented_lstm", "char"),
     ("transformer", "bpe"),
     ("lstm", "unigram"),
+    ("transformer", "gpt2_bpe"),
 ]
+NEEDS_TENSORFLOW_TEXT = ("bpe", "unigram")
 TIMEOUT = 600
 
 
@@ -108,11 +111,11 @@ def exported(tmp_path_factory):
         token_ids = [ids.tolist(), ids[::-1].tolist()]
         cases[family, kind] = (model, tokenizer, token_ids)
         exports.append({"path": str(path), "calls": calls(token_ids)})
-    # Character exports need core TensorFlow ops only (the stock tensorflow/serving image);
-    # SentencePiece exports need tensorflow_text's ops too.
+    # Character and gpt2_bpe exports need core TensorFlow ops only (the stock
+    # tensorflow/serving image); SentencePiece exports need tensorflow_text's ops too.
     answers = {}
     for needs_text in (False, True):
-        chosen = [i for i, (_, kind) in enumerate(CASES) if (kind != "char") == needs_text]
+        chosen = [i for i, (_, kind) in enumerate(CASES) if (kind in NEEDS_TENSORFLOW_TEXT) == needs_text]
         results = run_session_loader([exports[i] for i in chosen], root, tensorflow_text=needs_text)
         answers.update(zip([CASES[i] for i in chosen], results))
     return {case: (*cases[case], answers[case]) for case in CASES}

@@ -46,3 +46,30 @@ MIXED_BATCH = [
     "\x00\ufeff\u0301\ufffd\U0010ffff",
     "x" * 3000,  # longer than one chunk
 ]
+
+# What GPT-2's pre-tokenizer regex turns on: runs of each kind of whitespace before and after
+# words, numbers, apostrophes and the contractions ('s 't 're 've 'm 'll 'd), letters and
+# numbers of every script, and no-break and ideographic spaces.
+GPT2_SNIPPETS = [" ", "  ", "\t", "\n", "\r", "\x0b", "\x0c", "\u00a0", "\u3000", "\u2009", "\u0085", "'"]
+GPT2_SNIPPETS += [
+    "'s",
+    "'t",
+    "'re",
+    "'ve",
+    "'m",
+    "'ll",
+    "'d",
+    "'S",
+    "s",
+    "d",
+    "the",
+    "1",
+    "42",
+    "!",
+    "?!",
+    "é",
+]
+GPT2_SNIPPETS += ["\u0661", "\u00b2", "\u2167", "\u4e2d", "\U0001f600", "\u0301", "_", "~", "w", "A", "0"]
+gpt2_text = st.lists(
+    st.one_of(st.sampled_from(GPT2_SNIPPETS), st.characters(codec="utf-8")), max_size=40
+).map("".join)

@@ -20,6 +20,7 @@ def test_train_returns_each_kind(train_text):
         ("char", tokenizers.CharTokenizer),
         ("bpe", tokenizers.SentencePieceTokenizer),
         ("unigram", tokenizers.SentencePieceTokenizer),
+        ("gpt2_bpe", tokenizers.ByteLevelBPETokenizer),
     ]:
         tok = tokenizers.train(kind, text, vocab_size=None if kind == "char" else 400)
         assert isinstance(tok, cls) and isinstance(tok, tokenizers.Tokenizer)
@@ -30,7 +31,7 @@ def test_train_returns_each_kind(train_text):
 
 def test_unknown_kind_is_refused():
     with pytest.raises(
-        ValueError, match=r"kind must be one of char, bpe, unigram; received kind='wordpiece'"
+        ValueError, match=r"kind must be one of char, bpe, unigram, gpt2_bpe; received kind='wordpiece'"
     ):
         tokenizers.train("wordpiece", "some text")
 
@@ -50,7 +51,7 @@ def test_load_refuses_damaged_or_newer_files(tmp_path):
     with pytest.raises(ValueError, match="format version 99, which this lm_keras cannot read"):
         tokenizers.load(tmp_path / "newer")
     _write_config(tmp_path / "kind", kind="wordpiece", vocab_size=3, version=1)
-    with pytest.raises(ValueError, match="kind='wordpiece'; expected one of char, bpe, unigram"):
+    with pytest.raises(ValueError, match="kind='wordpiece'; expected one of char, bpe, unigram, gpt2_bpe"):
         tokenizers.load(tmp_path / "kind")
     _write_config(tmp_path / "size", kind="char", vocab_size=5, version=1, characters="ab")
     with pytest.raises(ValueError, match="says vocab_size=5 but holds 2 characters"):

@@ -22,6 +22,6 @@ def test_shakespeare_char_cpu_reaches_the_reference_loss(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((model_dir / "results.json").read_text())
-    assert results["steps"] == 2000 and results["val_tokens"] == 111_539
+    assert results["steps"] == 2000 and results["val_tokens"] == 111_537
     assert results["val_loss"] <= REGRESSION_BOUND, results
     assert results["val_bits_per_char"] <= REGRESSION_BOUND / 0.6931471805599453

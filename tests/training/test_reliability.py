@@ -63,6 +63,7 @@ def uninterrupted(tmp_path_factory):
 
 
 def test_sigkill_at_random_moments_then_rerun_finishes_exactly(uninterrupted, tmp_path):
+    started = time.monotonic()
     model_dir = tmp_path / "killed"
     # Strike mid-step, mid-checkpoint and mid-eval at varied moments; each rerun resumes.
     moments = [(5, 0.0), (13, 0.004), (21, 0.0), (30, 0.02), (37, 0.001)]
@@ -78,7 +79,12 @@ def test_sigkill_at_random_moments_then_rerun_finishes_exactly(uninterrupted, tm
     straight = [json.loads(line) for line in (uninterrupted / "metrics.jsonl").read_text().splitlines()]
     # Deterministic: the same losses, line for line, as the run that was never killed.
     assert [r.get("loss") for r in records] == [r.get("loss") for r in straight]
-    assert json.loads((model_dir / "results.json").read_text())["steps"] == 40
+    results = json.loads((model_dir / "results.json").read_text())
+    assert results["steps"] == 40
+    # The run's clock resumes from the checkpoint too: it only grows, within this test's time.
+    elapsed = [r["elapsed"] for r in records if r["kind"] == "train"]
+    assert elapsed[0] > 0 and elapsed == sorted(elapsed)
+    assert elapsed[-1] <= results["wall_seconds"] < time.monotonic() - started
     # ... and the same final weights (dropout's RNG state and the data position resumed too).
     killed_w = checkpoint_weights(model_dir / "checkpoints")
     straight_w = checkpoint_weights(uninterrupted / "checkpoints")
@@ -130,6 +136,7 @@ def test_muon_wsd_and_the_modern_model_resume_exactly_after_sigkill(tmp_path, sh
         )
 
 
+@pytest.mark.slow  # the kill -9 test above strikes mid-checkpoint too, at random moments
 def test_half_written_checkpoint_still_resumes(uninterrupted, tmp_path):
     """A save cut off before its index file lands: the state file still names the last whole one."""
     model_dir = tmp_path / "torn"

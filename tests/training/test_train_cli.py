@@ -1,5 +1,6 @@
 """The train command end to end: flags, the model directory, fine-tuning, NaN, presets."""
 
+import hashlib
 import json
 import re
 import subprocess
@@ -109,7 +110,17 @@ def test_model_dir_contract(tiny_run):
     ]
     assert all(r["tokens_per_sec"] > 0 for r in records if r["kind"] == "train")
     results = json.loads((model_dir / "results.json").read_text())
-    assert results["steps"] == 10 and results["val_tokens"] == 111_539 and results["val_chars"] == 111_539
+    # The validation split starts at the first line after 90% of the text: 111,538 characters.
+    assert results["steps"] == 10 and results["val_tokens"] == 111_537 and results["val_chars"] == 111_537
+    assert results["val_split_targets"] == 111_537 and results["eval_tokens"] == 1_000_000
+    assert config["dataset"] == {
+        "path": str(model_dir / "data"),
+        "manifest_sha256": hashlib.sha256((model_dir / "data" / "manifest.json").read_bytes()).hexdigest(),
+    }
+    assert (
+        json.loads((model_dir / "data" / "manifest.json").read_text())["corpus"]["sha256"]
+        == (config["corpus"]["sha256"])
+    )
     assert results["targets_per_sec"] == pytest.approx(
         results["tokens_per_sec"]
     )  # every position is a target
@@ -259,9 +270,11 @@ def test_corpus_too_small_for_a_window(tmp_path):
 @pytest.mark.parametrize(
     "preset, extra",
     [
-        ("shakespeare_char_cpu", []),
+        # test_quality trains this preset in full, and tiny_run at a small width.
+        pytest.param("shakespeare_char_cpu", [], marks=pytest.mark.slow),
         ("shakespeare_char_cpu_modern", []),
-        ("shakespeare_char", ["--batch_size=2"]),  # the GPU preset: a batch of 64 x 256 is 20 s a step here
+        # The GPU preset (a batch of 64 x 256 is 20 s a step here): the CPU preset's code at a larger shape.
+        pytest.param("shakespeare_char", ["--batch_size=2"], marks=pytest.mark.slow),
         ("shakespeare_bpe_cpu", []),
         ("documented_lstm", []),
         ("lstm_char", []),
@@ -296,7 +309,14 @@ def test_every_preset_trains_end_to_end(tmp_path, shakespeare, preset, extra):
 
 
 @pytest.mark.parametrize(
-    "precision, model", [("bfloat16", "transformer"), ("float16", "transformer"), ("bfloat16", "lstm")]
+    "precision, model",
+    [
+        ("bfloat16", "transformer"),
+        ("float16", "transformer"),
+        # The trainer's bfloat16 path is the transformer's; LSTMLM's bfloat16 training is tested in
+        # tests/models/test_lstm_lm.py.
+        pytest.param("bfloat16", "lstm", marks=pytest.mark.slow),
+    ],
 )
 def test_mixed_precision_trains_with_float32_variables(tmp_path, precision, model):
     model_dir = tmp_path / precision

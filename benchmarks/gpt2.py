@@ -1,0 +1,214 @@
+"""GPT-2 124M: training and cached generation tokens/s beside keras-hub's GPT2CausalLM, and the export's.
+
+The shape of GPT-2 small (12 layers, 12 heads, 768 wide, MLP 3072, context 1024,
+vocabulary 50,257, biases, GELU tanh, tied head; 124,439,808 parameters) with random
+weights: speed does not depend on them. One process, variants alternated round by
+round (medians after warm-up):
+
+- training, `ours_train` / `hub_train`: lm_keras's `TransformerLM` (what
+  `python -m lm_keras.convert` builds from GPT-2) and keras-hub's `GPT2Backbone` in
+  the same loop: AdamW, global-norm clipping, one `tf.function(jit_compile=True)` per
+  step, the same random batches of `--batch` x `--train_len` tokens (a 2-core CPU
+  cannot train on 1024-token windows in useful time; the context is still 1024).
+- cached greedy generation of `--new_tokens` after a 16-token prompt, batch 1:
+  `ours_generate` (`lm_keras.generation.generate`, XLA, key/value cache),
+  `hub_generate` (`GPT2CausalLM.generate`, `compile(sampler="greedy",
+  jit_compile=True)`, its own cache), and `exported` (the SavedModel of
+  `lm_keras.serving`, tokenizer and loop in the graph, no XLA, as TF Serving runs it).
+- `matmul_float32`: the machine's float32 matmul rate in the same rounds.
+
+The tokenizer of the generation variants is a stand-in of GPT-2's size (256 bytes,
+50,000 merges of byte pairs, <|endoftext|>), as no GPT-2 files can be downloaded here.
+
+    flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/gpt2.py
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+common.setup_environment()
+
+GPT2 = dict(vocab_size=50257, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072, seq_len=1024)
+PROMPT = "First Citizen: Before we proceed any further, hear me speak."
+
+
+def stand_in_tokenizer(vocab_size):
+    """A byte-level BPE tokenizer of `vocab_size` ids: bytes, merges of byte pairs, <|endoftext|>."""
+    from lm_keras.tokenizers import ByteLevelBPETokenizer
+    from lm_keras.tokenizers.byte_level_bpe_tokenizer import BYTE_CHARS, END_OF_TEXT
+
+    chars = [BYTE_CHARS[b] for b in range(256)]
+    vocab = {c: i for i, c in enumerate(chars)}
+    merges = [(a, b) for a in chars for b in chars][: vocab_size - 257]
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    vocab[END_OF_TEXT] = len(vocab)
+    return ByteLevelBPETokenizer(vocab, merges)
+
+
+def train_step(model_logits, variables, batches):
+    """The same loop for both models: AdamW, clipping, XLA; returns a callable giving tokens done."""
+    import keras
+    import tensorflow as tf
+
+    optimizer = keras.optimizers.AdamW(3e-4, weight_decay=0.1, beta_2=0.99, epsilon=1e-8, global_clipnorm=1.0)
+    optimizer.exclude_from_weight_decay(var_list=[v for v in variables if len(v.shape) < 2])
+    optimizer.build(variables)
+
+    @tf.function(jit_compile=True)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model_logits(x), tf.float32)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        optimizer.apply(tape.gradient(loss, variables), variables)
+        return loss
+
+    batch_iter = iter(batches)
+
+    def run():
+        x, y = next(batch_iter)
+        float(step(x, y))
+        return int(x.shape[0] * x.shape[1])
+
+    return run
+
+
+def main():
+    parser = common.arg_parser(__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--train_len", type=int, default=256)
+    parser.add_argument("--new_tokens", type=int, default=64)
+    args = parser.parse_args()
+    shape = dict(GPT2)
+    if args.quick:
+        args.rounds, args.seconds, args.new_tokens, args.train_len = 2, 0.2, 8, 32
+        shape.update(num_layers=2, hidden_dim=128, num_heads=2, mlp_dim=512)
+
+    import keras
+    import keras_hub
+    import numpy as np
+    import tensorflow as tf
+
+    from lm_keras.generation import generate
+    from lm_keras.models import TransformerLM
+    from lm_keras.serving.generation_module import GenerationModule
+    from lm_keras.serving.saved_model_export import save_version
+
+    keras.utils.set_random_seed(1)
+    print("building the models...", flush=True)
+    ours = TransformerLM(use_bias=True, mlp="gelu_tanh", **shape)
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=shape["vocab_size"],
+        num_layers=shape["num_layers"],
+        num_heads=shape["num_heads"],
+        hidden_dim=shape["hidden_dim"],
+        intermediate_dim=shape["mlp_dim"],
+        dropout=0.0,
+        max_sequence_length=shape["seq_len"],
+    )
+    parameters = {"ours": ours.count_params(), "keras_hub": backbone.count_params()}
+    print(f"parameters: {parameters}", flush=True)
+
+    rng = np.random.default_rng(0)
+    windows = rng.integers(0, shape["vocab_size"], (64, args.batch, args.train_len + 1), dtype=np.int32)
+    batches = [(tf.constant(w[:, :-1]), tf.constant(w[:, 1:])) for w in windows]
+    mask = tf.ones((args.batch, args.train_len), tf.bool)
+    variants = dict(common.matmul_ceiling_variants(1024 if args.quick else 4096, dtypes=("float32",)))
+    variants["ours_train"] = train_step(lambda x: ours(x, training=True), ours.trainable_variables, batches)
+    variants["hub_train"] = train_step(
+        lambda x: backbone.token_embedding(
+            backbone({"token_ids": x, "padding_mask": mask}, training=True), reverse=True
+        ),
+        backbone.trainable_variables,
+        batches,
+    )
+
+    tokenizer = stand_in_tokenizer(shape["vocab_size"])
+    prompt_ids = tokenizer.encode(PROMPT)[:16]
+    prompt = tokenizer.decode(prompt_ids)
+    n = args.new_tokens
+
+    def ours_generate():
+        generate(ours, tokenizer, [prompt], max_new_tokens=n, temperature=0.0, jit_compile=True)
+        return n
+
+    causal_lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    causal_lm.compile(sampler="greedy", jit_compile=True)
+    ids = np.zeros((1, len(prompt_ids) + n), np.int32)
+    ids[0, : len(prompt_ids)] = prompt_ids
+    prompt_mask = np.arange(ids.shape[1])[None, :] < len(prompt_ids)
+    hub_inputs = {"token_ids": tf.constant(ids), "padding_mask": tf.constant(prompt_mask)}
+
+    def hub_generate():
+        out = causal_lm.generate(hub_inputs, stop_token_ids=None)
+        assert out["token_ids"].shape[1] == ids.shape[1]
+        return n
+
+    print("exporting the SavedModel...", flush=True)
+    path = save_version(
+        GenerationModule(ours, tokenizer, max_new_tokens=n, temperature=0.0),
+        common.scratch_dir(prefix="bench_gpt2_"),
+    )
+    exported = tf.saved_model.load(str(path)).signatures["serving_default"]
+
+    def run_exported():
+        exported(prompt=tf.constant([prompt]))["continuation"].numpy()
+        return n
+
+    variants.update(ours_generate=ours_generate, hub_generate=hub_generate, exported=run_exported)
+
+    print(f"timing {len(variants)} variants, {args.rounds} rounds of ~{args.seconds}s each...", flush=True)
+    results = common.alternate(variants, rounds=args.rounds, seconds=args.seconds)
+    ceiling = results.pop("matmul_float32")["median"]
+    flops_per_token = common.transformer_flops_per_token(
+        shape["num_layers"], shape["hidden_dim"], shape["mlp_dim"], args.train_len, shape["vocab_size"]
+    )
+    summary, rows = {}, []
+    for name, r in results.items():
+        peer = results["hub_train" if "train" in name else "hub_generate"]["median"]
+        summary[name] = {
+            "tokens_per_sec": r["median"],
+            "seconds_per_call": r["seconds_per_call"],
+            "first_call_seconds": r.get("first_call_seconds"),
+            "vs_keras_hub": r["median"] / peer,
+            "rounds": r["rounds"],
+        }
+        if "train" in name:
+            summary[name]["mfu_vs_float32_ceiling"] = r["median"] * flops_per_token / ceiling
+        rows.append(
+            [
+                name,
+                f"{r['median']:,.1f}",
+                f"{r['seconds_per_call']:.2f}",
+                f"{r['first_call_seconds']:.1f}",
+                f"{r['median'] / peer:.2f}x",
+                f"{100 * summary[name]['mfu_vs_float32_ceiling']:.1f}%" if "train" in name else "",
+            ]
+        )
+    print()
+    print(
+        f"GPT-2 shape {shape}; training batch {args.batch} x {args.train_len}; {n} new tokens after "
+        f"{len(prompt_ids)}, batch 1; float32 matmul {ceiling / 1e9:.1f} GFLOP/s"
+    )
+    print(common.table(["variant", "tokens/s", "s/call", "first call s", "vs keras-hub", "MFU (fp32)"], rows))
+    common.emit(
+        "gpt2_cpu" if not args.quick else "gpt2_quick",
+        {
+            "shape": shape,
+            "parameters": parameters,
+            "train": {"batch": args.batch, "length": args.train_len, "flops_per_token": flops_per_token},
+            "new_tokens": n,
+            "prompt_tokens": len(prompt_ids),
+            "ceiling_flops_float32": ceiling,
+            "variants": summary,
+            "raw": results,
+        },
+        args.out,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""The prepared dataset on disk: what `python -m lm_keras.prepare` writes and training reads.
+
+    DATA_DIR/
+      manifest.json      corpus spec, its parts with sizes and sha256, the tokenizer's hash,
+                         per-shard token counts, the train/validation boundary, library
+                         versions; no timestamps (the same input gives the same bytes)
+      tokenizer/         the tokenizer's own files
+      shards/            train-000000.bin ..., val-000000.bin ...
+
+A shard is a 16-byte header (magic b"LMKT", format version uint16, bytes per token
+uint16, token count uint64; little-endian), then its token ids: uint16 where the
+vocabulary has at most 65,535 ids, uint32 otherwise. Every shard of a split but its last
+holds exactly `tokens_per_shard` tokens, so where any token lies follows from arithmetic.
+
+A dataset is complete when manifest.json exists: prepare writes it last. Opening a
+dataset reads the manifest only, never the shards.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import struct
+
+import numpy as np
+
+from lm_keras.errors import UserError
+
+MANIFEST = "manifest.json"
+TOKENIZER = "tokenizer"
+SHARDS = "shards"
+FORMAT = "lm_keras prepared dataset"
+FORMAT_VERSION = 1
+MAGIC = b"LMKT"
+HEADER = struct.Struct("<4sHHQ")
+HEADER_BYTES = HEADER.size
+TOKENS_PER_SHARD = 1 << 17  # 256 KiB of uint16: a training window reads one whole shard
+SPLITS = ("train", "val")
+MAX_UINT16_VOCAB = 65_535
+
+
+def token_dtype(vocab_size):
+    """The shards' id type for a vocabulary: "uint16" up to 65,535 ids, else "uint32"."""
+    return "uint16" if vocab_size <= MAX_UINT16_VOCAB else "uint32"
+
+
+def shard_name(split, index):
+    return f"{split}-{index:06d}.bin"
+
+
+def shard_header(count, itemsize):
+    return HEADER.pack(MAGIC, FORMAT_VERSION, itemsize, count)
+
+
+def is_prepared(path):
+    """Whether `path` is a complete prepared dataset (a folder holding manifest.json)."""
+    return bool(path) and (pathlib.Path(path) / MANIFEST).is_file()
+
+
+def tokenizer_sha256(directory):
+    """The hash of a tokenizer's files (names and contents, in name order)."""
+    digest = hashlib.sha256()
+    for path in sorted(pathlib.Path(directory).iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode("utf-8") + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenSplit:
+    """The tokens of one split of a prepared dataset: where they are and how many.
+
+    Attributes:
+        name: "train" or "val".
+        directory: the shards folder.
+        dtype: "uint16" or "uint32".
+        tokens_per_shard: the token count of every shard but the last.
+        counts: the token count of each shard.
+        characters: the characters the split's text holds.
+    """
+
+    name: str
+    directory: str
+    dtype: str
+    tokens_per_shard: int
+    counts: tuple
+    characters: int
+
+    @property
+    def tokens(self):
+        return sum(self.counts)
+
+    @property
+    def itemsize(self):
+        return np.dtype(self.dtype).itemsize
+
+    def path(self, index):
+        return os.path.join(self.directory, shard_name(self.name, index))
+
+    def check_shard(self, index):
+        """Raises `UserError` naming the shard if it is missing, truncated or not a shard."""
+        path = self.path(index)
+        expected = HEADER_BYTES + self.counts[index] * self.itemsize
+        try:
+            with open(path, "rb") as f:
+                head = f.read(HEADER_BYTES)
+                size = f.seek(0, os.SEEK_END)
+        except FileNotFoundError:
+            raise UserError(f"shard {path} is missing: prepare the dataset again") from None
+        if size != expected or head != shard_header(self.counts[index], self.itemsize):
+            raise UserError(
+                f"shard {path} is truncated or damaged ({size:,} bytes, expected {expected:,} with its "
+                "header): prepare the dataset again"
+            )
+
+    def read(self, start, stop):
+        """The ids [start, stop) of the split as an int32 array, read from the shards (checked)."""
+        stop = min(stop, self.tokens)
+        parts, first = [], 0
+        for index, count in enumerate(self.counts):
+            lo, hi = max(start, first), min(stop, first + count)
+            if lo < hi:
+                self.check_shard(index)
+                offset = HEADER_BYTES + (lo - first) * self.itemsize
+                parts.append(np.fromfile(self.path(index), self.dtype, hi - lo, offset=offset))
+            first += count
+            if first >= stop:
+                break
+        return np.concatenate(parts).astype(np.int32) if parts else np.zeros((0,), np.int32)
+
+
+class PreparedDataset:
+    """A prepared dataset opened from its manifest (the shards are not read).
+
+    Args:
+        path: the dataset's folder.
+
+    Attributes:
+        path: `pathlib.Path` of the folder.
+        manifest: the manifest as a dict.
+        manifest_sha256: the hash of manifest.json, which names this dataset's content.
+        train, val: the two `TokenSplit`s.
+
+    Raises:
+        UserError: the folder holds no manifest, or one this lm_keras cannot read.
+    """
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        manifest_path = self.path / MANIFEST
+        if not manifest_path.is_file():
+            raise UserError(
+                f"{path} is not a prepared dataset (it holds no {MANIFEST}; an interrupted prepare "
+                "leaves none): run python -m lm_keras.prepare --output_dir=... first, or rerun it"
+            )
+        raw = manifest_path.read_bytes()
+        self.manifest_sha256 = hashlib.sha256(raw).hexdigest()
+        try:
+            manifest = json.loads(raw)
+            if manifest["format"] != FORMAT:
+                raise KeyError("format")
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{manifest_path} is not the manifest of a prepared dataset") from None
+        if manifest.get("version", 0) > FORMAT_VERSION:
+            raise UserError(
+                f"{manifest_path} has format version {manifest['version']}, newer than this lm_keras "
+                f"reads ({FORMAT_VERSION}); upgrade lm_keras"
+            )
+        self.manifest = manifest
+        shards = manifest["shards"]
+        for name in SPLITS:
+            split = manifest["splits"][name]
+            value = TokenSplit(
+                name=name,
+                directory=str(self.path / SHARDS),
+                dtype=shards["dtype"],
+                tokens_per_shard=shards["tokens_per_shard"],
+                counts=tuple(split["shard_tokens"]),
+                characters=split["characters"],
+            )
+            setattr(self, name, value)
+
+    @property
+    def vocab_size(self):
+        return self.manifest["tokenizer"]["vocab_size"]
+
+    @property
+    def tokenizer_dir(self):
+        return self.path / TOKENIZER
+
+    def tokenizer(self):
+        from lm_keras import tokenizers
+
+        return tokenizers.load(self.tokenizer_dir)
+
+    def check_ends(self):
+        """Checks the first and last shard of each split: a quick look, whatever the dataset's size."""
+        for split in (self.train, self.val):
+            for index in sorted({0, len(split.counts) - 1}):
+                split.check_shard(index)
+
+    def __repr__(self):
+        return f"PreparedDataset({str(self.path)!r}, train={self.train.tokens:,}, val={self.val.tokens:,})"

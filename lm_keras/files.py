@@ -1,0 +1,75 @@
+"""Atomic file writes: a temporary file in the same folder, flushed to disk, renamed into place.
+
+A process killed at any moment leaves the old file or the new one, never half of one,
+and a temporary file never has the final name. TensorFlow-free.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+
+def write_bytes_atomic(path, data, fsync=True):
+    """Writes `data` (bytes or a buffer) to `path` through a temporary file renamed into place.
+
+    `fsync=False` skips flushing the file to disk (a killed process cannot tear it either
+    way; only a crash of the machine could): for many small files flushed later at once.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; the final file is not
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path, text):
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path, obj):
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def replace_dir_atomic(fill, final):
+    """Makes the folder `final` by calling `fill(tmp)` on a temporary sibling, then renaming it.
+
+    An existing `final` is replaced; a failure leaves it as it was.
+    """
+    final = pathlib.Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())
+        fill(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def fsync_dir(path):
+    """Flushes a folder's entries (the names of files renamed into it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
