@@ -46,7 +46,7 @@ def test_demo_picks_python_docs_visibly_when_offline(tmp_path):
     empty = tmp_path / "no_data"
     empty.mkdir()
     result = subprocess.run(
-        [sys.executable, "-c", "from lm_keras.demo import pick_corpus; print(pick_corpus())"],
+        [sys.executable, "-c", "from lm_keras.commands.demo import pick_corpus; print(pick_corpus())"],
         capture_output=True,
         text=True,
         timeout=600,

@@ -9,6 +9,7 @@ import tempfile
 from lm_keras.config import Config, DataConfig
 from lm_keras.conversion import gpt2, huggingface, keras_hub_preset
 from lm_keras.errors import UserError
+from lm_keras.files import write_json_atomic
 from lm_keras.training import model_dir as md
 
 
@@ -74,7 +75,7 @@ def convert(source, model_dir, log=print):
         tf.train.CheckpointManager(
             tf.train.Checkpoint(model=model, step=step), str(tmp / md.CHECKPOINTS), 1
         ).save()
-        md.write_json_atomic(
+        write_json_atomic(
             tmp / md.CONFIG,
             {
                 **config.to_dict(),

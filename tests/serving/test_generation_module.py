@@ -171,11 +171,11 @@ def test_stock_ops_only_replaces_keras_xla_slice_update():
 @pytest.mark.parametrize(
     "settings, message",
     [
-        (dict(top_p=1.5), r"top_p must be in \(0, 1\]; received top_p=1.5"),
-        (dict(top_p=0.0), r"top_p must be in \(0, 1\]; received top_p=0.0"),
-        (dict(top_k=-1), "top_k must be an int >= 0; received top_k=-1"),
-        (dict(temperature=-0.5), "temperature must be >= 0; received temperature=-0.5"),
-        (dict(max_new_tokens=31), r"max_new_tokens must be an int in \[1, max_new_tokens_limit=30\]"),
+        (dict(top_p=1.5), r"top_p must be in \(0, 1\] \(1 keeps every token\); received top_p=1.5"),
+        (dict(top_p=0.0), r"top_p must be in \(0, 1\] \(1 keeps every token\); received top_p=0.0"),
+        (dict(top_k=-1), r"top_k must be an int >= 0 \(0 keeps every token\); received top_k=-1"),
+        (dict(temperature=-0.5), r"temperature must be >= 0 \(0 is greedy\); received temperature=-0.5"),
+        (dict(max_new_tokens=31), r"max_new_tokens must be an int in \[1, 30\]; received max_new_tokens=31"),
         (dict(max_batch_size=0), "max_batch_size must be a positive int; received max_batch_size=0"),
     ],
 )
