@@ -28,6 +28,7 @@ SCRIPTS = [
     "quality_spread.py",
     "run_all.py",
     "ablations.py",
+    "serve_load.py",
 ]
 
 
