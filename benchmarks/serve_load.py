@@ -17,6 +17,12 @@ every quarter of the run, and the end RSS is within 10% of the RSS after warm-up
 
 Without `--export_dir` it trains nothing: give an export (`python -m lm_keras.export`).
 It starts `python -m lm_keras.serve` itself with a short `--request_timeout_s`.
+
+`--throughput` measures request batching instead: greedy `generate` requests of
+`--new_tokens` each, from one client at a time and from `--clients` at once, against
+the batching server, and `--clients` at once against a server started with
+`--max_batch_size=1` (every request alone), alternated round by round in one run;
+it reports new tokens/s and their ratios.
 """
 
 import argparse
@@ -152,6 +158,55 @@ class Client:
                 return "closed"
 
 
+def throughput(url, clients, requests, new_tokens, timeout=600):
+    """New tokens/s of `requests` greedy generate calls of `new_tokens` each, `clients` at a time."""
+    import concurrent.futures
+
+    client = Client(url, 0, 0, 0)
+    body = {
+        "signature_name": "generate",
+        "instances": [
+            dict(prompt="ROMEO:", max_new_tokens=new_tokens, temperature=0.0, top_k=0, top_p=1.0, seed=1)
+        ],
+    }
+    data = json.dumps(body).encode()
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        statuses = list(
+            pool.map(lambda _: client.post(client.path + ":predict", data, timeout)[0], range(requests))
+        )
+    elapsed = time.monotonic() - started
+    if set(statuses) != {200}:
+        raise RuntimeError(f"answers {statuses}")
+    return requests * new_tokens / elapsed
+
+
+def measure_throughput(export_dir, clients, rounds, new_tokens):
+    """{variant: [tokens/s per round]} for one client at a time, `clients` at once batched, and
+    `clients` at once with every request alone, alternated round by round."""
+    servers = {
+        "batched": start_server(export_dir, 1 << 20, 30.0),
+        "alone": start_server(export_dir, 1 << 20, 30.0, ["--max_batch_size=1"]),
+    }
+    variants = {
+        "one_client_at_a_time": ("batched", 1),
+        f"{clients}_clients_batched": ("batched", clients),
+        f"{clients}_clients_each_alone": ("alone", clients),
+    }
+    figures = {name: [] for name in variants}
+    try:
+        for _, url in servers.values():  # warm-up: every batch size a round will meet
+            throughput(url, clients, clients, new_tokens)
+        for _ in range(rounds):
+            for name, (server, n) in variants.items():
+                figures[name].append(throughput(servers[server][1], n, max(n, 4), new_tokens))
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(timeout=30)
+    return figures
+
+
 def run_load(
     url,
     pid,
@@ -256,7 +311,20 @@ def main():
     parser.add_argument("--max_new_tokens_limit", type=int, default=256, help="the export's limit")
     parser.add_argument("--request_timeout_s", type=float, default=2.0)
     parser.add_argument("--bad_fraction", type=float, default=0.3)
+    parser.add_argument("--throughput", action="store_true", help="measure request batching instead")
+    parser.add_argument("--rounds", type=int, default=3, help="--throughput: alternation rounds")
+    parser.add_argument("--new_tokens", type=int, default=64, help="--throughput: new tokens per request")
     args = parser.parse_args()
+    if args.throughput:
+        import statistics
+
+        figures = measure_throughput(args.export_dir, args.clients, args.rounds, args.new_tokens)
+        medians = {name: statistics.median(values) for name, values in figures.items()}
+        one = medians["one_client_at_a_time"]
+        for name, value in medians.items():
+            print(f"{name:>28}: {value:8.1f} new tokens/s  ({value / one:.2f}x one client at a time)")
+        print(json.dumps({"new_tokens": args.new_tokens, "clients": args.clients, "rounds": figures}))
+        return
     process, url = start_server(args.export_dir, args.max_body_bytes, args.request_timeout_s)
     try:
         result = run_load(
