@@ -195,8 +195,10 @@ def measure_throughput(export_dir, clients, rounds, new_tokens):
     }
     figures = {name: [] for name in variants}
     try:
-        for _, url in servers.values():  # warm-up: every batch size a round will meet
-            throughput(url, clients, clients, new_tokens)
+        for _, url in servers.values():  # warm-up: the batch sizes the rounds meet (XLA compiles each)
+            throughput(url, 1, 2, new_tokens)
+            for _ in range(2):
+                throughput(url, clients, clients, new_tokens)
         for _ in range(rounds):
             for name, (server, n) in variants.items():
                 figures[name].append(throughput(servers[server][1], n, max(n, 4), new_tokens))

@@ -105,7 +105,7 @@ class ModelServer:
             for name, signature in self.model.signatures.items()
         }
         self._metadata = _metadata(path, model_name, self.version)
-        self._httpd = http.server.ThreadingHTTPServer((host, port), _handler_class(self))
+        self._httpd = _HTTPServer((host, port), _handler_class(self))
         self._httpd.daemon_threads = True
         self._thread = None
 
@@ -184,6 +184,12 @@ class ModelServer:
                 f"Servable not found for request: Specific({name}, {version}); this server "
                 f"serves version {self.version}"
             )
+
+
+class _HTTPServer(http.server.ThreadingHTTPServer):
+    # The listen backlog: socketserver's default of 5 resets connections when more clients
+    # than that connect at once (a burst of concurrent requests, which batching is for).
+    request_queue_size = 256
 
 
 class _NotFound(Exception):
