@@ -29,6 +29,7 @@ SCRIPTS = [
     "run_all.py",
     "ablations.py",
     "serve_load.py",
+    "decode_profile.py",
 ]
 
 
