@@ -19,6 +19,8 @@ Variants, alternated round by round (medians after warm-up):
   cached decoding loop in one graph, no XLA, as TF Serving runs it), loaded with
   `tf.saved_model.load` in this process; its `serving_default` exported greedy
   with 512 new tokens.
+- `exported_xla`: the same export with `--jit_compile=true` (the decoding loop an
+  XLA function inside the SavedModel), loaded the same way.
 - `hub_xla` / `hub_graph`: keras-hub's `GPT2CausalLM` on a `GPT2Backbone` of the
   same shape and context, `compile(sampler="greedy", jit_compile=True/False)`,
   `generate({"token_ids", "padding_mask"}, stop_token_ids=None)` on buffers of
@@ -73,13 +75,18 @@ def main():
 
     print("exporting the SavedModel...", flush=True)
     export_dir = common.scratch_dir(prefix="bench_export_")
-    path = save_version(
-        GenerationModule(
-            model, tokenizer, max_new_tokens=n, temperature=0.0, max_new_tokens_limit=max(n, 1024)
-        ),
-        export_dir,
-    )
-    exported = tf.saved_model.load(str(path)).signatures["serving_default"]
+    exported = {}
+    for jit in (False, True):
+        module = GenerationModule(
+            model,
+            tokenizer,
+            max_new_tokens=n,
+            temperature=0.0,
+            max_new_tokens_limit=max(n, 1024),
+            jit_compile=jit,
+        )
+        path = save_version(module, export_dir)
+        exported[jit] = tf.saved_model.load(str(path)).signatures["serving_default"]
 
     hub = {}
     try:
@@ -122,14 +129,18 @@ def main():
 
             return run
 
-        def savedmodel(prompts=prompts, tokens=tokens):
-            out = exported(prompt=tf.constant(prompts))["continuation"].numpy()
-            assert len(out[0]) == n
-            return tokens
+        def savedmodel(jit, prompts=prompts, tokens=tokens):
+            def run():
+                out = exported[jit](prompt=tf.constant(prompts))["continuation"].numpy()
+                assert len(out[0]) == n
+                return tokens
+
+            return run
 
         fast[f"ours_cached_xla_b{batch}"] = ours(True, True)
         fast[f"ours_cached_graph_b{batch}"] = ours(True, False)
-        fast[f"exported_b{batch}"] = savedmodel
+        fast[f"exported_b{batch}"] = savedmodel(False)
+        fast[f"exported_xla_b{batch}"] = savedmodel(True)
         ids = np.zeros((batch, len(prompts[0]) + n), np.int32)
         mask = np.zeros_like(ids, dtype=bool)
         for i, p in enumerate(prompts):
@@ -144,12 +155,14 @@ def main():
                 return tokens
 
             fast[f"hub_{kind}_b{batch}"] = run_hub
-        slow[f"ours_uncached_xla_b{batch}"] = ours(False, True)
+        if args.uncached_rounds > 0:
+            slow[f"ours_uncached_xla_b{batch}"] = ours(False, True)
 
     print(f"timing {len(fast)} variants, {args.rounds} rounds...", flush=True)
     results = common.alternate(fast, rounds=args.rounds, seconds=args.seconds)
     print(f"timing {len(slow)} uncached variants, {args.uncached_rounds} rounds of one call...", flush=True)
-    results.update(common.alternate(slow, rounds=args.uncached_rounds, warmup=1, repeats=1))
+    if slow:
+        results.update(common.alternate(slow, rounds=args.uncached_rounds, warmup=1, repeats=1))
 
     rows, summary = [], {}
     for name, r in results.items():

@@ -22,6 +22,12 @@ SEED_LIMIT = 2**62
 RANDOM_SEED_LIMIT = 2**31 - 1
 # The seed an export's request sends for "draw one at random" (any seed < 0 does).
 RANDOM_SEED = -1
+# Request batching, named as TF Serving's batching parameters are: `python -m lm_keras.serve`'s
+# --max_batch_size and --batch_timeout_micros, and the batching_parameters.txt an export writes
+# for TF Serving. A batch runs when it holds this many prompts, or this long after its first
+# request arrived; a few milliseconds are little beside a generation's hundreds.
+BATCHING_MAX_BATCH_SIZE = 16
+BATCHING_TIMEOUT_MICROS = 5000
 
 
 def settings_problem(

@@ -28,6 +28,8 @@ SCRIPTS = [
     "quality_spread.py",
     "run_all.py",
     "ablations.py",
+    "serve_load.py",
+    "decode_profile.py",
 ]
 
 

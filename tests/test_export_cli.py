@@ -74,9 +74,7 @@ def model_dir():
     return trained_model_dir("transformer")
 
 
-@pytest.fixture(scope="module")
-def export(model_dir, tmp_path_factory):
-    export_dir = tmp_path_factory.mktemp("export")
+def export_with(model_dir, export_dir, *flags):
     result = run_export(
         f"--model_dir={model_dir}",
         f"--export_dir={export_dir}",
@@ -84,16 +82,47 @@ def export(model_dir, tmp_path_factory):
         "--max_new_tokens=12",
         "--top_k=5",
         "--max_prompt_bytes=100",
+        *flags,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"exported {export_dir / '1'}" in result.stdout
+    return export_dir, result.stdout
+
+
+@pytest.fixture(scope="module")
+def export(model_dir, tmp_path_factory):
+    """The default export (--jit_compile=auto: the plain graph)."""
+    export_dir, stdout = export_with(model_dir, tmp_path_factory.mktemp("export"))
+    assert "decoding loop: a plain graph (every server runs it)" in stdout
     return export_dir
 
 
-def test_export_runs_in_a_bare_process_with_generates_output(export, model_dir, tmp_path):
+@pytest.fixture(scope="module")
+def xla_export(model_dir, tmp_path_factory):
+    export_dir, stdout = export_with(model_dir, tmp_path_factory.mktemp("xla_export"), "--jit_compile=true")
+    assert "decoding loop: an XLA program" in stdout and "--xla_cpu_compilation_enabled=true" in stdout
+    return export_dir
+
+
+@pytest.fixture(scope="module")
+def graph_export(model_dir, tmp_path_factory):
+    """--jit_compile=false said outright: the same plain graph as auto."""
+    export_dir, stdout = export_with(
+        model_dir, tmp_path_factory.mktemp("graph_export"), "--jit_compile=false"
+    )
+    assert "decoding loop: a plain graph (every server runs it)" in stdout
+    return export_dir
+
+
+EXPORTS = {"auto": "export", "true": "xla_export", "false": "graph_export"}
+
+
+@pytest.mark.parametrize("setting", ["auto", "true", "false"])
+def test_export_runs_in_a_bare_process_with_generates_output(setting, request, model_dir, tmp_path):
     from lm_keras.generation import generate
     from lm_keras.training.model_dir import load_trained
 
+    export = request.getfixturevalue(EXPORTS[setting])
     answer = run_bare(export / "1", tmp_path)
     assert answer["lm_keras_importable"] is False and answer["lm_keras_loaded"] is False
     trained = load_trained(model_dir)
@@ -145,6 +174,109 @@ def test_graph_holds_only_stock_ops(export):
         ops |= {node.op for node in function.node_def}
     assert not {op for op in ops if op.startswith("Xla") or "PyFunc" in op}, sorted(ops)
     assert "While" in ops  # the decoding loop is in the graph
+    assert not _must_compile(graph)
+
+
+def test_jit_compile_false_is_the_default_graph(export, graph_export):
+    """auto takes the form every server runs: the same functions as --jit_compile=false."""
+
+    def functions(version_dir):
+        library = saved_model_proto(version_dir).graph_def.library.function
+        return sorted((len(f.node_def), sorted(node.op for node in f.node_def)) for f in library)
+
+    assert functions(export / "1") == functions(graph_export / "1")
+
+
+def _must_compile(graph):
+    return [f.signature.name for f in graph.graph_def.library.function if f.attr["_XlaMustCompile"].b]
+
+
+def test_xla_export_holds_only_the_loop_in_xla_functions(xla_export):
+    """Only the decoding loop is XLA; the tokenizer and the checks around it stay stock ops."""
+    graph = saved_model_proto(xla_export / "1")
+    compiled = _must_compile(graph)  # one trace for each generating signature
+    assert len(compiled) == 2 and all("_decode_buckets" in name for name in compiled), compiled
+    ops = {node.op for function in graph.graph_def.library.function for node in function.node_def}
+    assert "XlaDynamicUpdateSlice" in ops and not {op for op in ops if "PyFunc" in op}
+
+
+def batching_parameters_message():
+    """TF Serving's BatchingParameters message (tensorflow_serving/servables/tensorflow/
+    session_bundle_config.proto, its fields as of TF Serving 2.x), built from a descriptor:
+    TF Serving's Python package does not ship this proto."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
+
+    pool = descriptor_pool.DescriptorPool()
+    wrappers = descriptor_pb2.FileDescriptorProto()
+    wrappers_pb2.DESCRIPTOR.CopyToProto(wrappers)
+    pool.Add(wrappers)
+    file = descriptor_pb2.FileDescriptorProto(
+        name="session_bundle_config.proto",
+        package="tensorflow.serving",
+        dependency=["google/protobuf/wrappers.proto"],
+        syntax="proto3",
+    )
+    message = file.message_type.add(name="BatchingParameters")
+    field = descriptor_pb2.FieldDescriptorProto
+    for number, name in enumerate(
+        ["max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads"], start=1
+    ):
+        message.field.add(
+            name=name,
+            number=number,
+            type=field.TYPE_MESSAGE,
+            type_name=".google.protobuf.Int64Value",
+            label=field.LABEL_OPTIONAL,
+        )
+    message.field.add(
+        name="thread_pool_name",
+        number=5,
+        type=field.TYPE_MESSAGE,
+        type_name=".google.protobuf.StringValue",
+        label=field.LABEL_OPTIONAL,
+    )
+    message.field.add(name="allowed_batch_sizes", number=6, type=field.TYPE_INT64, label=field.LABEL_REPEATED)
+    message.field.add(
+        name="pad_variable_length_inputs", number=7, type=field.TYPE_BOOL, label=field.LABEL_OPTIONAL
+    )
+    pool.Add(file)
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")
+    )()
+
+
+def test_batching_parameters_for_tf_serving_beside_the_saved_model(export):
+    from google.protobuf import text_format
+
+    from lm_keras import generation_settings
+
+    path = export / "1" / "assets.extra" / "batching_parameters.txt"
+    parameters = text_format.Parse(path.read_text(encoding="utf-8"), batching_parameters_message())
+    assert parameters.max_batch_size.value == generation_settings.BATCHING_MAX_BATCH_SIZE == 16
+    assert parameters.batch_timeout_micros.value == generation_settings.BATCHING_TIMEOUT_MICROS
+    assert parameters.num_batch_threads.value == 1 and parameters.max_enqueued_batches.value > 0
+    # TF Serving requires increasing sizes ending at max_batch_size.
+    assert list(parameters.allowed_batch_sizes) == [1, 2, 4, 8, 16]
+    # Only a file inside the version folder: the SavedModel is unchanged beside it.
+    assert sorted(p.name for p in (export / "1").iterdir()) == [
+        "assets",
+        "assets.extra",
+        "fingerprint.pb",
+        "saved_model.pb",
+        "variables",
+    ]
+
+
+def test_batching_parameters_never_exceed_the_exports_request_limit():
+    from google.protobuf import text_format
+
+    from lm_keras.serving.saved_model_export import batching_parameters
+
+    small = text_format.Parse(batching_parameters(max_batch_size=6), batching_parameters_message())
+    assert small.max_batch_size.value == 6 and list(small.allowed_batch_sizes) == [1, 2, 4, 6]
+    assert list(
+        text_format.Parse(batching_parameters(1), batching_parameters_message()).allowed_batch_sizes
+    ) == [1]
 
 
 def test_versions_are_numbered_and_never_overwritten(export, model_dir):
@@ -170,12 +302,13 @@ def test_a_directory_without_a_readable_model_is_one_line(tmp_path, damaged):
     assert not (tmp_path / "export").exists()
 
 
-def test_a_failed_export_leaves_no_version_and_keeps_earlier_ones(model_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("failing", ["saved_model", "batching_parameters"])
+def test_a_failed_export_leaves_no_version_and_keeps_earlier_ones(model_dir, tmp_path, monkeypatch, failing):
     import tensorflow as tf
 
-    from lm_keras.serving.saved_model_export import export_saved_model
+    from lm_keras.serving import saved_model_export
 
-    first = export_saved_model(model_dir, tmp_path, max_new_tokens=4)
+    first = saved_model_export.export_saved_model(model_dir, tmp_path, max_new_tokens=4)
     assert first == tmp_path / "1" and (first / "saved_model.pb").is_file()
     files = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
 
@@ -183,9 +316,15 @@ def test_a_failed_export_leaves_no_version_and_keeps_earlier_ones(model_dir, tmp
         (pathlib.Path(path) / "saved_model.pb").write_bytes(b"half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(tf.saved_model, "save", broken_save)
+    def broken_parameters(max_batch_size):
+        raise OSError("disk full")
+
+    if failing == "saved_model":
+        monkeypatch.setattr(tf.saved_model, "save", broken_save)
+    else:  # the SavedModel is written whole; the file beside it fails
+        monkeypatch.setattr(saved_model_export, "batching_parameters", broken_parameters)
     with pytest.raises(OSError, match="disk full"):
-        export_saved_model(model_dir, tmp_path, max_new_tokens=4)
+        saved_model_export.export_saved_model(model_dir, tmp_path, max_new_tokens=4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1"]  # no version 2, no temporary folder
     assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == files
 

@@ -21,6 +21,7 @@ START_TIMEOUT = 180
 REQUEST_TIMEOUT = 120
 MAX_BODY = 4096
 MAX_PROMPT_BYTES = 200
+REQUEST_TIMEOUT_S = 2.0  # the server's: a stalled client is hung up on after this
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,8 @@ def server(trained, tmp_path_factory):
             "--model_name=lm",
             "--port=0",
             f"--max_body_bytes={MAX_BODY}",
+            f"--request_timeout_s={REQUEST_TIMEOUT_S}",
+            "--batch_timeout_micros=20000",
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -270,4 +273,87 @@ def test_an_empty_export_dir_is_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: --export_dir={tmp_path} holds no version folder with a saved_model.pb; export one first "
         "(python -m lm_keras.export --model_dir=... --export_dir=...)"
+    )
+
+
+def test_concurrent_sampled_requests_each_get_their_own_seed(server, trained):
+    """Requests batched together (the server batches by default) draw what each would draw alone."""
+    from lm_keras.generation import generate
+
+    url, _ = server
+    prompts = ["ROMEO:", "JULIET:", "First Citizen:", "O", "KING:", ""]
+
+    def ask(i):
+        instance = dict(
+            prompt=prompts[i], max_new_tokens=6 + i, temperature=0.9, top_k=0, top_p=1.0, seed=100 + i
+        )
+        return request(url + ":predict", {"signature_name": "generate", "instances": [instance]})
+
+    with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
+        answers = list(pool.map(ask, range(len(prompts)), timeout=REQUEST_TIMEOUT))
+    for i, (status, answer) in enumerate(answers):
+        assert status == 200, answer
+        alone = generate(
+            trained.model,
+            trained.tokenizer,
+            [prompts[i]],
+            max_new_tokens=6 + i,
+            temperature=0.9,
+            top_k=0,
+            seed=100 + i,
+        )
+        assert answer["predictions"][0]["continuation"] == alone[0], i
+
+
+def test_a_short_load_of_good_and_bad_requests_holds(server):
+    """benchmarks/serve_load.py for a few seconds: every bad request a 4xx (the stalled client
+    closed by the timeout), no 5xx, good requests answered throughout, RSS flat, server alive."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import serve_load
+
+    url, process = server
+    result = serve_load.run_load(
+        url,
+        process.pid,
+        seconds=6,
+        clients=len(serve_load.BAD_KINDS),
+        max_body_bytes=MAX_BODY,
+        max_new_tokens_limit=50,
+        request_timeout_s=REQUEST_TIMEOUT_S,
+        bad_fraction=0.5,
+    )
+    assert result["holds"], (
+        result["problems"],
+        result["by_kind_and_status"],
+        result["rss_after_warmup_bytes"],
+        result["rss_end_bytes"],
+    )
+    assert set(result["by_kind_and_status"]) >= set(serve_load.BAD_KINDS) | set(serve_load.GOOD_KINDS), result
+    assert result["by_kind_and_status"]["stalled_half_body"] == {
+        "closed": result["by_kind_and_status"]["stalled_half_body"]["closed"]
+    }
+    assert process.poll() is None and request(url)[0] == 200
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--max_batch_size=0", "--max_batch_size must be >= 1; received max_batch_size=0"),
+        (
+            "--batch_timeout_micros=-1",
+            "--batch_timeout_micros must be >= 0; received batch_timeout_micros=-1",
+        ),
+        ("--request_timeout_s=0", "--request_timeout_s must be > 0; received request_timeout_s=0.0"),
+    ],
+)
+def test_bad_batching_flags_are_one_line(tmp_path, flag, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "lm_keras.serve", f"--export_dir={tmp_path}", flag],
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        cwd=REPO,
+    )
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == f"error: {message}", (
+        result.stderr
     )

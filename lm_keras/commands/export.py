@@ -5,16 +5,25 @@ model.safetensors, vocab.json, merges.txt), for a Transformer whose options GPT-
 
 Writes `EXP/<version>/`, a SavedModel with the tokenizer, the decoding loop and the
 detokenizer in its graph, atomically (a failed export leaves no half version and
-never touches earlier ones). Signatures: `serving_default` (prompt -> continuation,
-with the settings below), `generate` (every setting per prompt),
-`next_token_logits`, `tokenize` and `detokenize`; see
+never touches earlier ones), and an example of TF Serving's batching parameters for
+it in `EXP/<version>/assets.extra/batching_parameters.txt`. Signatures:
+`serving_default` (prompt -> continuation, with the settings below), `generate`
+(every setting per prompt), `next_token_logits`, `tokenize` and `detokenize`; see
 `lm_keras.serving.generation_module.GenerationModule`.
+
+`--jit_compile` chooses the decoding loop's form. `false`: a plain graph, which every
+server runs. `true`: an XLA program, several times faster, for servers that compile
+XLA: `python -m lm_keras.serve`, `tf.saved_model.load`, and TF Serving started with
+`--xla_cpu_compilation_enabled=true` (without that flag TF Serving refuses every XLA
+function, on CPU and GPU alike). `auto` (the default) is `false`: an export cannot
+know the server it will meet, so it takes the form that runs everywhere.
 """
 
 from absl import flags
 
 from lm_keras import generation_settings
 from lm_keras.commands import cli
+from lm_keras.config import JIT_CHOICES
 
 FLAGS = flags.FLAGS
 
@@ -84,6 +93,13 @@ def define_flags():
     flags.DEFINE_integer(
         "max_batch_size", generation_settings.MAX_BATCH_SIZE, "requests with more prompts are refused"
     )
+    flags.DEFINE_enum(
+        "jit_compile",
+        "auto",
+        JIT_CHOICES,
+        "the decoding loop as an XLA program (true; needs a server that compiles XLA) or a plain graph "
+        "(false; runs in every server); auto: false, the form every server runs",
+    )
 
 
 def main(argv):
@@ -91,6 +107,8 @@ def main(argv):
     problem = check_flags()
     if problem:
         cli.fail(problem, cli.EXIT_USAGE)
+    # auto takes the form every server runs (see the module docstring).
+    jit_compile = FLAGS.jit_compile == "true"
     cli.quiet_tensorflow()
     from lm_keras.errors import UserError
 
@@ -117,11 +135,18 @@ def main(argv):
             max_prompt_bytes=FLAGS.max_prompt_bytes,
             max_new_tokens_limit=FLAGS.max_new_tokens_limit,
             max_batch_size=FLAGS.max_batch_size,
+            jit_compile=jit_compile,
         )
     except UserError as e:
         cli.fail(str(e), cli.EXIT_FAILURE)
+    loop = (
+        "an XLA program (serve it where XLA compiles: TF Serving needs --xla_cpu_compilation_enabled=true)"
+        if jit_compile
+        else "a plain graph (every server runs it)"
+    )
     print(
-        f"exported {path}: signatures serving_default, generate, next_token_logits, tokenize, detokenize",
+        f"exported {path}: signatures serving_default, generate, next_token_logits, tokenize, detokenize; "
+        f"decoding loop: {loop}",
         flush=True,
     )
 

@@ -1,7 +1,10 @@
 """Serve an export over TF Serving's REST API: `python -m lm_keras.serve --export_dir=EXP [flags]`.
 
 A small server for development and tests: the same URLs, request and answer
-formats as TF Serving's REST API, for the highest version in EXP. Production
+formats as TF Serving's REST API, for the highest version in EXP. Concurrent
+`serving_default` and `generate` requests that arrive within `--batch_timeout_micros`
+run as one batched call of up to `--max_batch_size` prompts (TF Serving's batching
+parameters' names); each answer equals the request's alone. Production
 runs the `tensorflow/serving` container on the same EXP (see README.md).
 
     curl -s http://127.0.0.1:8501/v1/models/model:predict -d '{"instances": [{"prompt": "ROMEO:"}]}'
@@ -22,6 +25,20 @@ def define_flags():
     flags.DEFINE_string("host", "127.0.0.1", "address to bind; 127.0.0.1 serves this machine only")
     flags.DEFINE_integer("port", 8501, "port to listen on (TF Serving's REST port); 0 picks a free one")
     flags.DEFINE_integer("max_body_bytes", 1 << 20, "larger request bodies are refused with 400")
+    flags.DEFINE_integer(
+        "max_batch_size",
+        16,
+        "concurrent serving_default/generate requests run as one call of up to this many prompts "
+        "(TF Serving's batching parameter); 1 runs each request alone",
+    )
+    flags.DEFINE_float(
+        "request_timeout_s", 30.0, "a client that sends nothing for this long (half a body) is hung up on"
+    )
+    flags.DEFINE_integer(
+        "batch_timeout_micros",
+        5000,
+        "how long a batch waits for more requests after its first (microseconds)",
+    )
 
 
 def main(argv):
@@ -33,6 +50,21 @@ def main(argv):
     if FLAGS.max_body_bytes <= 0:
         cli.fail(
             f"--max_body_bytes must be > 0; received max_body_bytes={FLAGS.max_body_bytes}", cli.EXIT_USAGE
+        )
+    if not FLAGS.request_timeout_s > 0:
+        cli.fail(
+            f"--request_timeout_s must be > 0; received request_timeout_s={FLAGS.request_timeout_s}",
+            cli.EXIT_USAGE,
+        )
+    if FLAGS.max_batch_size < 1:
+        cli.fail(
+            f"--max_batch_size must be >= 1; received max_batch_size={FLAGS.max_batch_size}", cli.EXIT_USAGE
+        )
+    if FLAGS.batch_timeout_micros < 0:
+        cli.fail(
+            "--batch_timeout_micros must be >= 0; "
+            f"received batch_timeout_micros={FLAGS.batch_timeout_micros}",
+            cli.EXIT_USAGE,
         )
     if not FLAGS.model_name or "/" in FLAGS.model_name or ":" in FLAGS.model_name:
         cli.fail(
@@ -48,6 +80,9 @@ def main(argv):
             host=FLAGS.host,
             port=FLAGS.port,
             max_body_bytes=FLAGS.max_body_bytes,
+            max_batch_size=FLAGS.max_batch_size,
+            batch_timeout_micros=FLAGS.batch_timeout_micros,
+            request_timeout_s=FLAGS.request_timeout_s,
         )
     except FileNotFoundError as e:
         cli.fail(str(e), cli.EXIT_FAILURE)

@@ -80,19 +80,27 @@ def decode(
         token = tf.where(keep, tf.gather(tokens, position, axis=1), sampled)  # (B,)
         return tf.where(positions == position, token[:, None], tokens)  # (B, W)
 
-    def body(position, tokens, logits, state):
-        tokens = write(position, tokens, logits)
-        logits, state = decoder.step(tokens, position, state, use_cache)  # logits of position + 1
-        return position + 1, tokens, logits, state
-
     logits, state = decoder.start(tokens, prompt_width, first, use_cache)
-    # Every position but the last goes through the loop; the last needs no logits after it.
-    position, tokens, logits, _ = tf.while_loop(
-        lambda position, *_: position < stop - 1,
-        body,
-        (first, tokens, logits, state),
-        maximum_iterations=width,
-    )
+    position = first
+    # One loop per phase of the decoder (for the Transformer, each attends over a longer
+    # cache), each over static shapes. Every position but the last goes through a loop;
+    # the last needs no logits after it.
+    for phase in decoder.phases(prompt_width, prompt_width + new_width, use_cache):
+        if phase.enter is not None:
+            state = phase.enter(state)
+        limit = stop - 1 if phase.end is None else tf.minimum(stop - 1, phase.end)
+
+        def body(position, tokens, logits, state, step=phase.step):
+            tokens = write(position, tokens, logits)
+            logits, state = step(tokens, position, state)  # logits of position + 1
+            return position + 1, tokens, logits, state
+
+        position, tokens, logits, state = tf.while_loop(
+            lambda position, *_, limit=limit: position < limit,
+            body,
+            (position, tokens, logits, state),
+            maximum_iterations=width,
+        )
     tokens = write(position, tokens, logits)
 
     offsets = tf.range(new_width)[None, :]  # (1, N)

@@ -1,6 +1,26 @@
 """The interface between the decoding loop and a model family."""
 
+import dataclasses
+from collections.abc import Callable
+
 import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One `tf.while_loop` of the decoding loop.
+
+    Attributes:
+        step: `(tokens, position, state) -> (logits, state)`, as `Decoder.step`.
+        end: the phase fills the positions below this (an int or scalar tensor), or
+            every position left (None).
+        enter: `state -> state`, applied before the phase's first step (a larger
+            cache, for example), or None.
+    """
+
+    step: Callable
+    end: object = None
+    enter: Callable | None = None
 
 
 class Decoder:
@@ -11,7 +31,8 @@ class Decoder:
     decoder for the logits of the first position to fill, then, after writing the
     token at each position, for the logits of the next one. A decoder carries
     whatever state makes that cheap (a key/value cache, LSTM states) in a nest of
-    tensors of fixed shapes, so the loop is one `tf.while_loop` over static shapes.
+    tensors of fixed shapes, so each phase of the loop (see `phases`) is one
+    `tf.while_loop` over static shapes.
 
     Subclasses: `TransformerDecoder`, `RecurrentDecoder`, `WindowDecoder`; pick
     one with `decoder_for(model)`.
@@ -52,6 +73,22 @@ class Decoder:
         """(logits `(B, V)` of the token at `position + 1`, new state), once the buffer
         holds its token at `position`."""
         raise NotImplementedError
+
+    def phases(self, prompt_width, reach, use_cache):
+        """The loop's phases, in order: a list of `Phase`s.
+
+        The loop runs each phase as one `tf.while_loop` over static shapes: at each
+        position not yet filled and below the phase's `end`, it writes the token
+        there and calls the phase's `step`. One phase of `step` by default;
+        `TransformerDecoder` attends over a longer cache in each.
+
+        Args:
+            prompt_width: int or scalar tensor, the width of the padded prompts.
+            reach: int or scalar tensor, the most positions the loop may fill (the
+                prompts' width + the room for new tokens).
+            use_cache: Python bool.
+        """
+        return [Phase(lambda tokens, position, state: self.step(tokens, position, state, use_cache))]
 
     def next_token_logits(self, token_ids):
         """`(B, V)` float32 logits of the token after each row of `token_ids` `(B, T)`,

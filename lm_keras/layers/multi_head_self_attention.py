@@ -61,11 +61,13 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             keys at padded positions get zero weight.
         use_causal_mask: bool, whether position `i` attends only to positions `<= i`.
         return_attention_scores: bool, whether to also return the attention weights.
-        cache: optional `(B, 2, S, H, D)` key/value cache for incremental decoding
-            (index 0 keys, 1 values; `S` the context). The layer writes this call's
-            keys and values at positions `cache_index .. cache_index + T - 1` and
-            attends causally over the cache; `padding_mask` and `use_causal_mask`
-            are then not used.
+        cache: optional key/value cache for incremental decoding, a pair `(keys,
+            values)` of `(B, H, S, D)` tensors (`S` positions, at most the context).
+            The layer writes this call's keys and values at positions `cache_index
+            .. cache_index + T - 1`, which must be `< S`, and attends causally over
+            the cache; `padding_mask` and `use_causal_mask` are then not used. A
+            cache shorter than the context costs less to attend over (see
+            `TransformerLM.init_cache`).
         cache_index: scalar int32 tensor, where this call's tokens go in the cache.
         training: bool, whether attention dropout is active.
 
@@ -189,16 +191,22 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         # Scaling the queries is cheaper than scaling the (B, H, T, S) scores.
         query = query * ops.cast(1.0 / math.sqrt(self.key_dim), query.dtype)
 
+        scores_equation, heads_equation = "bthk,bshk->bhts", "bhts,bshk->bthk"
         if cache is not None:
-            new_cache = ops.slice_update(
-                cache, (0, 0, cache_index, 0, 0), ops.stack((key, value), axis=1)
-            )  # (B, 2, S, H, D)
-            key, value = new_cache[:, 0], new_cache[:, 1]  # 2 x (B, S, H, D)
-            mask = _cache_mask(ops.shape(query)[1], ops.shape(key)[1], cache_index)  # (T, S)
+            # Keys and values are two tensors (B, H, S, D): a step's two products with them
+            # are then batch matmuls over (B, H) that read them where they lie. With the
+            # heads after the positions, or both in one tensor, XLA would copy (and
+            # transpose) the whole cache at every step.
+            start = (0, 0, cache_index, 0)
+            key = ops.slice_update(cache[0], start, ops.transpose(key, (0, 2, 1, 3)))  # (B, H, S, D)
+            value = ops.slice_update(cache[1], start, ops.transpose(value, (0, 2, 1, 3)))  # (B, H, S, D)
+            new_cache = (key, value)
+            mask = _cache_mask(ops.shape(query)[1], ops.shape(key)[2], cache_index)  # (T, S)
+            scores_equation, heads_equation = "bthk,bhsk->bhts", "bhts,bhsk->bthk"
         else:
             mask = _attention_mask(ops.shape(inputs)[1], padding_mask, use_causal_mask)
 
-        scores = ops.einsum("bthk,bshk->bhts", query, key)  # (B, H, T, S)
+        scores = ops.einsum(scores_equation, query, key)  # (B, H, T, S)
         scores = ops.cast(scores, "float32")
         if mask is not None:
             scores = ops.where(mask, scores, _MASKED_SCORE)
@@ -206,7 +214,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         attention = ops.cast(weights, self.compute_dtype)
         if self.dropout > 0.0:
             attention = self.attention_dropout(attention, training=training)
-        heads = ops.einsum("bhts,bshk->bthk", attention, value)  # (B, T, H, D)
+        heads = ops.einsum(heads_equation, attention, value)  # (B, T, H, D)
         outputs = ops.einsum("bthk,hkd->btd", heads, self.output_kernel)  # (B, T, d)
         if self.use_bias:
             outputs = outputs + self.output_bias
@@ -235,10 +243,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         outputs = (keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.compute_dtype),)
         if return_attention_scores:
             batch, length = inputs.shape[:2]
-            keys = length if cache is None else cache.shape[2]
+            keys = length if cache is None else cache[0].shape[2]
             outputs += (keras.KerasTensor((batch, self.num_heads, length, keys), dtype="float32"),)
         if cache is not None:
-            outputs += (keras.KerasTensor(cache.shape, dtype=cache.dtype),)
+            outputs += (tuple(keras.KerasTensor(c.shape, dtype=c.dtype) for c in cache),)
         return outputs[0] if len(outputs) == 1 else outputs
 
     def get_config(self):

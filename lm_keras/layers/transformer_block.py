@@ -52,8 +52,8 @@ class TransformerBlock(keras.layers.Layer):
         padding_mask: optional `(B, T)` bool or int tensor, true/1 for real tokens.
         return_attention_scores: bool, whether to also return the attention
             weights `(B, H, T, T)`.
-        cache: optional `(B, 2, S, H, d / H)` key/value cache of this block's
-            attention; see `MultiHeadSelfAttention`.
+        cache: optional key/value cache of this block's attention, a pair `(keys,
+            values)` of `(B, H, S, d / H)` tensors; see `MultiHeadSelfAttention`.
         cache_index: scalar int32 tensor, the position of the first input token.
         training: bool, whether dropout is active.
 

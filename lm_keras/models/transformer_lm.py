@@ -284,11 +284,23 @@ class TransformerLM(keras.Model):
             maps.append(weights)  # (B, H, T, T)
         return ops.stack(maps, axis=1)  # (B, L, H, T, T)
 
-    def init_cache(self, batch_size):
-        """An empty key/value cache: a tuple of `num_layers` zero tensors
-        `(batch_size, 2, seq_len, num_heads, hidden_dim / num_heads)` in the compute dtype."""
-        shape = (batch_size, 2, self.seq_len, self.num_heads, self.hidden_dim // self.num_heads)
-        return tuple(ops.zeros(shape, dtype=self.compute_dtype) for _ in self.blocks)
+    def init_cache(self, batch_size, length=None):
+        """An empty key/value cache: a tuple of `num_layers` pairs `(keys, values)` of zero
+        tensors `(batch_size, num_heads, length, hidden_dim / num_heads)` in the compute dtype.
+
+        Args:
+            batch_size: int or scalar tensor.
+            length: int or scalar tensor, the positions the cache holds, at most
+                `seq_len` (the default). A shorter cache costs less to attend over;
+                a decoding loop can start short and grow it (see
+                `lm_keras.generation.TransformerDecoder`).
+        """
+        length = self.seq_len if length is None else length
+        shape = (batch_size, self.num_heads, length, self.hidden_dim // self.num_heads)
+        return tuple(
+            (ops.zeros(shape, dtype=self.compute_dtype), ops.zeros(shape, dtype=self.compute_dtype))
+            for _ in self.blocks
+        )
 
     def call_with_cache(self, token_ids, cache, cache_index):
         """Runs `token_ids` at positions `cache_index .. cache_index + t - 1` against a cache.
@@ -301,7 +313,7 @@ class TransformerLM(keras.Model):
             token_ids: `(B, t)` int32 token ids.
             cache: the cache from `init_cache` or a previous call.
             cache_index: scalar int32 tensor, the position of `token_ids[:, 0]`;
-                `cache_index + t <= seq_len`.
+                `cache_index + t <=` the cache's length.
 
         Returns:
             `(logits, new_cache)`: `(B, t, V)` float32 logits and the cache with

@@ -1,8 +1,10 @@
 """The exported model: tokenizer, decoding loop and detokenizer in one TF graph."""
 
 import contextlib
+import math
 
 import tensorflow as tf
+from keras.src.backend.tensorflow import core as keras_tensorflow_core
 
 from lm_keras import generation_settings
 from lm_keras.generation.decode_loop import decode
@@ -11,6 +13,9 @@ from lm_keras.generation.text_generation import EMPTY_PROMPT
 
 # Token-id tensors are right-padded with this where rows differ in length.
 PAD_ID = -1
+_LOG_2 = math.log(2.0)
+# Keras's own lowering of `ops.slice_update` (XLA's dynamic-update-slice), for XLA functions.
+_KERAS_SLICE_UPDATE = keras_tensorflow_core.dynamic_update_slice
 
 
 class GenerationModule(tf.Module):
@@ -46,14 +51,21 @@ class GenerationModule(tf.Module):
     the limit.
 
     The decoding loop is `lm_keras.generation.decode` (the same function
-    `generate` runs in-process, with the key/value cache or LSTM state), traced
-    without `jit_compile`: TF Serving disables XLA's CPU JIT by default (a graph
-    that needs it fails on its first request), and the shapes here change with
-    every request (batch, prompt length, `max_new_tokens`), which would compile
-    anew for each. For the same reason, save it under `stock_ops_only()` (as
-    `export_saved_model` does): that keeps Keras's XLA-only `XlaDynamicUpdateSlice`
-    (its TensorFlow `slice_update`, which the attention's cache write uses) out
-    of the graph. The plain graph runs on every TF build.
+    `generate` runs in-process, with the key/value cache or LSTM state). With
+    `jit_compile=False` it is traced as a plain graph, which runs on every TF
+    build and server. TF Serving compiles no XLA unless started with
+    `--xla_cpu_compilation_enabled=true` (without it, its `main` calls
+    `tensorflow::DisableXlaCompilation()`, and any XLA function fails on its
+    first request, on every device). With `jit_compile=True` the loop is an XLA
+    function (`_XlaMustCompile`), for servers that compile XLA: TF Serving with
+    that flag, `tf.saved_model.load`, and this repository's session loader and
+    server. XLA compiles one program per input shape, so the loop's inputs are
+    padded to buckets first (the batch, the prompts' width and the room for new
+    tokens each to a power of two; see `_decode_compiled`): a server compiles
+    a few programs, once each, not one per request. Either way, save it under
+    `stock_ops_only()` (as `export_saved_model` does): that keeps Keras's
+    XLA-only `XlaDynamicUpdateSlice` (its TensorFlow `slice_update`, which the
+    attention's cache write uses) out of the graph.
 
     Args:
         model: a `TransformerLM`, `LSTMLM` or documented LSTM.
@@ -63,6 +75,7 @@ class GenerationModule(tf.Module):
         max_prompt_bytes: the longest prompt accepted, in UTF-8 bytes.
         max_new_tokens_limit: the most tokens one request may ask for.
         max_batch_size: the most prompts in one request.
+        jit_compile: bool, whether the decoding loop is an XLA function (see above).
 
     Example:
 
@@ -82,6 +95,7 @@ class GenerationModule(tf.Module):
         max_prompt_bytes=generation_settings.MAX_PROMPT_BYTES,
         max_new_tokens_limit=generation_settings.MAX_NEW_TOKENS_LIMIT,
         max_batch_size=generation_settings.MAX_BATCH_SIZE,
+        jit_compile=False,
         name="lm_keras_generation",
     ):
         super().__init__(name=name)
@@ -114,6 +128,7 @@ class GenerationModule(tf.Module):
         self.max_prompt_bytes = max_prompt_bytes
         self.max_new_tokens_limit = max_new_tokens_limit
         self.max_batch_size = max_batch_size
+        self.jit_compile = bool(jit_compile)
         self.settings = dict(
             max_new_tokens=int(max_new_tokens),
             temperature=float(temperature),
@@ -123,6 +138,7 @@ class GenerationModule(tf.Module):
         # A plain attribute list, so tf.Module tracks neither the decoder nor the model it
         # holds (see model_variables).
         self._decoder = [decoder_for(model, pad_id=int(tokenizer.encode(EMPTY_PROMPT)[-1]))]
+        self._xla_decode = tf.function(self._decode_buckets, jit_compile=True)
         self.serving_default = tf.function(
             self._serving_default, input_signature=[tf.TensorSpec([None], tf.string, name="prompt")]
         )
@@ -295,20 +311,64 @@ class GenerationModule(tf.Module):
         seed = settings["seed"]
         random_seeds = tf.random.uniform([batch], 0, generation_settings.RANDOM_SEED_LIMIT, dtype=tf.int64)
         seed = tf.where(seed < 0, random_seeds, seed)
-        new_tokens = decode(
-            self.decoder,
-            ids.to_tensor(default_value=0),
-            kept,
-            n,
-            tf.reduce_max(n),
-            temperature,
-            settings["top_k"],
-            top_p,
-            seed,
-            use_cache=True,
-        )  # (B, N)
+        ids = ids.to_tensor(default_value=0)  # (B, P)
+        if self.jit_compile:
+            new_tokens = self._decode_compiled(ids, kept, n, temperature, settings["top_k"], top_p, seed)
+        else:
+            new_tokens = decode(
+                self.decoder, ids, kept, n, tf.reduce_max(n), temperature, settings["top_k"], top_p, seed
+            )  # (B, N)
         text = self.tokenizer.detokenize(tf.RaggedTensor.from_tensor(new_tokens, padding=PAD_ID))  # (B,)
         return {"continuation": _valid_utf8(text), "prompt_tokens_dropped": lengths - kept}
+
+    def _decode_compiled(self, ids, lengths, max_new_tokens, temperature, top_k, top_p, seeds):
+        """`decode` as an XLA program, on inputs padded to shape buckets: the batch, the
+        prompts' width and the room for new tokens each rounded up to a power of two.
+        Padding rows (one token, one new token) are dropped from the result; the wider
+        buffers change no row's tokens (see `decode`). Returns `(B, N')` with `N' >= N`,
+        every row's extra columns -1 like the columns after its own `max_new_tokens`."""
+        batch, width = tf.shape(ids)[0], tf.shape(ids)[1]
+        rows = _power_of_two_at_least(batch)
+        padded_width = _power_of_two_at_least(width)
+        if self.decoder.context:
+            padded_width = tf.minimum(padded_width, self.decoder.context)
+        extra = rows - batch
+
+        def pad(values, value):
+            return tf.concat([values, tf.fill([extra], tf.constant(value, values.dtype))], axis=0)
+
+        # The room's static shape becomes the loop's buffer width inside the XLA program.
+        room = tf.zeros([_power_of_two_at_least(tf.reduce_max(max_new_tokens)), 0])
+        new_tokens = self._xla_decode(
+            tf.pad(ids, [[0, extra], [0, padded_width - width]]),  # (rows, padded width)
+            pad(lengths, 1),
+            pad(max_new_tokens, 1),
+            room,
+            pad(temperature, 0.0),
+            pad(top_k, 0),
+            pad(top_p, 1.0),
+            pad(seeds, 0),
+        )  # (rows, N')
+        return new_tokens[:batch]
+
+    def _decode_buckets(self, ids, lengths, max_new_tokens, room, temperature, top_k, top_p, seeds):
+        # Inside XLA every shape is a compile-time constant, the room's too.
+        new_width = tf.shape(room)[0]
+        with _slice_update_as(_KERAS_SLICE_UPDATE):  # see stock_ops_only
+            return decode(
+                self.decoder, ids, lengths, max_new_tokens, new_width, temperature, top_k, top_p, seeds
+            )
+
+
+def _power_of_two_at_least(size):
+    """The smallest power of two >= size (scalar int32 tensor, >= 1)."""
+    size = tf.maximum(tf.cast(size, tf.int32), 1)
+    power = tf.bitwise.left_shift(
+        1, tf.cast(tf.math.ceil(tf.math.log(tf.cast(size, tf.float64)) / _LOG_2), tf.int32)
+    )
+    # log() may round either way at exact powers of two: step to the right one.
+    power = tf.where(power < size, power * 2, power)
+    return tf.where(power // 2 >= size, power // 2, power)
 
 
 @contextlib.contextmanager
@@ -325,16 +385,22 @@ def stock_ops_only():
     because Keras has no public way to choose how its TensorFlow backend lowers
     `slice_update`, and the attention layer's cache write must stay `keras.ops` to
     run on every backend. `tests/serving/test_generation_module.py` fails if Keras
-    moves the function or stops lowering `slice_update` through it.
+    moves the function or stops lowering `slice_update` through it. An XLA function
+    traced inside the block (`jit_compile=True`) goes back to Keras's own op, which
+    XLA updates in place; the stock op needs offsets known at compile time.
     """
-    from keras.src.backend.tensorflow import core
+    with _slice_update_as(_strided_slice_update):
+        yield
 
-    original = core.dynamic_update_slice
-    core.dynamic_update_slice = _strided_slice_update
+
+@contextlib.contextmanager
+def _slice_update_as(function):
+    original = keras_tensorflow_core.dynamic_update_slice
+    keras_tensorflow_core.dynamic_update_slice = function
     try:
         yield
     finally:
-        core.dynamic_update_slice = original
+        keras_tensorflow_core.dynamic_update_slice = original
 
 
 def _strided_slice_update(operand, update, start_indices):

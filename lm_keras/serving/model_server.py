@@ -13,10 +13,17 @@ import pathlib
 import re
 import threading
 
+from lm_keras.serving.request_batcher import RequestBatcher
 from lm_keras.serving.rest_api import RequestError, format_predict_response, parse_predict_request
 from lm_keras.serving.session_model import SessionModel
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+# A client that sends nothing for this long (half a body, say) is hung up on, so it holds no thread.
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
+# Request batching, as generation_settings.BATCHING_* (this module imports nothing of lm_keras
+# outside serving, so the numbers are repeated; tests/serving/test_request_batcher.py checks).
+DEFAULT_MAX_BATCH_SIZE = 16
+DEFAULT_BATCH_TIMEOUT_MICROS = 5000
 # Oversized bodies up to this size are read and dropped before the 400 answer.
 _DRAIN_LIMIT = 64 << 20
 _PREDICT = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
@@ -40,6 +47,12 @@ class ModelServer:
     `max_body_bytes`, a check failing in the graph), 404 for an unknown model,
     version or path. The server keeps serving after any of them.
 
+    Concurrent `serving_default` and `generate` calls that arrive within
+    `batch_timeout_micros` of each other run as one batched call of up to
+    `max_batch_size` prompts (see `RequestBatcher`; TF Serving's batching
+    parameters of the same names). Each answer equals the request's alone: the
+    decoding loop gives every row what decoding it alone gives, with its own seed.
+
     Args:
         export_dir: the folder holding numeric version folders (`export`'s
             `--export_dir`, TF Serving's `--model_base_path`).
@@ -47,6 +60,11 @@ class ModelServer:
         host: the address to bind; 127.0.0.1 keeps it on this machine.
         port: the port; 0 picks a free one (see `address`).
         max_body_bytes: the largest request body accepted.
+        max_batch_size: the most prompts in one batched call; 1 runs every
+            request alone.
+        batch_timeout_micros: how long a batch waits for more requests.
+        request_timeout_s: a connection that sends nothing for this long
+            (a stalled half body, an idle keep-alive) is closed.
 
     Example:
 
@@ -64,6 +82,9 @@ class ModelServer:
         host="127.0.0.1",
         port=8501,
         max_body_bytes=DEFAULT_MAX_BODY_BYTES,
+        max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+        batch_timeout_micros=DEFAULT_BATCH_TIMEOUT_MICROS,
+        request_timeout_s=DEFAULT_REQUEST_TIMEOUT_S,
     ):
         if "/" in model_name or ":" in model_name or not model_name:
             raise ValueError(
@@ -71,14 +92,20 @@ class ModelServer:
             )
         self.model_name = model_name
         self.max_body_bytes = int(max_body_bytes)
+        self.request_timeout_s = float(request_timeout_s)
         self.version, path = _latest_version(export_dir)
         self.model = SessionModel(path)
+        self.batcher = (
+            RequestBatcher(self.model.run, max_batch_size, batch_timeout_micros)
+            if max_batch_size > 1
+            else None
+        )
         self._specs = {
             name: {key: (spec.dtype, spec.rank) for key, spec in signature.inputs.items()}
             for name, signature in self.model.signatures.items()
         }
         self._metadata = _metadata(path, model_name, self.version)
-        self._httpd = http.server.ThreadingHTTPServer((host, port), _handler_class(self))
+        self._httpd = _HTTPServer((host, port), _handler_class(self))
         self._httpd.daemon_threads = True
         self._thread = None
 
@@ -99,6 +126,8 @@ class ModelServer:
     def stop(self):
         self._httpd.shutdown()
         self._httpd.server_close()
+        if self.batcher is not None:
+            self.batcher.close()
         self.model.close()
 
     # ------------------------------------------------------------ handling
@@ -132,7 +161,7 @@ class ModelServer:
                     f"(batch first); received shape {list(value.shape)}"
                 )
         try:
-            outputs = self.model.run(signature, inputs)
+            outputs = (self.batcher or self.model).run(signature, inputs)
         except tf.errors.OpError as e:
             raise _GraphError(e) from None
         return 200, format_predict_response(outputs, request_format)
@@ -155,6 +184,12 @@ class ModelServer:
                 f"Servable not found for request: Specific({name}, {version}); this server "
                 f"serves version {self.version}"
             )
+
+
+class _HTTPServer(http.server.ThreadingHTTPServer):
+    # The listen backlog: socketserver's default of 5 resets connections when more clients
+    # than that connect at once (a burst of concurrent requests, which batching is for).
+    request_queue_size = 256
 
 
 class _NotFound(Exception):
@@ -240,6 +275,9 @@ def _handler_class(server):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "lm_keras-model-server"
+        # The socket's timeout (StreamRequestHandler): a read that waits longer raises
+        # TimeoutError, which BaseHTTPRequestHandler answers by closing the connection.
+        timeout = server.request_timeout_s
 
         def do_GET(self):  # noqa: N802 (the standard library's naming)
             match = _STATUS.match(self.path)

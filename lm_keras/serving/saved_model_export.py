@@ -5,7 +5,12 @@ import pathlib
 import shutil
 import tempfile
 
+from lm_keras import generation_settings
 from lm_keras.errors import UserError
+
+# Inside a version folder: TF Serving's place for files that go with a SavedModel but are
+# not part of it (its warm-up requests live there too); loaders ignore it.
+BATCHING_PARAMETERS = pathlib.PurePath("assets.extra", "batching_parameters.txt")
 
 
 def existing_versions(export_dir):
@@ -30,7 +35,7 @@ def export_saved_model(model_dir, export_dir, version=None, **module_settings):
         version: positive int, or None for one more than the highest existing.
         **module_settings: keyword arguments of `GenerationModule` (defaults and
             limits: max_new_tokens, temperature, top_k, top_p, max_prompt_bytes,
-            max_new_tokens_limit, max_batch_size).
+            max_new_tokens_limit, max_batch_size; jit_compile).
 
     Returns:
         pathlib.Path of the new version folder.
@@ -74,8 +79,10 @@ def save_version(module, export_dir, version=None):
 
     It is written into a hidden temporary folder inside `export_dir` (not a
     number, so TF Serving ignores it) and renamed to `<version>` only when
-    complete. A failed save removes its temporary folder and leaves every
-    earlier version untouched; an existing version is never overwritten.
+    complete, with an example of TF Serving's batching parameters for it in
+    `<version>/assets.extra/batching_parameters.txt` (see `batching_parameters`).
+    A failed save removes its temporary folder and leaves every earlier version
+    untouched; an existing version is never overwritten.
 
     Returns:
         pathlib.Path of the new version folder.
@@ -92,8 +99,51 @@ def save_version(module, export_dir, version=None):
     try:
         with stock_ops_only():  # saving traces the signatures: keep those traces servable
             tf.saved_model.save(module, str(tmp), signatures=module.signatures())
+        (tmp / BATCHING_PARAMETERS).parent.mkdir()
+        (tmp / BATCHING_PARAMETERS).write_text(batching_parameters(module.max_batch_size), encoding="utf-8")
         os.rename(tmp, final)  # atomic: the version appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def batching_parameters(
+    max_batch_size,
+    batching_max_batch_size=generation_settings.BATCHING_MAX_BATCH_SIZE,
+    batch_timeout_micros=generation_settings.BATCHING_TIMEOUT_MICROS,
+):
+    """TF Serving's batching parameters for an export, in the text format of its
+    `BatchingParameters` (session_bundle_config.proto), for
+    `tensorflow_model_server --enable_batching --batching_parameters_file=FILE`.
+
+    A batch holds at most `batching_max_batch_size` prompts, and never more than
+    the export's `max_batch_size` (its graph refuses larger requests, merged ones
+    too); it runs when full or `batch_timeout_micros` after its first request.
+    `allowed_batch_sizes` pads each batch to a power of two, the batch sizes an XLA
+    export compiles for anyway; one batch thread, since on a CPU one batch already
+    uses every core.
+
+    Example:
+
+    >>> print(batching_parameters(64))
+    # TF Serving's batching parameters for this export ...
+    max_batch_size { value: 16 }
+    ...
+    """
+    size = min(max_batch_size, batching_max_batch_size)
+    allowed = sorted({min(1 << i, size) for i in range(size.bit_length() + 1)})
+    return "\n".join(
+        [
+            "# TF Serving's batching parameters for this export (an example to tune):",
+            "#   tensorflow_model_server --enable_batching --batching_parameters_file=THIS_FILE ...",
+            "# Requests that arrive within batch_timeout_micros run as one call of up to",
+            "# max_batch_size prompts, padded to the next allowed batch size.",
+            f"max_batch_size {{ value: {size} }}",
+            f"batch_timeout_micros {{ value: {batch_timeout_micros} }}",
+            "max_enqueued_batches { value: 64 }",
+            "num_batch_threads { value: 1 }",
+            *(f"allowed_batch_sizes: {n}" for n in allowed),
+            "",
+        ]
+    )

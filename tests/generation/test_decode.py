@@ -150,3 +150,96 @@ def test_decoder_for_picks_the_family(tokenizer):
     assert [d.context for d in decoders] == [SEQ_LEN, None, SEQ_LEN]
     with pytest.raises(TypeError, match="TransformerLM, an LSTMLM or the documented LSTM"):
         decoder_for(object())
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_the_cache_grows_through_its_phases_and_equals_the_reference_loop(tokenizer, jit_compile):
+    """Short prompts start with a cache of S/8 slots that grows to S/4, S/2 and S, then the
+    loop recomputes windows past the context: each phase's first step sees what it needs."""
+    import tensorflow as tf
+
+    from lm_keras.generation import decode, decoder_for
+
+    model = random_model("transformer", tokenizer.vocab_size, seed=4)
+    decoder = decoder_for(model)
+    assert decoder.cache_lengths(1, None) == [2, 4, 8, 16]
+    assert decoder.cache_lengths(3, None) == [4, 8, 16]  # the prefill needs 3 slots
+    assert decoder.cache_lengths(1, 6) == [2, 4, 8]  # steps at positions 0 .. 4
+    assert len(decoder.phases(1, 6, use_cache=True)) == 3  # no window phase: 5 < 16
+    assert len(decoder.phases(1, 18, use_cache=True)) == 5  # a window at position 16
+    newline = int(tokenizer.encode("\n")[0])
+    prompts = [tokenizer.encode(p) for p in ("T", "or")]
+    expected = [reference_greedy(model, "transformer", p, 24, SEQ_LEN, newline) for p in prompts]
+    ids = np.zeros((2, 2), np.int32)
+    for i, p in enumerate(prompts):
+        ids[i, : len(p)] = p
+    run = tf.function(
+        lambda ids, lengths: decode(
+            decoder, ids, lengths, 24, 24, [0.0, 0.0], [0, 0], [1.0, 1.0], tf.constant([1, 2], tf.int64)
+        ),
+        jit_compile=jit_compile,
+    )
+    np.testing.assert_array_equal(run(tf.constant(ids), tf.constant([1, 2])).numpy(), expected)
+
+
+# Every TransformerLM option that changes what a cached step computes (positions, norms,
+# attention, MLPs, head), alone and all together, and GPT-2's options (the converted models').
+OPTIONS = {
+    "rope": dict(position="rope"),
+    "sinusoidal": dict(position="sinusoidal"),
+    "rmsnorm": dict(norm="rmsnorm"),
+    "qk_norm": dict(qk_norm=True),
+    "relu2": dict(mlp="relu2"),
+    "swiglu": dict(mlp="swiglu"),
+    "untied_softcap": dict(tie_embeddings=False, logit_softcap=2.0),
+    "modern": dict(
+        position="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", tie_embeddings=False, logit_softcap=2.0
+    ),
+    "gpt2": dict(use_bias=True, mlp="gelu_tanh", norm_epsilon=1e-5),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIONS))
+def test_every_option_decodes_through_the_cache_phases_as_the_reference_loop(tokenizer, name):
+    """The phased cache (S/8 .. S slots, then windows past the context) gives each option's
+    model the tokens of the plain loop that recomputes the whole context for every token."""
+    import tensorflow as tf
+
+    from lm_keras.config import ModelConfig
+    from lm_keras.generation import decode, decoder_for
+    from lm_keras.models import build_model
+
+    config = ModelConfig(
+        vocab_size=tokenizer.vocab_size,
+        seq_len=SEQ_LEN,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        **OPTIONS[name],
+    )
+    model = build_model(config)
+    rng = np.random.RandomState(1)
+    for w in model.weights:  # every weight random (zero-initialised ones too), so each one matters
+        w.assign(rng.normal(0.0, 0.5, w.shape).astype("float32") + (1.0 if len(w.shape) == 1 else 0.0))
+    decoder = decoder_for(model)
+    newline = int(tokenizer.encode("\n")[0])
+    prompts = [tokenizer.encode(p) for p in ("T", "or not")]
+    new_tokens = 2 * SEQ_LEN  # through every phase and past the context
+    expected = [reference_greedy(model, "transformer", p, new_tokens, SEQ_LEN, newline) for p in prompts]
+    ids = np.zeros((2, 6), np.int32)
+    for i, p in enumerate(prompts):
+        ids[i, : len(p)] = p
+    run = tf.function(
+        lambda ids, lengths: decode(
+            decoder,
+            ids,
+            lengths,
+            new_tokens,
+            new_tokens,
+            [0.0] * 2,
+            [0] * 2,
+            [1.0] * 2,
+            tf.constant([1, 2], tf.int64),
+        )
+    )
+    np.testing.assert_array_equal(run(tf.constant(ids), tf.constant([1, 6])).numpy(), expected)

@@ -123,7 +123,7 @@ def _cached_layer():
     layer = MultiHeadSelfAttention(num_heads=2, key_dim=4, use_bias=True, bias_initializer="random_normal")
     x = _inputs(batch=2, length=6, width=8, seed=1)
     full = np.asarray(layer(x, use_causal_mask=True))
-    cache = np.zeros((2, 2, 10, 2, 4), "float32")  # (B, 2, S, H, D), S = 10 > T
+    cache = (np.zeros((2, 2, 10, 4), "float32"),) * 2  # keys, values (B, H, S, D), S = 10 > T
     return layer, x, full, cache
 
 
@@ -138,10 +138,10 @@ def test_cache_one_token_at_a_time_equals_full_causal_pass():
     kernel, bias = layer.qkv_kernel.numpy(), layer.qkv_bias.numpy().reshape(3, 2, 4)
     keys = np.einsum("btd,dhk->bthk", x, kernel[:, 1]) + bias[1]  # (B, T, H, D)
     values = np.einsum("btd,dhk->bthk", x, kernel[:, 2]) + bias[2]
-    cache = np.asarray(cache)
-    np.testing.assert_allclose(cache[:, 0, :6], keys, atol=1e-5)
-    np.testing.assert_allclose(cache[:, 1, :6], values, atol=1e-5)
-    np.testing.assert_array_equal(cache[:, :, 6:], 0.0)
+    cached_keys, cached_values = (np.asarray(c) for c in cache)
+    np.testing.assert_allclose(cached_keys[:, :, :6], keys.transpose(0, 2, 1, 3), atol=1e-5)
+    np.testing.assert_allclose(cached_values[:, :, :6], values.transpose(0, 2, 1, 3), atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(cache)[..., 6:, :], 0.0)
 
 
 def test_cache_prefill_then_steps_equals_full_causal_pass():
@@ -156,6 +156,21 @@ def test_cache_prefill_then_steps_equals_full_causal_pass():
     np.testing.assert_allclose(step_5, full[:, 5:6], atol=1e-5)
     assert weights.shape == (2, 2, 1, 10)
     np.testing.assert_array_equal(np.asarray(weights)[..., 6:], 0.0)  # empty slots get no weight
+
+
+def test_a_cache_shorter_than_the_context_attends_the_same():
+    """A decoding loop starts with a short cache and grows it: the same outputs, fewer slots read."""
+    layer, x, full, _ = _cached_layer()
+    short = (np.zeros((2, 2, 4, 4), "float32"),) * 2  # 4 slots
+    prefill, short = layer(x[:, :4], cache=short, cache_index=np.int32(0))
+    grown = tuple(np.pad(np.asarray(c), [(0, 0), (0, 0), (0, 3), (0, 0)]) for c in short)  # 7 slots
+    step_4, weights, grown = layer(
+        x[:, 4:5], cache=grown, cache_index=np.int32(4), return_attention_scores=True
+    )
+    step_5, grown = layer(x[:, 5:6], cache=grown, cache_index=np.int32(5))
+    assert weights.shape == (2, 2, 1, 7) and grown[0].shape == (2, 2, 7, 4)
+    # The same products over fewer (empty, masked) slots: float32 rounding apart at most.
+    np.testing.assert_allclose(np.concatenate([prefill, step_4, step_5], axis=1), full, atol=1e-5)
 
 
 def test_attention_dropout_only_in_training():
@@ -254,7 +269,7 @@ def test_qk_norm_and_rope_cache_equals_full_pass():
     layer = MultiHeadSelfAttention(num_heads=2, key_dim=4, use_qk_norm=True, use_rope=True)
     x = _inputs(batch=2, length=6, width=8, seed=1)
     full = np.asarray(layer(x, use_causal_mask=True))
-    cache = np.zeros((2, 2, 10, 2, 4), "float32")
+    cache = (np.zeros((2, 2, 10, 4), "float32"),) * 2
     prefill, cache = layer(x[:, :3], cache=cache, cache_index=np.int32(0))
     steps = [prefill]
     for t in range(3, 6):  # each step rotates its query and key by the cached position
@@ -299,9 +314,12 @@ def test_layer_contract(tmp_path, call_kwargs, shapes, dtypes):
 
 def test_functional_call_with_a_cache_gives_the_new_cache():
     layer = MultiHeadSelfAttention(num_heads=2, key_dim=4)
-    step, cache = keras.Input((1, 8)), keras.Input((2, 10, 2, 4))  # (B, 2, S, H, D), S = 10
-    outputs = layer(step, cache=cache, cache_index=3)
-    assert [tuple(t.shape) for t in outputs] == [(None, 1, 8), (None, 2, 10, 2, 4)]
-    outputs = layer(step, cache=cache, cache_index=3, return_attention_scores=True)
-    assert [tuple(t.shape) for t in outputs] == [(None, 1, 8), (None, 2, 1, 10), (None, 2, 10, 2, 4)]
-    assert [t.dtype for t in outputs] == ["float32"] * 3
+    step = keras.Input((1, 8))
+    cache = (keras.Input((2, 10, 4)), keras.Input((2, 10, 4)))  # keys, values (B, H, S, D), S = 10
+    outputs, new_cache = layer(step, cache=cache, cache_index=3)
+    assert tuple(outputs.shape) == (None, 1, 8)
+    assert [tuple(t.shape) for t in new_cache] == [(None, 2, 10, 4)] * 2
+    outputs, weights, new_cache = layer(step, cache=cache, cache_index=3, return_attention_scores=True)
+    assert [tuple(t.shape) for t in (outputs, weights)] == [(None, 1, 8), (None, 2, 1, 10)]
+    assert [tuple(t.shape) for t in new_cache] == [(None, 2, 10, 4)] * 2
+    assert [t.dtype for t in (outputs, weights, *new_cache)] == ["float32"] * 4

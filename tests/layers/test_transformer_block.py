@@ -121,7 +121,7 @@ def test_cache_steps_equal_full_pass_and_attention_scores():
     x = np.random.RandomState(0).randn(2, 5, 8).astype("float32")
     full, weights = block(x, return_attention_scores=True)
     assert weights.shape == (2, 2, 5, 5)
-    cache = np.zeros((2, 2, 8, 2, 4), "float32")
+    cache = (np.zeros((2, 2, 8, 4), "float32"),) * 2  # keys, values (B, H, S, d / H)
     prefill, cache = block(x[:, :3], cache=cache, cache_index=np.int32(0))
     steps = [prefill]
     for t in (3, 4):
@@ -201,9 +201,11 @@ def test_layer_contract(tmp_path, call_kwargs, shapes, dtypes):
 
 def test_functional_call_with_a_cache_gives_the_new_cache():
     block = TransformerBlock(num_heads=2, mlp_dim=16)
-    step, cache = keras.Input((1, 8)), keras.Input((2, 10, 2, 4))  # (B, 2, S, H, d / H), S = 10
-    outputs = block(step, cache=cache, cache_index=3, return_attention_scores=True)
-    assert [tuple(t.shape) for t in outputs] == [(None, 1, 8), (None, 2, 1, 10), (None, 2, 10, 2, 4)]
+    step = keras.Input((1, 8))
+    cache = (keras.Input((2, 10, 4)), keras.Input((2, 10, 4)))  # keys, values (B, H, S, d / H), S = 10
+    outputs, weights, new_cache = block(step, cache=cache, cache_index=3, return_attention_scores=True)
+    assert [tuple(t.shape) for t in (outputs, weights)] == [(None, 1, 8), (None, 2, 1, 10)]
+    assert [tuple(t.shape) for t in new_cache] == [(None, 2, 10, 4)] * 2
 
 
 def test_layer_norms_default_to_nanogpts_epsilon():

@@ -91,7 +91,7 @@ def test_cached_decoding_equals_full_pass(position):
     full = np.asarray(model(ids))
 
     cache = model.init_cache(2)
-    assert len(cache) == 2 and all(c.shape == (2, 2, 12, 2, 8) for c in cache)
+    assert len(cache) == 2 and all(k.shape == v.shape == (2, 2, 12, 8) for k, v in cache)  # (B, H, S, D)
     steps = []
     for t in range(12):
         logits, cache = model.call_with_cache(ids[:, t : t + 1], cache, np.int32(t))
@@ -229,7 +229,7 @@ def test_trains_under_mixed_bfloat16_with_float32_logits(mixed_bfloat16):
     assert model.compute_dtype == "bfloat16"
     assert all(w.dtype == "float32" for w in model.weights)
     assert model(_ids(vocab=vocab)).dtype == "float32"
-    assert model.init_cache(1)[0].dtype == "bfloat16"
+    assert model.init_cache(1)[0][0].dtype == "bfloat16"
     logits, _ = model.call_with_cache(_ids(vocab=vocab)[:, :2], model.init_cache(2), np.int32(0))
     assert logits.dtype == "float32"
     losses = train_with_xla(model)
@@ -378,7 +378,7 @@ def test_recipe_trains_under_xla_and_mixed_bfloat16(mixed_bfloat16, name):
     model = _tiny(vocab_size=len(VOCAB), **RECIPES[name])
     assert model.compute_dtype == "bfloat16" and all(w.dtype == "float32" for w in model.weights)
     logits, cache = model.call_with_cache(_ids(vocab=len(VOCAB))[:, :2], model.init_cache(2), np.int32(0))
-    assert logits.dtype == "float32" and cache[0].dtype == "bfloat16"
+    assert logits.dtype == "float32" and cache[0][0].dtype == "bfloat16"
     losses = train_with_xla(model)
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0] - 0.3, losses
 

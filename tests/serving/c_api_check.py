@@ -5,7 +5,9 @@ The process never imports TensorFlow's Python package: it loads libtensorflow_cc
 with ctypes and calls `TF_LoadSessionFromSavedModel` (C++ `LoadSavedModel`, the
 loader of TF Serving's model server) and `TF_SessionRun`. REQUEST_JSON is
 {"export": DIR, "op_libraries": [.so paths to TF_LoadLibrary first], "input": TENSOR
-NAME, "output": TENSOR NAME, "prompts": [str]}. Prints one JSON line:
+NAME, "output": TENSOR NAME, "prompts": [str], "xla": bool}. With "xla" false the
+process first calls `tensorflow::DisableXlaCompilation()`, as TF Serving's `main`
+does unless it is started with `--xla_cpu_compilation_enabled=true`. Prints one JSON line:
 {"tensorflow_imported": bool, "continuations": [str]} or {"error": CODE, "message": TEXT}.
 """
 
@@ -13,6 +15,8 @@ import ctypes
 import json
 import sys
 
+# C++ tensorflow::DisableXlaCompilation(), exported by libtensorflow_cc.
+DISABLE_XLA_COMPILATION = "_ZN10tensorflow21DisableXlaCompilationEv"
 TF_STRING = 7
 TF_TSTRING_SIZE = 24  # sizeof(TF_TString)
 
@@ -81,6 +85,8 @@ def main(library, request_file):
         ctypes.c_void_p,
     ]
     status = tf.TF_NewStatus()
+    if not request["xla"]:
+        getattr(tf, DISABLE_XLA_COMPILATION)()
 
     def check():
         code = tf.TF_GetCode(status)

@@ -223,6 +223,7 @@ def test_c_api_runs_the_export(exported, case, tmp_path):
                 "prompts": PROMPTS,
                 "input": signature.inputs["prompt"].name,
                 "output": signature.outputs["continuation"].name,
+                "xla": False,  # TF Serving's default: no XLA compilation
             }
         ),
         encoding="utf-8",
@@ -241,3 +242,91 @@ def test_c_api_runs_the_export(exported, case, tmp_path):
     assert answer["continuations"] == generate(
         model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS, temperature=0.0
     )
+
+
+# The XLA export (`jit_compile=True`): the families whose loops differ (the cache in phases, the
+# LSTM's state), through the same loaders. Character tokenizers: the stock ops around the loop.
+XLA_CASES = [("transformer", "char"), ("lstm", "char")]
+
+
+@pytest.fixture(scope="module")
+def xla_exported(tmp_path_factory):
+    """{case: (model, tokenizer, version folder, the session loader's answers)} for XLA exports."""
+    from lm_keras.serving.generation_module import GenerationModule
+    from lm_keras.serving.saved_model_export import save_version
+
+    root = tmp_path_factory.mktemp("xla_session_exports")
+    cases, exports = {}, []
+    for i, (family, kind) in enumerate(XLA_CASES):
+        tokenizer = tokenizer_of(kind)
+        model = random_model(family, tokenizer.vocab_size, seed=i)
+        module = GenerationModule(
+            model, tokenizer, temperature=0.0, max_new_tokens=NEW_TOKENS, jit_compile=True
+        )
+        path = save_version(module, root / f"{family}_{kind}")
+        cases[family, kind] = (model, tokenizer, path)
+        exports.append({"path": str(path), "calls": calls([tokenizer.encode("To be").tolist()])[:2]})
+    results = run_session_loader(exports, root, tensorflow_text=False)
+    return {case: (*cases[case], answer) for case, answer in zip(XLA_CASES, results)}
+
+
+@pytest.mark.parametrize("case", XLA_CASES, ids=["-".join(c) for c in XLA_CASES])
+def test_xla_export_text_equals_generate(xla_exported, case):
+    """A TF1 session runs the XLA loop (TensorFlow compiles it on its first request) to the same text."""
+    from lm_keras.generation import generate
+
+    model, tokenizer, _, (default, sampled) = xla_exported[case]
+    assert default["continuation"] == generate(
+        model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS, temperature=0.0
+    )
+    assert sampled["continuation"] == generate(
+        model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS + 2, temperature=0.9, top_k=0, seed=SEEDS[0]
+    )
+
+
+def run_c_api(path, tmp_path, xla):
+    """serving_default through the C API's session loader; with `xla` false XLA compilation is
+    disabled first, as in TF Serving started without --xla_cpu_compilation_enabled=true."""
+    from tests.test_export_cli import saved_model_proto
+
+    signature = saved_model_proto(path).signature_def["serving_default"]
+    request = tmp_path / f"c_api_request_{xla}.json"
+    request.write_text(
+        json.dumps(
+            {
+                "export": str(path),
+                "op_libraries": [],
+                "prompts": PROMPTS,
+                "input": signature.inputs["prompt"].name,
+                "output": signature.outputs["continuation"].name,
+                "xla": xla,
+            }
+        ),
+        encoding="utf-8",
+    )
+    library = pathlib.Path(sysconfig.get_paths()["purelib"]) / "tensorflow" / "libtensorflow_cc.so.2"
+    result = subprocess.run(
+        [sys.executable, "-S", C_API_CHECK, library, request],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_c_api_runs_the_xla_export_only_where_xla_compiles(xla_exported, tmp_path):
+    """TF Serving's C++ loader runs the XLA export with XLA compilation on, and refuses it on its
+    first request with XLA compilation off (TF Serving's default): why the default export is a plain
+    graph."""
+    from lm_keras.generation import generate
+
+    model, tokenizer, path, _ = xla_exported["transformer", "char"]
+    answer = run_c_api(path, tmp_path, xla=True)
+    assert answer.get("tensorflow_imported") is False, answer
+    assert answer["continuations"] == generate(
+        model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS, temperature=0.0
+    )
+    refused = run_c_api(path, tmp_path, xla=False)
+    assert "continuations" not in refused and refused["error"] != 0, refused
