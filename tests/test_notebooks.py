@@ -6,10 +6,12 @@ stays in memory: the committed .ipynb files keep the outputs of their full-size 
 which `test_committed_notebook_holds_a_full_run` checks without a kernel.
 """
 
+import ast
 import json
 import math
 import pathlib
 import re
+import subprocess
 import sys
 
 import nbformat
@@ -182,6 +184,7 @@ def test_finetune_export_serve(small_run):
     assert image_count(nb) == 1
 
 
+@pytest.mark.slow  # its presets train in tests/training/test_train_cli.py; its imports below
 def test_modern_recipe(small_run):
     nb, runs = small_run("05_modern_recipe")
     text = outputs_text(nb)
@@ -201,6 +204,7 @@ def test_modern_recipe(small_run):
     assert "===== article's GPT\nROMEO:" in text and "===== modern recipe\nROMEO:" in text
 
 
+@pytest.mark.slow  # convert, compare, export and serve are tests/conversion/'s; its imports below
 def test_gpt2(small_run):
     nb, runs = small_run("06_gpt2")
     text = outputs_text(nb)
@@ -221,6 +225,32 @@ def test_gpt2(small_run):
     assert (runs / "gpt2_shakespeare_hf" / "model.safetensors").is_file()
     assert json.loads((runs / "gpt2_shakespeare" / "results.json").read_text())["steps"] == 20
     assert image_count(nb) == 1
+
+
+def test_every_notebooks_lm_keras_imports_resolve():
+    """Each notebook's imports of lm_keras, run in one fresh process: a moved module fails here
+    in seconds, also for the notebooks whose small runs are in the slow marker."""
+    statements = []
+    for name in NAMES:
+        for cell in read(name).cells:
+            if cell.cell_type != "code":
+                continue
+            source = "\n".join(
+                line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))
+            )
+            for node in ast.walk(ast.parse(source)):
+                if (
+                    isinstance(node, ast.ImportFrom)
+                    and (node.module or "").split(".")[0] == "lm_keras"
+                    or isinstance(node, ast.Import)
+                    and any(a.name.split(".")[0] == "lm_keras" for a in node.names)
+                ):
+                    statements.append(ast.unparse(node))
+    assert len(statements) > 3 * len(NAMES), statements
+    result = subprocess.run(
+        [sys.executable, "-c", "\n".join(statements)], capture_output=True, text=True, timeout=600, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -91,6 +91,7 @@ def test_sigkill_at_random_moments_then_rerun_finishes_exactly(uninterrupted, tm
     assert max_abs_diff(killed_w, straight_w) == 0.0
 
 
+@pytest.mark.slow  # the kill -9 test above is the default suite's resume check; this one adds the options
 def test_muon_wsd_and_the_modern_model_resume_exactly_after_sigkill(tmp_path, shakespeare):
     # Muon's momenta (and AdamW's moments inside it) are checkpointed; WSD is a function of the step.
     corpus = tmp_path / "head.txt"  # a short corpus keeps the three runs' start-up and final eval short
