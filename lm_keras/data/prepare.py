@@ -231,9 +231,11 @@ class _Run:
     def _save_state(self, state, tail, writer=None):
         """The ids not yet in a shard go to a file of their own first, then the state that names it.
 
-        With a `writer`, the writes wait their turn behind the shards before them.
+        With a `writer`, the writes wait their turn behind the shards before them. Every save
+        names a new tail file, so a kill between the two writes leaves the last state's tail whole.
         """
-        name = f"tail-{state['blocks_done']}.bin"
+        state["saves"] = state.get("saves", 0) + 1
+        name = f"tail-{state['saves']}.bin"
         previous = state.get("tail")
         state["tail"] = name
         snapshot = (json.dumps(state, indent=1, sort_keys=True) + "\n").encode("utf-8")
