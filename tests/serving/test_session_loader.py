@@ -94,38 +94,45 @@ def calls(token_ids):
     ]
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """{case: (model, tokenizer, token ids sent)} and the session loader's answers for each case."""
+def export_cases(root, cases, jit_compile=False):
+    """A random model of each (family, tokenizer kind), exported: {case: (model, tokenizer, folder)}."""
     from lm_keras.serving.generation_module import GenerationModule
     from lm_keras.serving.saved_model_export import save_version
 
-    root = tmp_path_factory.mktemp("session_exports")
-    cases, exports = {}, []
-    for i, (family, kind) in enumerate(CASES):
+    built = {}
+    for i, (family, kind) in enumerate(cases):
         tokenizer = tokenizer_of(kind)
         model = random_model(family, tokenizer.vocab_size, seed=i)
-        module = GenerationModule(model, tokenizer, temperature=0.0, max_new_tokens=NEW_TOKENS)
-        path = save_version(module, root / f"{family}_{kind}")
+        module = GenerationModule(
+            model, tokenizer, temperature=0.0, max_new_tokens=NEW_TOKENS, jit_compile=jit_compile
+        )
+        built[family, kind] = (model, tokenizer, save_version(module, root / f"{family}_{kind}"))
+    return built
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """{case: (model, tokenizer, version folder, token ids sent, the session loader's answers)}."""
+    root = tmp_path_factory.mktemp("session_exports")
+    built, sent = export_cases(root, CASES), {}
+    for case, (_, tokenizer, _) in built.items():
         ids = tokenizer.encode("To be, or not")
-        token_ids = [ids.tolist(), ids[::-1].tolist()]
-        cases[family, kind] = (model, tokenizer, token_ids)
-        exports.append({"path": str(path), "calls": calls(token_ids)})
+        sent[case] = [ids.tolist(), ids[::-1].tolist()]
     # Character and gpt2_bpe exports need core TensorFlow ops only (the stock
     # tensorflow/serving image); SentencePiece exports need tensorflow_text's ops too.
     answers = {}
     for needs_text in (False, True):
-        chosen = [i for i, (_, kind) in enumerate(CASES) if (kind in NEEDS_TENSORFLOW_TEXT) == needs_text]
-        results = run_session_loader([exports[i] for i in chosen], root, tensorflow_text=needs_text)
-        answers.update(zip([CASES[i] for i in chosen], results))
-    return {case: (*cases[case], answers[case]) for case in CASES}
+        chosen = [case for case in CASES if (case[1] in NEEDS_TENSORFLOW_TEXT) == needs_text]
+        exports = [{"path": str(built[case][2]), "calls": calls(sent[case])} for case in chosen]
+        answers.update(zip(chosen, run_session_loader(exports, root, tensorflow_text=needs_text)))
+    return {case: (*built[case], sent[case], answers[case]) for case in CASES}
 
 
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
 def test_text_equals_generate(exported, case):
     from lm_keras.generation import generate
 
-    model, tokenizer, _, answer = exported[case]
+    model, tokenizer, _, _, answer = exported[case]
     default, sampled = answer[0], answer[1]
     assert default["continuation"] == generate(
         model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS, temperature=0.0
@@ -140,7 +147,7 @@ def test_text_equals_generate(exported, case):
 def test_every_other_signature(exported, case):
     from lm_keras.generation import decoder_for
 
-    model, tokenizer, token_ids, answer = exported[case]
+    model, tokenizer, _, token_ids, answer = exported[case]
     logits, tokens, texts, invalid = answer[2:]
     expected = decoder_for(model, pad_id=int(tokenizer.encode("\n")[-1])).next_token_logits(
         np.array(token_ids, np.int32)
@@ -157,13 +164,8 @@ def test_every_other_signature(exported, case):
 def test_saved_model_cli_runs_the_export(exported, tmp_path):
     """TensorFlow's own session-loading tool, as the issue's reproduction ran it."""
     from lm_keras.generation import generate
-    from lm_keras.serving.generation_module import GenerationModule
-    from lm_keras.serving.saved_model_export import save_version
 
-    model, tokenizer, _, _ = exported["transformer", "char"]
-    path = save_version(
-        GenerationModule(model, tokenizer, temperature=0.0, max_new_tokens=NEW_TOKENS), tmp_path / "cli"
-    )
+    model, tokenizer, path, _, _ = exported["transformer", "char"]
     cli = pathlib.Path(sys.executable).with_name("saved_model_cli")
     result = subprocess.run(
         [
@@ -195,49 +197,11 @@ def test_c_api_runs_the_export(exported, case, tmp_path):
     import tensorflow_text
 
     from lm_keras.generation import generate
-    from lm_keras.serving.generation_module import GenerationModule
-    from lm_keras.serving.saved_model_export import save_version
-    from tests.test_export_cli import saved_model_proto
 
-    model, tokenizer, _, _ = exported[case]
-    path = save_version(
-        GenerationModule(model, tokenizer, temperature=0.0, max_new_tokens=NEW_TOKENS), tmp_path / "c_api"
-    )
-    signature = saved_model_proto(path).signature_def["serving_default"]
-    op_libraries = []
-    if case[1] != "char":
-        op_libraries.append(
-            str(
-                pathlib.Path(tensorflow_text.__file__).parent
-                / "python"
-                / "ops"
-                / "_sentencepiece_tokenizer.so"
-            )
-        )
-    request = tmp_path / "c_api_request.json"
-    request.write_text(
-        json.dumps(
-            {
-                "export": str(path),
-                "op_libraries": op_libraries,
-                "prompts": PROMPTS,
-                "input": signature.inputs["prompt"].name,
-                "output": signature.outputs["continuation"].name,
-                "xla": False,  # TF Serving's default: no XLA compilation
-            }
-        ),
-        encoding="utf-8",
-    )
-    library = pathlib.Path(sysconfig.get_paths()["purelib"]) / "tensorflow" / "libtensorflow_cc.so.2"
-    result = subprocess.run(
-        [sys.executable, "-S", C_API_CHECK, library, request],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    model, tokenizer, path, _, _ = exported[case]
+    sentencepiece_ops = pathlib.Path(tensorflow_text.__file__).parent / "python" / "ops"
+    op_libraries = [] if case[1] == "char" else [str(sentencepiece_ops / "_sentencepiece_tokenizer.so")]
+    answer = run_c_api(path, tmp_path, xla=False, op_libraries=op_libraries)  # TF Serving's default: no XLA
     assert answer.get("tensorflow_imported") is False, answer
     assert answer["continuations"] == generate(
         model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS, temperature=0.0
@@ -252,22 +216,14 @@ XLA_CASES = [("transformer", "char"), ("lstm", "char")]
 @pytest.fixture(scope="module")
 def xla_exported(tmp_path_factory):
     """{case: (model, tokenizer, version folder, the session loader's answers)} for XLA exports."""
-    from lm_keras.serving.generation_module import GenerationModule
-    from lm_keras.serving.saved_model_export import save_version
-
     root = tmp_path_factory.mktemp("xla_session_exports")
-    cases, exports = {}, []
-    for i, (family, kind) in enumerate(XLA_CASES):
-        tokenizer = tokenizer_of(kind)
-        model = random_model(family, tokenizer.vocab_size, seed=i)
-        module = GenerationModule(
-            model, tokenizer, temperature=0.0, max_new_tokens=NEW_TOKENS, jit_compile=True
-        )
-        path = save_version(module, root / f"{family}_{kind}")
-        cases[family, kind] = (model, tokenizer, path)
-        exports.append({"path": str(path), "calls": calls([tokenizer.encode("To be").tolist()])[:2]})
+    built = export_cases(root, XLA_CASES, jit_compile=True)
+    exports = [
+        {"path": str(path), "calls": calls([tokenizer.encode("To be").tolist()])[:2]}
+        for _, tokenizer, path in built.values()
+    ]
     results = run_session_loader(exports, root, tensorflow_text=False)
-    return {case: (*cases[case], answer) for case, answer in zip(XLA_CASES, results)}
+    return {case: (*built[case], answer) for case, answer in zip(XLA_CASES, results)}
 
 
 @pytest.mark.parametrize("case", XLA_CASES, ids=["-".join(c) for c in XLA_CASES])
@@ -284,7 +240,7 @@ def test_xla_export_text_equals_generate(xla_exported, case):
     )
 
 
-def run_c_api(path, tmp_path, xla):
+def run_c_api(path, tmp_path, xla, op_libraries=()):
     """serving_default through the C API's session loader; with `xla` false XLA compilation is
     disabled first, as in TF Serving started without --xla_cpu_compilation_enabled=true."""
     from tests.test_export_cli import saved_model_proto
@@ -295,7 +251,7 @@ def run_c_api(path, tmp_path, xla):
         json.dumps(
             {
                 "export": str(path),
-                "op_libraries": [],
+                "op_libraries": list(op_libraries),
                 "prompts": PROMPTS,
                 "input": signature.inputs["prompt"].name,
                 "output": signature.outputs["continuation"].name,
