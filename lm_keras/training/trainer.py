@@ -491,6 +491,7 @@ class Trainer:
                 temperature=0.8,
                 top_k=200,
                 seed=tc.seed,
+                jit_compile=None if tc.jit_compile == "auto" else self.jit,  # as --jit_compile says
             )[0]
         write_text_atomic(self.model_dir / md.SAMPLES, text)
         self.log("sample | " + text[:200].replace("\n", "\n       | "))

@@ -9,8 +9,11 @@ import sys
 import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-# A model small enough that a run is a few seconds of work on two CPU cores.
+# A model small enough that a run is a few seconds of work on two CPU cores. Without XLA: its
+# compilation would be most of such a run. XLA training is tested where it is the subject
+# (test_reliability's kill -9 test, test_distribution, the presets, tests/models).
 TINY = [
+    "--jit_compile=false",
     "--num_layers=1",
     "--num_heads=2",
     "--hidden_dim=32",
