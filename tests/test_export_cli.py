@@ -117,7 +117,12 @@ def graph_export(model_dir, tmp_path_factory):
 EXPORTS = {"auto": "export", "true": "xla_export", "false": "graph_export"}
 
 
-@pytest.mark.parametrize("setting", ["auto", "true", "false"])
+# The XLA export runs through every session loader in tests/serving/test_session_loader.py, and
+# false is auto's graph (test_jit_compile_false_is_the_default_graph).
+@pytest.mark.parametrize(
+    "setting",
+    ["auto", pytest.param("true", marks=pytest.mark.slow), pytest.param("false", marks=pytest.mark.slow)],
+)
 def test_export_runs_in_a_bare_process_with_generates_output(setting, request, model_dir, tmp_path):
     from lm_keras.generation import generate
     from lm_keras.training.model_dir import load_trained
@@ -302,7 +307,9 @@ def test_a_directory_without_a_readable_model_is_one_line(tmp_path, damaged):
     assert not (tmp_path / "export").exists()
 
 
-@pytest.mark.parametrize("failing", ["saved_model", "batching_parameters"])
+@pytest.mark.parametrize(
+    "failing", ["saved_model", pytest.param("batching_parameters", marks=pytest.mark.slow)]
+)
 def test_a_failed_export_leaves_no_version_and_keeps_earlier_ones(model_dir, tmp_path, monkeypatch, failing):
     import tensorflow as tf
 

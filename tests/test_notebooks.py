@@ -129,6 +129,7 @@ def test_self_attention(small_run):
     assert (runs / "transformer" / "results.json").is_file()
 
 
+@pytest.mark.slow  # its model trains in tests/models/test_documented_lstm.py; its imports below
 def test_documented_lstm(small_run):
     nb, _ = small_run("02_documented_lstm")
     text = outputs_text(nb)

@@ -79,6 +79,7 @@ def test_attention_maps_of_the_converted_model(converted):
     assert np.abs(np.triu(maps, 1)).max() == 0.0
 
 
+@pytest.mark.slow  # fine-tuning, export and serving are tested on native runs; this chains them on GPT-2
 def test_fine_tune_export_and_serve(model_dir, corpus_file, tmp_path):
     from lm_keras.generation import generate
     from lm_keras.serving.saved_model_export import export_saved_model

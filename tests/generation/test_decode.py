@@ -199,7 +199,11 @@ OPTIONS = {
 }
 
 
-@pytest.mark.parametrize("name", list(OPTIONS))
+# "modern" holds every option but swiglu; the single options repeat it (slow).
+@pytest.mark.parametrize(
+    "name",
+    [n if n in ("modern", "swiglu", "gpt2") else pytest.param(n, marks=pytest.mark.slow) for n in OPTIONS],
+)
 def test_every_option_decodes_through_the_cache_phases_as_the_reference_loop(tokenizer, name):
     """The phased cache (S/8 .. S slots, then windows past the context) gives each option's
     model the tokens of the plain loop that recomputes the whole context for every token."""

@@ -38,6 +38,20 @@ CASES = [
     ("lstm", "unigram"),
     ("transformer", "gpt2_bpe"),
 ]
+# The default suite: every family, characters, SentencePiece (the LSTM's unigram) and GPT-2's
+# byte-level BPE; the other cases repeat those code paths (slow).
+DEFAULT_CASES = [
+    ("transformer", "char"),
+    ("documented_lstm", "char"),
+    ("lstm", "unigram"),
+    ("transformer", "gpt2_bpe"),
+]
+
+
+def case_params(cases, default):
+    return [pytest.param(c, id="-".join(c), marks=() if c in default else pytest.mark.slow) for c in cases]
+
+
 NEEDS_TENSORFLOW_TEXT = ("bpe", "unigram")
 TIMEOUT = 600
 
@@ -94,41 +108,41 @@ def calls(token_ids):
     ]
 
 
-def export_cases(root, cases, jit_compile=False):
-    """A random model of each (family, tokenizer kind), exported: {case: (model, tokenizer, folder)}."""
-    from lm_keras.serving.generation_module import GenerationModule
-    from lm_keras.serving.saved_model_export import save_version
+class Exports(dict):
+    """{case: (model, tokenizer, version folder, token ids sent, the session loader's answers)},
+    each case exported and run through the session loader when a test first asks for it."""
 
-    built = {}
-    for i, (family, kind) in enumerate(cases):
+    def __init__(self, root, jit_compile=False, signatures=None):
+        super().__init__()
+        self.root, self.jit_compile, self.signatures = root, jit_compile, signatures
+
+    def __missing__(self, case):
+        from lm_keras.serving.generation_module import GenerationModule
+        from lm_keras.serving.saved_model_export import save_version
+
+        family, kind = case
         tokenizer = tokenizer_of(kind)
-        model = random_model(family, tokenizer.vocab_size, seed=i)
+        model = random_model(family, tokenizer.vocab_size, seed=CASES.index(case))
         module = GenerationModule(
-            model, tokenizer, temperature=0.0, max_new_tokens=NEW_TOKENS, jit_compile=jit_compile
+            model, tokenizer, temperature=0.0, max_new_tokens=NEW_TOKENS, jit_compile=self.jit_compile
         )
-        built[family, kind] = (model, tokenizer, save_version(module, root / f"{family}_{kind}"))
-    return built
+        path = save_version(module, self.root / f"{family}_{kind}")
+        ids = tokenizer.encode("To be, or not")
+        sent = [ids.tolist(), ids[::-1].tolist()]
+        # Character and gpt2_bpe exports need core TensorFlow ops only (the stock
+        # tensorflow/serving image); SentencePiece exports need tensorflow_text's ops too.
+        request = [{"path": str(path), "calls": calls(sent)[: self.signatures]}]
+        (answer,) = run_session_loader(request, self.root, tensorflow_text=case[1] in NEEDS_TENSORFLOW_TEXT)
+        self[case] = (model, tokenizer, path, sent, answer)
+        return self[case]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """{case: (model, tokenizer, version folder, token ids sent, the session loader's answers)}."""
-    root = tmp_path_factory.mktemp("session_exports")
-    built, sent = export_cases(root, CASES), {}
-    for case, (_, tokenizer, _) in built.items():
-        ids = tokenizer.encode("To be, or not")
-        sent[case] = [ids.tolist(), ids[::-1].tolist()]
-    # Character and gpt2_bpe exports need core TensorFlow ops only (the stock
-    # tensorflow/serving image); SentencePiece exports need tensorflow_text's ops too.
-    answers = {}
-    for needs_text in (False, True):
-        chosen = [case for case in CASES if (case[1] in NEEDS_TENSORFLOW_TEXT) == needs_text]
-        exports = [{"path": str(built[case][2]), "calls": calls(sent[case])} for case in chosen]
-        answers.update(zip(chosen, run_session_loader(exports, root, tensorflow_text=needs_text)))
-    return {case: (*built[case], sent[case], answers[case]) for case in CASES}
+    return Exports(tmp_path_factory.mktemp("session_exports"))
 
 
-@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+@pytest.mark.parametrize("case", case_params(CASES, DEFAULT_CASES))
 def test_text_equals_generate(exported, case):
     from lm_keras.generation import generate
 
@@ -143,7 +157,7 @@ def test_text_equals_generate(exported, case):
     )
 
 
-@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+@pytest.mark.parametrize("case", case_params(CASES, DEFAULT_CASES))
 def test_every_other_signature(exported, case):
     from lm_keras.generation import decoder_for
 
@@ -189,7 +203,7 @@ def test_saved_model_cli_runs_the_export(exported, tmp_path):
     assert f"[{expected.encode('utf-8')!r}]" in result.stdout
 
 
-@pytest.mark.parametrize("case", [("transformer", "char"), ("transformer", "bpe")], ids=["char", "bpe"])
+@pytest.mark.parametrize("case", [("transformer", "char"), ("lstm", "unigram")], ids=["char", "unigram"])
 def test_c_api_runs_the_export(exported, case, tmp_path):
     """TF_LoadSessionFromSavedModel and TF_SessionRun, in a process that never imports TensorFlow's
     Python package: the C++ loader that TF Serving's model server runs. tensorflow_text's SentencePiece
@@ -215,23 +229,16 @@ XLA_CASES = [("transformer", "char"), ("lstm", "char")]
 
 @pytest.fixture(scope="module")
 def xla_exported(tmp_path_factory):
-    """{case: (model, tokenizer, version folder, the session loader's answers)} for XLA exports."""
-    root = tmp_path_factory.mktemp("xla_session_exports")
-    built = export_cases(root, XLA_CASES, jit_compile=True)
-    exports = [
-        {"path": str(path), "calls": calls([tokenizer.encode("To be").tolist()])[:2]}
-        for _, tokenizer, path in built.values()
-    ]
-    results = run_session_loader(exports, root, tensorflow_text=False)
-    return {case: (*built[case], answer) for case, answer in zip(XLA_CASES, results)}
+    """As `exported`, for XLA exports, through serving_default and generate."""
+    return Exports(tmp_path_factory.mktemp("xla_session_exports"), jit_compile=True, signatures=2)
 
 
-@pytest.mark.parametrize("case", XLA_CASES, ids=["-".join(c) for c in XLA_CASES])
+@pytest.mark.parametrize("case", case_params(XLA_CASES, XLA_CASES[:1]))
 def test_xla_export_text_equals_generate(xla_exported, case):
     """A TF1 session runs the XLA loop (TensorFlow compiles it on its first request) to the same text."""
     from lm_keras.generation import generate
 
-    model, tokenizer, _, (default, sampled) = xla_exported[case]
+    model, tokenizer, _, _, (default, sampled) = xla_exported[case]
     assert default["continuation"] == generate(
         model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS, temperature=0.0
     )
@@ -278,7 +285,7 @@ def test_c_api_runs_the_xla_export_only_where_xla_compiles(xla_exported, tmp_pat
     graph."""
     from lm_keras.generation import generate
 
-    model, tokenizer, path, _ = xla_exported["transformer", "char"]
+    model, tokenizer, path, _, _ = xla_exported["transformer", "char"]
     answer = run_c_api(path, tmp_path, xla=True)
     assert answer.get("tensorflow_imported") is False, answer
     assert answer["continuations"] == generate(

@@ -103,6 +103,7 @@ def test_ids_outside_the_vocabulary_raise_invalid_argument(graph):
         graph.detokenize(tf.constant([[-1]]))
 
 
+@pytest.mark.slow  # SentencePiece exports run in bare processes in tests/serving/test_session_loader.py
 def test_savedmodel_round_trip_in_a_fresh_process(trained, in_graph, tmp_path):
     export_dirs = {}
     for kind in KINDS:

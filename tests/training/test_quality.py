@@ -10,11 +10,16 @@ above the worst of the 16 runs, guards against regressions.
 
 import json
 
+import pytest
+
 from tests.training.helpers import run_train
 
 REGRESSION_BOUND = 1.93
 
 
+# 2,000 steps (4.5 minutes here, a fifth of the default suite): in `-m slow`, beside
+# benchmarks/quality_spread.py. The default suite's training checks are tiny runs.
+@pytest.mark.slow
 def test_shakespeare_char_cpu_reaches_the_reference_loss(tmp_path):
     model_dir = tmp_path / "shakespeare_char_cpu"
     result = run_train(
