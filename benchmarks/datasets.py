@@ -5,8 +5,10 @@ orders), in one run:
 
 - `python -m lm_keras.prepare` (char tokenizer): wall time, MB/s of text, peak RSS;
 - 20 training steps of the default preset from the prepared folder (`python -m
-  lm_keras.train --corpus=DIR`): peak RSS, and the time from the process's start to its
-  first training step, against the same on tiny Shakespeare's prepared folder;
+  lm_keras.train --corpus=DIR`): peak RSS and steps/s; then the time from the process's
+  start to its first training step, alternated round by round (--rounds) with the same on
+  tiny Shakespeare's prepared folder, each run in a fresh model directory and killed at
+  its first step line;
 - the shard pipeline alone (`train_dataset` over the prepared train split, batches of the
   default preset) in batches/s, warm (pages cached) and cold (the shards' pages dropped
   from the page cache first), against the training step's steps/s of the 20-step run.
@@ -94,6 +96,39 @@ def run_command(module, *flags, first_step=False):
     if process.returncode != 0 or not peak:
         raise RuntimeError(f"{module} {flags} failed ({process.returncode}):\n{output[-3000:]}")
     return wall, int(peak[-1]) * 1024, to_first, output
+
+
+def seconds_to_first_step(model_dir, corpus):
+    """Seconds from `python -m lm_keras.train`'s start to its first step line; the run is then killed."""
+    shutil.rmtree(model_dir, ignore_errors=True)
+    start = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lm_keras.train", *train_flags(model_dir, corpus)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=common.REPO,
+    )
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("step ") and " first step " in line:
+            seconds = time.monotonic() - start
+            process.kill()
+            process.wait()
+            shutil.rmtree(model_dir, ignore_errors=True)
+            return seconds
+    process.wait()
+    raise RuntimeError(f"lm_keras.train on {corpus} ended before its first step:\n{''.join(lines)[-3000:]}")
+
+
+def startup_side_by_side(scratch, data, shakespeare, rounds):
+    """Median seconds to the first step on `data` and on tiny Shakespeare, alternated round by round."""
+    ours, base = [], []
+    for _ in range(rounds):
+        base.append(seconds_to_first_step(scratch / "startup_shakespeare", shakespeare))
+        ours.append(seconds_to_first_step(scratch / "startup_data", data))
+    return statistics.median(ours), statistics.median(base), ours, base
 
 
 def train_flags(model_dir, corpus):
@@ -248,7 +283,10 @@ def main():
         wall, rss, first, output = run_command(
             "lm_keras.train", *train_flags(scratch / f"run_{name}", data), first_step=True
         )
-        result.update(train_peak_rss=rss, first_step_seconds=first, steps_per_sec=step_rate(output))
+        result.update(train_peak_rss=rss, steps_per_sec=step_rate(output))
+        ours, base, ours_all, base_all = startup_side_by_side(scratch, data, shakespeare, args.rounds)
+        result.update(first_step_seconds=ours, shakespeare_first_step_seconds=base)
+        result.update(first_step_rounds=ours_all, shakespeare_first_step_rounds=base_all)
         result["pipeline_warm"] = pipeline_rate(data, args.seconds * 2, cold=False)
         result["pipeline_cold"] = pipeline_rate(data, args.seconds * 2, cold=True)
         summary["sizes"][name] = result
@@ -285,8 +323,8 @@ def render(summary):
                 common.fmt(r["prepare_peak_rss"] / mib),
                 common.fmt(r["shard_files"]),
                 common.fmt(r["train_peak_rss"] / mib),
-                f"{r['first_step_seconds']:.1f} s "
-                f"({r['first_step_seconds'] / base['first_step_seconds']:.2f}x)",
+                f"{r['first_step_seconds']:.1f} s / {r['shakespeare_first_step_seconds']:.1f} s "
+                f"({r['first_step_seconds'] / r['shakespeare_first_step_seconds']:.2f}x)",
                 f"{r['pipeline_warm']:,.0f} / {r['pipeline_cold']:,.0f}",
                 f"{r['steps_per_sec']:.1f}",
                 f"{r['pipeline_cold'] / r['steps_per_sec']:.0f}x",
@@ -300,7 +338,7 @@ def render(summary):
             "",
             "",
             common.fmt(base["train_peak_rss"] / mib),
-            f"{base['first_step_seconds']:.1f} s (1.00x)",
+            f"{base['first_step_seconds']:.1f} s (its 20-step run)",
             f"{base['pipeline_warm']:,.0f} / -",
             f"{base['steps_per_sec']:.1f}",
             f"{base['pipeline_warm'] / base['steps_per_sec']:.0f}x",
@@ -319,7 +357,7 @@ def render(summary):
                     "prepare peak RSS MiB",
                     "shards",
                     "training peak RSS MiB",
-                    "to first step (vs tiny Shakespeare)",
+                    "to first step: it / tiny Shakespeare, alternated (median of rounds)",
                     "pipeline batches/s warm / cold",
                     "training steps/s",
                     "pipeline (cold) / step",
