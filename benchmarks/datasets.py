@@ -293,7 +293,8 @@ def main():
         print(
             f"{name}: prepare {result['prepare_mb_per_s']:.1f} MB/s, peak RSS "
             f"{result['prepare_peak_rss'] / 2**20:,.0f} MiB; training peak RSS {rss / 2**20:,.0f} MiB, "
-            f"first step after {first:.1f} s; pipeline {result['pipeline_warm']:,.0f} (warm) / "
+            f"first step after {ours:.1f} s (tiny Shakespeare {base:.1f} s); "
+            f"pipeline {result['pipeline_warm']:,.0f} (warm) / "
             f"{result['pipeline_cold']:,.0f} (cold) batches/s, step {result['steps_per_sec']:.1f}/s",
             flush=True,
         )
