@@ -158,7 +158,7 @@ def main():
                 f"{run['tokens_per_sec']:,.0f} tok/s, {time.monotonic() - t0:.0f} s",
                 flush=True,
             )
-    print(render(runs, args.seeds))
+    print(render([r for r in runs if r["seed"] in args.seeds], args.seeds))  # the seeds asked for
     common.emit(
         "ablations_quick" if args.quick else "ablations",
         {"machine": common.machine_info(), "runs": runs},
