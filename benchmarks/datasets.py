@@ -87,7 +87,7 @@ def run_command(module, *flags, first_step=False):
     lines, to_first = [], None
     for line in process.stdout:
         lines.append(line)
-        if first_step and to_first is None and line.startswith("step ") and " first step " in line:
+        if first_step and to_first is None and _is_first_step(line):
             to_first = time.monotonic() - start
     process.wait()
     wall = time.monotonic() - start
@@ -96,6 +96,10 @@ def run_command(module, *flags, first_step=False):
     if process.returncode != 0 or not peak:
         raise RuntimeError(f"{module} {flags} failed ({process.returncode}):\n{output[-3000:]}")
     return wall, int(peak[-1]) * 1024, to_first, output
+
+
+def _is_first_step(line):
+    return line.startswith("step ") and " first step " in line
 
 
 def seconds_to_first_step(model_dir, corpus):
@@ -112,7 +116,7 @@ def seconds_to_first_step(model_dir, corpus):
     lines = []
     for line in process.stdout:
         lines.append(line)
-        if line.startswith("step ") and " first step " in line:
+        if _is_first_step(line):
             seconds = time.monotonic() - start
             process.kill()
             process.wait()

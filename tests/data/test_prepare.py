@@ -176,11 +176,13 @@ def _wait_for(predicate, process, timeout=120):
         time.sleep(0.002)
 
 
-def _saving_after_every_block(corpus, out):
-    """The prepare command's work in a process that saves its state after every block (not every second)."""
+def _saving_after_every_block(corpus, out, patch=""):
+    """The prepare command's work in a process that saves its state after every block (not every
+    second); `patch` is code run first, with the module as `p`."""
     probe = (
         "import lm_keras.data.prepare as p\n"
         "p.SAVE_SECONDS = 0\n"
+        f"{patch}"
         f"p.prepare({str(corpus)!r}, {str(out)!r}, tokens_per_shard=2000, log=lambda line: None)\n"
     )
     return [sys.executable, "-c", probe]
@@ -241,19 +243,17 @@ def test_killed_between_the_last_tail_and_the_last_state_loses_no_tokens(tmp_pat
         == 0
     )
     out = tmp_path / "killed"
-    probe = (
+    kill_before_the_done_state = (
         "import os, signal\n"
-        "import lm_keras.data.prepare as p\n"
-        "p.SAVE_SECONDS = 0\n"
         "write = p._write\n"
         "def kill_before_the_done_state(path, data, **kw):\n"
         '    if path.name == p.STATE and b\'"split": "done"\' in data:\n'
         "        os.kill(os.getpid(), signal.SIGKILL)\n"
         "    write(path, data, **kw)\n"
         "p._write = kill_before_the_done_state\n"
-        f"p.prepare({str(small_corpus)!r}, {str(out)!r}, tokens_per_shard=2000, log=lambda line: None)\n"
     )
-    assert subprocess.run([sys.executable, "-c", probe], cwd=REPO, timeout=600).returncode == -signal.SIGKILL
+    probe = _saving_after_every_block(small_corpus, out, kill_before_the_done_state)
+    assert subprocess.run(probe, cwd=REPO, timeout=600).returncode == -signal.SIGKILL
     result = run_prepare(f"--corpus={small_corpus}", "--tokens_per_shard=2000", f"--output_dir={out}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert _manifest(out)["splits"] == _manifest(reference)["splits"]
