@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.training.helpers import damaged_model_dir
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COMMANDS = ("prepare", "train", "evaluate", "generate", "export", "serve", "demo", "convert")
 
@@ -24,6 +26,32 @@ def test_every_command_imports_together_without_tensorflow():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+@pytest.mark.parametrize("command", ["evaluate", "generate", "export"])
+def test_a_directory_without_a_readable_model_is_one_line_before_tensorflow_loads(tmp_path, command, damaged):
+    if damaged:
+        model_dir, message = damaged_model_dir(tmp_path / "run")
+    else:
+        model_dir, message = tmp_path, f"error: --model_dir={tmp_path} holds no config.json"
+    argv = [f"lm_keras.{command}", f"--model_dir={model_dir}"]
+    if command == "export":
+        argv.append(f"--export_dir={tmp_path / 'export'}")
+    probe = (
+        "import sys\n"
+        f"sys.argv = {argv!r}\n"
+        f"import lm_keras.{command}\n"
+        f"try:\n    lm_keras.{command}.run()\n"
+        "except SystemExit as e:\n    print('EXIT', e.code, 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert result.stdout.strip() == "EXIT 1 False", result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-2000:]
+    assert not (tmp_path / "export").exists()
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -11,7 +11,6 @@ import pytest
 
 from lm_keras.data.prepare import prepare
 from tests.generation.tiny_models import SEQ_LEN, trained_model_dir
-from tests.training.helpers import damaged_model_dir
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BATCH_SIZE = 32
@@ -83,15 +82,3 @@ def test_bad_flags_are_one_line(flags, code, message):
     result = run_evaluate("--model_dir=/nonexistent", *flags)
     assert result.returncode == code
     assert result.stderr.strip().startswith(message), result.stderr[-2000:]
-
-
-@pytest.mark.parametrize("damaged", [False, True])
-def test_a_directory_without_a_readable_model_is_one_line(tmp_path, damaged):
-    if damaged:
-        model_dir, message = damaged_model_dir(tmp_path / "run")
-    else:
-        model_dir, message = tmp_path, f"error: --model_dir={tmp_path} holds no config.json"
-    result = run_evaluate(f"--model_dir={model_dir}")
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-2000:]

@@ -10,7 +10,6 @@ import sysconfig
 import pytest
 
 from tests.generation.tiny_models import trained_model_dir
-from tests.training.helpers import damaged_model_dir
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BARE_CHECK = REPO / "tests" / "serving" / "bare_process_check.py"
@@ -292,19 +291,6 @@ def test_versions_are_numbered_and_never_overwritten(export, model_dir):
     assert sorted(p.name for p in (export / "1").rglob("*")) == before
     result = run_export("--export_dir=/tmp/x", "--version=0", f"--model_dir={model_dir}")
     assert result.returncode == 2 and "--version must be a positive integer" in result.stderr
-
-
-@pytest.mark.parametrize("damaged", [False, True])
-def test_a_directory_without_a_readable_model_is_one_line(tmp_path, damaged):
-    if damaged:
-        model_dir, message = damaged_model_dir(tmp_path / "run")
-    else:
-        model_dir, message = tmp_path, f"error: --model_dir={tmp_path} holds no config.json"
-    result = run_export(f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'export'}")
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-2000:]
-    assert not (tmp_path / "export").exists()
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ import sys
 import pytest
 
 from tests.generation.tiny_models import SEQ_LEN, trained_model_dir
-from tests.training.helpers import damaged_model_dir
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 LONG_PROMPT = "First Citizen:\nBefore we proceed any further"  # longer than the context
@@ -103,21 +102,3 @@ def test_bad_flags_are_one_line_before_tensorflow_loads(flags, code, message):
     result = run_generate("--model_dir=/nonexistent", *flags)
     assert result.returncode == code
     assert result.stderr.strip() == message
-
-
-def test_a_directory_without_a_model_is_one_line(tmp_path):
-    result = run_generate(f"--model_dir={tmp_path}")
-    assert result.returncode == 1
-    assert (
-        result.stderr.strip()
-        .splitlines()[-1]
-        .startswith(f"error: --model_dir={tmp_path} holds no config.json")
-    )
-
-
-def test_a_damaged_config_is_one_line(tmp_path):
-    model_dir, message = damaged_model_dir(tmp_path / "run")
-    result = run_generate(f"--model_dir={model_dir}")
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-2000:]

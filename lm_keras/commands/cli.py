@@ -45,6 +45,18 @@ def reject_arguments(argv):
         fail(f"unexpected arguments {argv[1:]}: every option is a --flag (see --helpshort)", EXIT_USAGE)
 
 
+def check_model_dir(model_dir):
+    """Reads MODEL_DIR/config.json before TensorFlow loads: a directory without a readable model
+    is one line (exit 1) at once, not after seconds of start-up."""
+    from lm_keras.errors import UserError
+    from lm_keras.training.model_dir import read_config
+
+    try:
+        read_config(model_dir)
+    except UserError as e:
+        fail(str(e), EXIT_FAILURE)
+
+
 def quiet_tensorflow():
     """Loads TensorFlow without its start-up chatter in the user's terminal.
 

@@ -47,6 +47,7 @@ def main(argv):
         cli.fail(f"--batch_size must be > 0; received batch_size={FLAGS.batch_size}", cli.EXIT_USAGE)
     if FLAGS.eval_tokens is not None and FLAGS.eval_tokens < 0:
         cli.fail(f"--eval_tokens must be >= 0; received eval_tokens={FLAGS.eval_tokens}", cli.EXIT_USAGE)
+    cli.check_model_dir(FLAGS.model_dir)
     cli.quiet_tensorflow()
     from lm_keras.errors import UserError
 

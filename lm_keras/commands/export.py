@@ -109,6 +109,7 @@ def main(argv):
         cli.fail(problem, cli.EXIT_USAGE)
     # auto takes the form every server runs (see the module docstring).
     jit_compile = FLAGS.jit_compile == "true"
+    cli.check_model_dir(FLAGS.model_dir)
     cli.quiet_tensorflow()
     from lm_keras.errors import UserError
 

@@ -72,6 +72,7 @@ def main(argv):
     problem = check_flags()
     if problem:
         cli.fail(problem, cli.EXIT_USAGE)
+    cli.check_model_dir(FLAGS.model_dir)
     cli.quiet_tensorflow()
     from lm_keras.errors import UserError
     from lm_keras.generation import decoder_for, encode_prompts, generate
