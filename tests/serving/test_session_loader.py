@@ -247,6 +247,17 @@ def test_xla_export_text_equals_generate(xla_exported, case):
     )
 
 
+def test_xla_export_holds_only_the_loop_in_xla_functions(xla_exported):
+    """Only the decoding loop is XLA; the tokenizer and the checks around it stay stock ops."""
+    from tests.test_export_cli import must_compile, saved_model_proto
+
+    graph = saved_model_proto(xla_exported["transformer", "char"][2])
+    compiled = must_compile(graph)  # one trace for each generating signature
+    assert len(compiled) == 2 and all("_decode_buckets" in name for name in compiled), compiled
+    ops = {node.op for function in graph.graph_def.library.function for node in function.node_def}
+    assert "XlaDynamicUpdateSlice" in ops and not {op for op in ops if "PyFunc" in op}
+
+
 def run_c_api(path, tmp_path, xla, op_libraries=()):
     """serving_default through the C API's session loader; with `xla` false XLA compilation is
     disabled first, as in TF Serving started without --xla_cpu_compilation_enabled=true."""

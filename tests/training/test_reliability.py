@@ -20,9 +20,10 @@ from tests.training.helpers import (
     train_command,
 )
 
+# TINY's --jit_compile=false: the five runs of the kill -9 test would spend most of their time
+# compiling. Resuming under XLA, as users train, is the slow Muon kill test's.
 RESUME_FLAGS = [
     *TINY,
-    "--jit_compile=auto",  # XLA, as users train
     "--max_steps=40",
     "--checkpoint_every=2",
     "--log_every=1",
@@ -108,6 +109,7 @@ def test_muon_wsd_and_the_modern_model_resume_exactly_after_sigkill(tmp_path, sh
     corpus.write_text(shakespeare.text[:60_000])
     flags = [
         *RESUME_FLAGS,
+        "--jit_compile=auto",  # XLA, as users train
         f"--corpus={corpus}",
         "--sample_tokens=0",
         "--max_steps=16",

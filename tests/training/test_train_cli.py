@@ -198,6 +198,8 @@ def test_fine_tune_keeps_tokenizer_and_starts_from_weights(tiny_run, tmp_path):
         "--checkpoint_every=5",
         "--log_every=1",
         "--batch_size=8",
+        "--jit_compile=false",  # as TINY: the subject is the weights, not XLA
+        "--sample_tokens=0",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "fine-tuning from" in result.stdout
