@@ -41,12 +41,15 @@ def test_scores_the_validation_split_as_the_trainer_did():
     assert figures["val_bits_per_char"] == pytest.approx(trained["val_bits_per_char"], rel=rel)
 
 
+# The tests below score without XLA: the one above runs the default (XLA on this CPU).
 def test_eval_tokens_caps_the_targets_and_all_scores_both_splits():
     model_dir = trained_model_dir("transformer")
-    capped = json.loads(run_evaluate(f"--model_dir={model_dir}", "--eval_tokens=1000").stdout)
+    capped = json.loads(
+        run_evaluate(f"--model_dir={model_dir}", "--eval_tokens=1000", "--jit_compile=false").stdout
+    )
     assert capped["dataset"] == f"{model_dir}/data" and capped["val_tokens"] == 1000
     assert capped["eval_tokens"] == 1000 and capped["val_split_targets"] > 1000
-    both = json.loads(run_evaluate(f"--model_dir={model_dir}", "--split=all").stdout)
+    both = json.loads(run_evaluate(f"--model_dir={model_dir}", "--split=all", "--jit_compile=false").stdout)
     splits = json.loads((model_dir / "data" / "manifest.json").read_text())["splits"]
     assert both["val_tokens"] == splits["train"]["tokens"] - 1 + splits["val"]["tokens"] - 1
 
@@ -55,7 +58,7 @@ def test_another_corpus_and_another_dataset(tmp_path, shakespeare):
     model_dir = trained_model_dir("transformer")
     other = tmp_path / "other.txt"
     other.write_text(shakespeare.text[-30_000:])
-    result = run_evaluate(f"--model_dir={model_dir}", f"--corpus={other}")
+    result = run_evaluate(f"--model_dir={model_dir}", f"--corpus={other}", "--jit_compile=false")
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
     assert figures["dataset"] is None and figures["corpus"] == "other.txt" and figures["val_tokens"] > 2000

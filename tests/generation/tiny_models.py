@@ -89,6 +89,7 @@ def trained_model_dir(kind="transformer", tokenizer="char", steps=20):
             warmup_steps=2,
             sample_tokens=8,
             dropout=0.0,
+            jit_compile="false",  # compiling would be most of 20 steps
         )
         if tokenizer != "char":
             overrides["vocab_size"] = 320

@@ -10,8 +10,9 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # A model small enough that a run is a few seconds of work on two CPU cores. Without XLA: its
-# compilation would be most of such a run. XLA training is tested where it is the subject
-# (test_reliability's kill -9 test, test_distribution, the presets, tests/models).
+# compilation would be most of such a run. XLA training is tested where it is the subject: the
+# demo (the default preset, as users train), the lstm_char preset, test_optimizers, tests/models,
+# and the slow Muon kill -9 test (resuming under XLA).
 TINY = [
     "--jit_compile=false",
     "--num_layers=1",
