@@ -31,6 +31,11 @@ def family(request, tokenizer):
     return kind, model, expected
 
 
+# XLA's loop equals the plain graph's (test_xla_and_graph_loops_sample_the_same_tokens) and the
+# reference loop for every family (test_batched_greedy_equals_reference_loop_per_prompt): slow.
+JIT_COMPILE = [pytest.param(True, marks=pytest.mark.slow), False]
+
+
 @pytest.mark.parametrize("use_cache,jit_compile", [(True, True), (False, False)])
 def test_batched_greedy_equals_reference_loop_per_prompt(family, tokenizer, use_cache, jit_compile):
     from lm_keras.generation import generate
@@ -48,7 +53,7 @@ def test_batched_greedy_equals_reference_loop_per_prompt(family, tokenizer, use_
     assert [tokenizer.encode(t).tolist() for t in texts] == expected, kind
 
 
-@pytest.mark.parametrize("jit_compile", [True, False])
+@pytest.mark.parametrize("jit_compile", JIT_COMPILE)
 def test_cached_greedy_within_the_context_equals_reference_loop(tokenizer, jit_compile):
     """Prompt + new tokens fit the context: the cached loop takes no window branch."""
     from lm_keras.generation import generate
@@ -152,7 +157,7 @@ def test_decoder_for_picks_the_family(tokenizer):
         decoder_for(object())
 
 
-@pytest.mark.parametrize("jit_compile", [True, False])
+@pytest.mark.parametrize("jit_compile", JIT_COMPILE)
 def test_the_cache_grows_through_its_phases_and_equals_the_reference_loop(tokenizer, jit_compile):
     """Short prompts start with a cache of S/8 slots that grows to S/4, S/2 and S, then the
     loop recomputes windows past the context: each phase's first step sees what it needs."""

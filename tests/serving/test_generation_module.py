@@ -34,6 +34,10 @@ def texts(tensor):
     return [t.decode("utf-8") for t in tensor.numpy()]
 
 
+# Every family's export gives generate's text through TF Serving's session loader
+# (tests/serving/test_session_loader.py) and the dropped-token count in a bare process
+# (tests/test_export_cli.py); this in-process check of the module repeats them (slow).
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["transformer", "lstm", "documented_lstm"])
 def test_serving_default_equals_generate(kind, tokenizer):
     from lm_keras.generation import generate

@@ -50,22 +50,6 @@ def test_a_prepared_dataset_fixes_the_tokenizer_and_the_run_records_which(tmp_pa
     )
 
 
-def test_a_changed_dataset_is_a_clear_error(tmp_path):
-    dataset = prepare("tiny_shakespeare", tmp_path / "ds", log=lambda line: None)
-    model_dir = tmp_path / "run"
-    assert run_train(model_dir, *SHORT, f"--corpus={dataset.path}").returncode == 0
-    manifest = dataset.path / "manifest.json"
-    before = hashlib.sha256(manifest.read_bytes()).hexdigest()
-    manifest.write_text(manifest.read_text().replace('"fraction": 0.1', '"fraction": 0.10'))
-    result = run_train(model_dir, "--max_steps=4")
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        f"error: the dataset {dataset.path} changed since this run started in {model_dir} (manifest sha256 "
-        f"{before[:12]}... then, {hashlib.sha256(manifest.read_bytes()).hexdigest()[:12]}... now): "
-        "restore it or start a new --model_dir"
-    ]
-
-
 def test_a_corpus_file_that_changes_after_it_was_prepared(tmp_path, shakespeare):
     corpus = tmp_path / "texts"
     corpus.mkdir()
@@ -87,11 +71,28 @@ def test_a_corpus_file_that_changes_after_it_was_prepared(tmp_path, shakespeare)
     ]
 
 
-def test_a_damaged_shard_stops_training_with_its_name_and_keeps_the_checkpoints(tmp_path):
+def test_a_changed_or_damaged_dataset_is_one_line_and_keeps_the_checkpoints(tmp_path):
+    """One run on a prepared dataset, then each way the dataset can go wrong under it."""
     dataset = prepare("tiny_shakespeare", tmp_path / "ds", tokens_per_shard=20_000, log=lambda line: None)
     model_dir = tmp_path / "run"
     assert run_train(model_dir, *SHORT, f"--corpus={dataset.path}").returncode == 0
     good = checkpoint_weights(model_dir / "checkpoints")
+
+    # An edited manifest: the dataset is not the one the run started on.
+    manifest = dataset.path / "manifest.json"
+    original = manifest.read_bytes()
+    before = hashlib.sha256(original).hexdigest()
+    manifest.write_text(manifest.read_text().replace('"fraction": 0.1', '"fraction": 0.10'))
+    result = run_train(model_dir, "--max_steps=4")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: the dataset {dataset.path} changed since this run started in {model_dir} (manifest sha256 "
+        f"{before[:12]}... then, {hashlib.sha256(manifest.read_bytes()).hexdigest()[:12]}... now): "
+        "restore it or start a new --model_dir"
+    ]
+    manifest.write_bytes(original)
+
+    # Damaged shards: training starts, meets one, names it and keeps the last checkpoint.
     shards = sorted((dataset.path / "shards").glob("train-*.bin"))
     for shard in shards[1:-1]:  # the ends stay whole, so training starts and meets a damaged one
         shard.write_bytes(shard.read_bytes()[:-2])
