@@ -116,7 +116,7 @@ def graph_export(model_dir, tmp_path_factory):
 EXPORTS = {"auto": "export", "true": "xla_export", "false": "graph_export"}
 
 
-# The XLA export runs through every session loader in tests/serving/test_session_loader.py, and
+# The XLA export runs through TF's C API loader in tests/serving/test_session_loader.py, and
 # false is auto's graph (test_jit_compile_false_is_the_default_graph).
 @pytest.mark.parametrize(
     "setting",
