@@ -117,7 +117,8 @@ EXPORTS = {"auto": "export", "true": "xla_export", "false": "graph_export"}
 
 
 # The XLA export runs through TF's C API loader in tests/serving/test_session_loader.py, and
-# false is auto's graph (test_jit_compile_false_is_the_default_graph).
+# false gives auto's plain graph (the command maps both to jit_compile=False; the slow
+# test_jit_compile_false_is_the_default_graph compares the two graphs).
 @pytest.mark.parametrize(
     "setting",
     ["auto", pytest.param("true", marks=pytest.mark.slow), pytest.param("false", marks=pytest.mark.slow)],
