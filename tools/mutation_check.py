@@ -209,7 +209,7 @@ def run_module(copy, test_module, timeout):
     """(outcome, seconds): 'caught by <test>', 'SURVIVED', 'no default tests' or 'timeout'."""
     env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
     env.setdefault("LM_KERAS_DATA_DIR", str(REPO.parent / "shared" / "data"))
-    command = [sys.executable, "-m", "pytest", test_module, "-x", "-q", "-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", test_module, "-x", "-q", "-p", "no:cacheprovider", "-n", "0"]
     start = time.monotonic()
     try:
         result = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
