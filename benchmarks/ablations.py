@@ -32,8 +32,9 @@ BASE_PRESET = "shakespeare_char_cpu"
 BASE = dict(learning_rate=3e-3, min_learning_rate=3e-4)
 SEEDS = (1337, 1, 2)
 # What each variant changes from the base; the first is the base itself. The full
-# combination is the recipe of the `shakespeare_char_cpu_modern` preset.
+# combination, `all_model_muon`, is the recipe of the `shakespeare_char_cpu_modern` preset.
 OPTIMIZER_CHANGES = ("optimizer", "schedule", "decay_fraction")
+WSD = dict(schedule="wsd", decay_fraction=0.3)
 MODEL_CHANGES = {k: v for k, v in MODERN_RECIPE.items() if k not in (*OPTIMIZER_CHANGES, *BASE)}
 RECIPE = {k: v for k, v in MODERN_RECIPE.items() if k not in BASE}
 VARIANTS = {
@@ -47,13 +48,13 @@ VARIANTS = {
     "zero_init_residual": dict(zero_init_residual=True),
     "softcap_15": dict(logit_softcap=15.0),
     "muon": dict(optimizer="muon"),
-    "wsd": dict(schedule="wsd", decay_fraction=0.3),
+    "wsd": WSD,
     "all_model": MODEL_CHANGES,
     "all_model_muon": dict(MODEL_CHANGES, optimizer="muon"),
-    "all_model_muon_wsd": RECIPE,
+    "all_model_muon_wsd": dict(RECIPE, **WSD),
     # Newton-Schulz costs the same per step whatever the batch: twice the batch for half the
     # steps (the same tokens) runs it half as often.
-    "all_model_muon_wsd_batch24": dict(RECIPE, batch_size=24, max_steps=1000, warmup_steps=50),
+    "all_model_muon_batch24": dict(RECIPE, batch_size=24, max_steps=1000, warmup_steps=50),
 }
 RUN_SETTINGS = dict(sample_tokens=0, log_every=250, eval_every=500, checkpoint_every=2000)
 

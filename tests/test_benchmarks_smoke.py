@@ -149,7 +149,7 @@ def test_ablation_table_means_spreads_and_differences_from_the_base():
     from lm_keras.config import PRESETS
 
     modern = PRESETS["shakespeare_char_cpu_modern"]
-    assert all(modern[k] == v for k, v in ablations.VARIANTS["all_model_muon_wsd"].items())
+    assert all(modern[k] == v for k, v in ablations.VARIANTS["all_model_muon"].items())
     assert {k: modern[k] for k in ablations.BASE} == ablations.BASE
 
 
