@@ -25,7 +25,7 @@ token (`common.transformer_flops_per_token`) times tokens/s over the float32 cei
 
     flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/train_throughput.py
     flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/train_throughput.py \
-        --recipes=base,muon,all_model,all_model_muon_wsd,all_model_muon_wsd_batch24
+        --recipes=base,muon,all_model,all_model_muon,all_model_muon_batch24
 """
 
 import os
