@@ -9,7 +9,8 @@ each run's training wall time and tokens/s, so a change's cost shows beside its 
 
 Runs go seed by seed (every variant at the first seed, then the next seed), each
 appended to a JSON-lines file as it ends; a rerun skips the runs already there, so
-an interrupted grid resumes. `--render` prints the table from the file alone.
+an interrupted grid resumes. `--render` prints the table from the file alone. The file,
+benchmarks/ablations.jsonl, is committed: it is the record behind RESULTS.md's table.
 
     flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/ablations.py
     .venv/bin/python benchmarks/ablations.py --render
@@ -26,17 +27,22 @@ import common  # noqa: E402
 
 common.setup_environment()
 
-from lm_keras.config import MODERN_RECIPE  # noqa: E402 (after the environment is set up)
-
 BASE_PRESET = "shakespeare_char_cpu"
 BASE = dict(learning_rate=3e-3, min_learning_rate=3e-4)
 SEEDS = (1337, 1, 2)
-# What each variant changes from the base; the first is the base itself. The full
-# combination, `all_model_muon`, is the recipe of the `shakespeare_char_cpu_modern` preset.
-OPTIMIZER_CHANGES = ("optimizer", "schedule", "decay_fraction")
+# What each variant changes from the base; the first is the base itself.
 WSD = dict(schedule="wsd", decay_fraction=0.3)
-MODEL_CHANGES = {k: v for k, v in MODERN_RECIPE.items() if k not in (*OPTIMIZER_CHANGES, *BASE)}
-RECIPE = {k: v for k, v in MODERN_RECIPE.items() if k not in BASE}
+# The model changes of the modded-nanogpt speedrun, all together.
+SPEEDRUN_MODEL = dict(
+    position="rope",
+    norm="rmsnorm",
+    qk_norm=True,
+    mlp="relu2",
+    tie_embeddings=False,
+    zero_init_residual=True,
+    logit_softcap=15.0,
+)
+SPEEDRUN = dict(SPEEDRUN_MODEL, optimizer="muon", schedule="cosine")
 VARIANTS = {
     "base": {},
     "rope": dict(position="rope"),
@@ -49,12 +55,15 @@ VARIANTS = {
     "softcap_15": dict(logit_softcap=15.0),
     "muon": dict(optimizer="muon"),
     "wsd": WSD,
-    "all_model": MODEL_CHANGES,
-    "all_model_muon": dict(MODEL_CHANGES, optimizer="muon"),
-    "all_model_muon_wsd": dict(RECIPE, **WSD),
+    "all_model": SPEEDRUN_MODEL,
+    "all_model_muon": dict(SPEEDRUN_MODEL, optimizer="muon"),
+    "all_model_muon_wsd": dict(SPEEDRUN, **WSD),
+    # The model changes that helped alone on seeds 1337 and 1, with Muon: the recipe of the
+    # `shakespeare_char_cpu_modern` preset (MODERN_RECIPE less the base's learning rates).
+    "helpful_model_muon": dict(position="rope", qk_norm=True, mlp="swiglu", optimizer="muon"),
     # Newton-Schulz costs the same per step whatever the batch: twice the batch for half the
     # steps (the same tokens) runs it half as often.
-    "all_model_muon_batch24": dict(RECIPE, batch_size=24, max_steps=1000, warmup_steps=50),
+    "all_model_muon_batch24": dict(SPEEDRUN, batch_size=24, max_steps=1000, warmup_steps=50),
 }
 RUN_SETTINGS = dict(sample_tokens=0, log_every=250, eval_every=500, checkpoint_every=2000)
 
@@ -132,10 +141,13 @@ def main():
     parser.add_argument("--only", nargs="*", default=None, choices=list(VARIANTS), help="these variants")
     parser.add_argument("--render", action="store_true", help="print the table of the runs already done")
     parser.add_argument(
-        "--runs", default=None, help="the JSON-lines file (default benchmarks/out/ablations.jsonl)"
+        "--runs",
+        default=None,
+        help="the JSON-lines file (default benchmarks/ablations.jsonl; with --quick, in benchmarks/out/)",
     )
     args = parser.parse_args()
-    path = args.runs or str(common.OUT_DIR / ("ablations_quick.jsonl" if args.quick else "ablations.jsonl"))
+    quick_path, path = common.OUT_DIR / "ablations_quick.jsonl", common.BENCH_DIR / "ablations.jsonl"
+    path = args.runs or str(quick_path if args.quick else path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     runs = [json.loads(line) for line in open(path)] if os.path.exists(path) else []
     names = args.only or list(VARIANTS)
