@@ -145,11 +145,14 @@ def test_ablation_table_means_spreads_and_differences_from_the_base():
     )
     assert lines[3].endswith("| 19,200 | 40.0 | 90 |")
     assert len(lines) == 4  # variants without runs have no row
-    # The full combination is the modern preset's recipe, less the base's learning rates.
-    from lm_keras.config import PRESETS
+    # The chosen combination is the modern preset's recipe, less the base's learning rates.
+    from lm_keras.config import MODERN_RECIPE, PRESETS
 
     modern = PRESETS["shakespeare_char_cpu_modern"]
-    assert all(modern[k] == v for k, v in ablations.VARIANTS["all_model_muon"].items())
+    chosen = ablations.VARIANTS["helpful_model_muon"]
+    assert {**modern, **chosen} == modern
+    recipe = {k: v for k, v in MODERN_RECIPE.items() if k not in ablations.BASE}
+    assert recipe == {**chosen, "schedule": "cosine"}  # cosine is the base's schedule
     assert {k: modern[k] for k in ablations.BASE} == ablations.BASE
 
 

@@ -499,7 +499,8 @@ def test_modern_presets_keep_the_cpu_presets_shape_and_parameters(name):
     if name == "shakespeare_char_cpu_modern":
         assert modern.train.max_steps == article.train.max_steps == 2000
     count = build_model(dataclasses.replace(modern.model, vocab_size=65)).count_params()
-    assert count == _expected_parameters(65, 128, 512, 4, 64, 4, vars(modern.model))
+    m = modern.model.resolved_mlp_dim  # 344 for swiglu
+    assert count == _expected_parameters(65, 128, m, 4, 64, 4, vars(modern.model))
     assert abs(count / 804_096 - 1) < 0.10  # within 10% of shakespeare_char_cpu's
 
 
