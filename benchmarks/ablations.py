@@ -146,8 +146,8 @@ def main():
         help="the JSON-lines file (default benchmarks/ablations.jsonl; with --quick, in benchmarks/out/)",
     )
     args = parser.parse_args()
-    quick_path, path = common.OUT_DIR / "ablations_quick.jsonl", common.BENCH_DIR / "ablations.jsonl"
-    path = args.runs or str(quick_path if args.quick else path)
+    default = common.OUT_DIR / "ablations_quick.jsonl" if args.quick else common.BENCH_DIR / "ablations.jsonl"
+    path = args.runs or str(default)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     runs = [json.loads(line) for line in open(path)] if os.path.exists(path) else []
     names = args.only or list(VARIANTS)
