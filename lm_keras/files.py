@@ -4,6 +4,8 @@ A process killed at any moment leaves the old file or the new one, never half of
 and a temporary file never has the final name. TensorFlow-free.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import pathlib
@@ -67,6 +69,39 @@ def fsync_dir(path):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def exclusive_lock(folder, what, flag):
+    """Holds an OS lock on `folder`/.lock for the block: one writer of a folder at a time.
+
+    A second process is refused at once with one line naming the holder's pid; the kernel
+    releases the lock when its holder exits, however it dies, so a killed run never leaves
+    a stale lock behind. `what` names the work ("training", "prepare") and `flag` the
+    option that named the folder, for the message.
+    """
+    from lm_keras.errors import UserError
+
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            raise UserError(
+                f"{flag}={folder} is in use by another {what} (pid {holder}): wait for it to finish, "
+                f"stop it, or pass another {flag}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _umask():
