@@ -30,11 +30,7 @@ Variants, alternated round by round (medians after warm-up):
     flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/generation.py
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 
 common.setup_environment()
 

@@ -23,11 +23,7 @@ The tokenizer of the generation variants is a stand-in of GPT-2's size (256 byte
     flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/gpt2.py
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 
 common.setup_environment()
 

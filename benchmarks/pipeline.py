@@ -17,11 +17,7 @@ Models: the Transformer of `shakespeare_char_cpu` (XLA) and the documented LSTM 
     flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/pipeline.py
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 
 common.setup_environment()
 

@@ -28,11 +28,7 @@ token (`common.transformer_flops_per_token`) times tokens/s over the float32 cei
         --recipes=base,muon,all_model,all_model_muon,all_model_muon_batch24
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 
 common.setup_environment()
 
@@ -298,7 +294,7 @@ def main():
 
 def time_recipes(args, size):
     """The step of each named ablation row side by side, and its cost against the base's."""
-    from ablations import BASE, BASE_PRESET, VARIANTS
+    from experiments.ablations import BASE, BASE_PRESET, VARIANTS
 
     names = args.recipes.split(",")
     unknown = [name for name in names if name not in VARIANTS]

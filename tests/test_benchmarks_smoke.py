@@ -8,28 +8,23 @@ import sys
 
 import pytest
 
-BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
+from benchmarks import common, run_all
+from experiments import ablations, quality_spread
 
-import ablations  # noqa: E402
-import common  # noqa: E402
-import quality_spread  # noqa: E402
-import run_all  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 SCRIPTS = [
-    "train_throughput.py",
-    "step_profile.py",
-    "lstm.py",
-    "pipeline.py",
-    "datasets.py",
-    "generation.py",
-    "time_to_quality.py",
-    "torch_peer.py",
-    "quality_spread.py",
-    "run_all.py",
-    "ablations.py",
-    "serve_load.py",
-    "decode_profile.py",
+    "benchmarks.train_throughput",
+    "experiments.step_profile",
+    "experiments.lstm",
+    "benchmarks.pipeline",
+    "benchmarks.datasets",
+    "benchmarks.generation",
+    "experiments.time_to_quality",
+    "experiments.torch_peer",
+    "experiments.quality_spread",
+    "experiments.ablations",
+    "experiments.decode_profile",
 ]
 
 
@@ -187,7 +182,7 @@ def test_quality_spread_torch_schedule_equals_the_trainers():
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_scripts_start_and_describe_themselves(script):
     done = subprocess.run(
-        [sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", script, "--help"], capture_output=True, text=True, timeout=60, cwd=REPO
     )
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout

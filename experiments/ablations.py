@@ -10,20 +10,19 @@ each run's training wall time and tokens/s, so a change's cost shows beside its 
 Runs go seed by seed (every variant at the first seed, then the next seed), each
 appended to a JSON-lines file as it ends; a rerun skips the runs already there, so
 an interrupted grid resumes. `--render` prints the table from the file alone. The file,
-benchmarks/ablations.jsonl, is committed: it is the record behind RESULTS.md's table.
+experiments/ablations.jsonl, is committed: it is the record behind RESULTS.md's table.
 
-    flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/ablations.py
-    .venv/bin/python benchmarks/ablations.py --render
+    flock /tmp/lm_keras_heavy.lock .venv/bin/python -m experiments.ablations
+    .venv/bin/python -m experiments.ablations --render
 """
 
 import json
 import os
+import pathlib
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 
 common.setup_environment()
 
@@ -143,10 +142,14 @@ def main():
     parser.add_argument(
         "--runs",
         default=None,
-        help="the JSON-lines file (default benchmarks/ablations.jsonl; with --quick, in benchmarks/out/)",
+        help="the JSON-lines file (default experiments/ablations.jsonl; with --quick, in benchmarks/out/)",
     )
     args = parser.parse_args()
-    default = common.OUT_DIR / "ablations_quick.jsonl" if args.quick else common.BENCH_DIR / "ablations.jsonl"
+    default = (
+        common.OUT_DIR / "ablations_quick.jsonl"
+        if args.quick
+        else pathlib.Path(__file__).with_name("ablations.jsonl")
+    )
     path = args.runs or str(default)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     runs = [json.loads(line) for line in open(path)] if os.path.exists(path) else []

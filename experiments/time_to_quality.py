@@ -16,19 +16,17 @@ machine, same hour) and reports the ratio of the second's time to the target to
 the first's whole training time. The modern recipe against the article's GPT,
 with the target where the 10-minute preset ends:
 
-    flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/time_to_quality.py
-    flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/time_to_quality.py \
+    flock /tmp/lm_keras_heavy.lock .venv/bin/python -m experiments.time_to_quality
+    flock /tmp/lm_keras_heavy.lock .venv/bin/python -m experiments.time_to_quality \
         --versus=shakespeare_char_cpu_10min_modern --target=1.526
 """
 
 import json
 import os
 import shutil
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 
 common.setup_environment()
 

@@ -16,15 +16,12 @@ character per window, the efficient `LSTMLM` one per position.
 - `lstm_lm_{graph,xla}`: the efficient `LSTMLM` (preset `lstm_char`, 2 x 256 LSTM
   predicting every position of 64-character windows, batch 32), XLA off and on.
 
-    flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/lstm.py
+    flock /tmp/lm_keras_heavy.lock .venv/bin/python -m experiments.lstm
 """
 
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 
 common.setup_environment()
 

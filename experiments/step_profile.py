@@ -12,18 +12,16 @@ Two measurements in one process:
    each thunk is attributed to the model part its HLO came from (the op names in
    XLA's optimised-HLO dump), forward or backward.
 
-    flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/step_profile.py
+    flock /tmp/lm_keras_heavy.lock .venv/bin/python -m experiments.step_profile
 """
 
 import collections
 import glob
 import os
 import re
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 
 DUMP_DIR = common.scratch_dir(prefix="bench_xla_dump_")
 # Must be set before TensorFlow loads XLA.

@@ -5,15 +5,13 @@ cases (whitespace runs, contractions, digits, other scripts); the ids of lm_kera
 tokenizer and of keras-hub's `GPT2Tokenizer`, eager (its Python path) and in a `tf.function`
 (its TensorFlow path), each compared with Hugging Face's.
 
-    .venv/bin/python benchmarks/gpt2_tokenizer_agreement.py
+    .venv/bin/python -m experiments.gpt2_tokenizer_agreement
 """
 
 import os
 import random
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 
 common.setup_environment()
 

@@ -14,22 +14,20 @@ For each seed this script trains the preset from scratch and reports:
   or below the bar.
 
 `--framework=torch` runs the same protocol on a PyTorch implementation of nanoGPT's
-model and training loop (benchmarks/torch_peer.py's model; nanoGPT's learning rate
+model and training loop (experiments/torch_peer.py's model; nanoGPT's learning rate
 schedule, AdamW groups, clipping and random batches), with a Python that has torch:
 
-    flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/quality_spread.py
-    flock /tmp/lm_keras_heavy.lock /path/to/torch-venv/bin/python benchmarks/quality_spread.py \
+    flock /tmp/lm_keras_heavy.lock .venv/bin/python -m experiments.quality_spread
+    flock /tmp/lm_keras_heavy.lock /path/to/torch-venv/bin/python -m experiments.quality_spread \
         --framework=torch
 """
 
 import math
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 
 BAR = 1.88  # issue 4's quality bar, nats/char
 NANOGPT_FIGURE = 1.8857  # nanoGPT's step-2000 estimate on a machine of this kind (../shared/data/README.md)
@@ -105,7 +103,8 @@ def nanogpt_lr(it, peak=1e-3, minimum=1e-4, warmup=100, decay=2000):
 def run_torch(seed, pool, quick):
     import numpy as np
     import torch
-    import torch_peer
+
+    from experiments import torch_peer
 
     vocab, train, val = torch_peer.char_split(torch)
     batch, seq_len, steps = 12, 64, 20 if quick else 2000

@@ -13,14 +13,10 @@ random weights). Each variant is one `tf.function(jit_compile=True)` running a
   with top_k 40 and top_p 0.9): what sampling adds per step.
 - `empty`: a loop that carries the same state and does one add: the loop's own cost.
 
-    flock /tmp/lm_keras_heavy.lock .venv/bin/python benchmarks/decode_profile.py
+    flock /tmp/lm_keras_heavy.lock .venv/bin/python -m experiments.decode_profile
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 
 common.setup_environment()
 

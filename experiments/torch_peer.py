@@ -12,15 +12,13 @@ documented CPU run, `--compile=False`) and eager with bfloat16 autocast.
 PyTorch is not a dependency of lm_keras: without it this script says so and exits 0.
 Run it with any Python that has torch, e.g.
 
-    flock /tmp/lm_keras_heavy.lock /path/to/torch-venv/bin/python benchmarks/torch_peer.py
+    flock /tmp/lm_keras_heavy.lock /path/to/torch-venv/bin/python -m experiments.torch_peer
 """
 
 import math
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 
 
 def build(torch, vocab, layers=4, heads=4, width=128, context=64):
