@@ -125,7 +125,7 @@ EXPORTS = {"auto": "export", "true": "xla_export", "false": "graph_export"}
 )
 def test_export_runs_in_a_bare_process_with_generates_output(setting, request, model_dir, tmp_path):
     from lm_keras.generation import generate
-    from lm_keras.training.model_dir import load_trained
+    from lm_keras.model_dir import load_trained
 
     export = request.getfixturevalue(EXPORTS[setting])
     answer = run_bare(export / "1", tmp_path)

@@ -29,7 +29,7 @@ def model_dir():
 
 @pytest.fixture(scope="module")
 def trained(model_dir):
-    from lm_keras.training.model_dir import load_trained
+    from lm_keras.model_dir import load_trained
 
     return load_trained(model_dir)
 

@@ -26,7 +26,7 @@ REQUEST_TIMEOUT_S = 2.0  # the server's: a stalled client is hung up on after th
 
 @pytest.fixture(scope="module")
 def trained():
-    from lm_keras.training.model_dir import load_trained
+    from lm_keras.model_dir import load_trained
 
     return load_trained(trained_model_dir("transformer"))
 

@@ -49,7 +49,7 @@ def check_model_dir(model_dir):
     """Reads MODEL_DIR/config.json before TensorFlow loads: a directory without a readable model
     is one line (exit 1) at once, not after seconds of start-up."""
     from lm_keras.errors import UserError
-    from lm_keras.training.model_dir import read_config
+    from lm_keras.model_dir import read_config
 
     try:
         read_config(model_dir)

@@ -76,7 +76,7 @@ def main(argv):
     cli.quiet_tensorflow()
     from lm_keras.errors import UserError
     from lm_keras.generation import decoder_for, encode_prompts, generate
-    from lm_keras.training.model_dir import load_trained
+    from lm_keras.model_dir import load_trained
 
     try:
         trained = load_trained(FLAGS.model_dir)

@@ -116,10 +116,10 @@ def main(argv):
         cli.fail(str(e), cli.EXIT_USAGE)
 
     cli.quiet_tensorflow()
-    from lm_keras.training.trainer import Trainer
+    from lm_keras.training.trainer import train
 
     try:
-        Trainer(config, FLAGS.model_dir, preset=preset).run()
+        train(FLAGS.model_dir, config, preset=preset)
     except UserError as e:
         cli.fail(str(e), cli.EXIT_FAILURE)
 

@@ -1,16 +1,13 @@
 """`convert`: a GPT-2 folder -> a model directory; `export_huggingface`: the way back."""
 
 import dataclasses
-import os
 import pathlib
-import shutil
-import tempfile
 
+from lm_keras import model_dir as md
 from lm_keras.config import Config, DataConfig
 from lm_keras.conversion import gpt2, huggingface, keras_hub_preset
 from lm_keras.errors import UserError
-from lm_keras.files import write_json_atomic
-from lm_keras.training import model_dir as md
+from lm_keras.files import replace_dir_atomic
 
 
 def read_source(source):
@@ -40,14 +37,9 @@ def convert(source, model_dir, log=print):
     Returns:
         The `TrainedModel` of the new directory (its model, tokenizer and config).
     """
-    import tensorflow as tf
-
     from lm_keras.models import build_model
-    from lm_keras.training.trainer import library_versions
 
-    model_dir = pathlib.Path(model_dir)
-    if model_dir.exists() and (not model_dir.is_dir() or any(model_dir.iterdir())):
-        raise UserError(f"--model_dir={model_dir} already exists and is not empty: pass a new folder")
+    md.check_new(model_dir, "--model_dir")
     source_format, hf_config, tensors, tokenizer = read_source(source)
     model_config = gpt2.model_config(hf_config, source)
     if model_config.vocab_size != tokenizer.vocab_size:
@@ -66,34 +58,8 @@ def convert(source, model_dir, log=print):
         f"{model_config.hidden_dim} wide, context {model_config.seq_len}, vocab {model_config.vocab_size}, "
         f"{model.count_params():,} parameters"
     )
-
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(dir=model_dir.parent, prefix=f".{model_dir.name}.convert-"))
-    try:
-        tokenizer.save(tmp / md.TOKENIZER)
-        step = tf.Variable(0, dtype=tf.int64)
-        tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=model, step=step), str(tmp / md.CHECKPOINTS), 1
-        ).save()
-        write_json_atomic(
-            tmp / md.CONFIG,
-            {
-                **config.to_dict(),
-                "converted_from": {
-                    "format": source_format,
-                    "source": str(pathlib.Path(source).resolve()),
-                    "config": hf_config,
-                },
-                "versions": library_versions(),
-            },
-        )
-        if model_dir.exists():
-            model_dir.rmdir()  # empty, checked above
-        os.rename(tmp, model_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return md.TrainedModel(config, tokenizer, model, 0, str(model_dir))
+    origin = {"format": source_format, "source": str(pathlib.Path(source).resolve()), "config": hf_config}
+    return md.write_converted(model_dir, config, tokenizer, model, origin)
 
 
 def export_huggingface(model_dir, export_dir):
@@ -106,28 +72,17 @@ def export_huggingface(model_dir, export_dir):
     Returns:
         pathlib.Path of the folder.
     """
-    export_dir = pathlib.Path(export_dir)
-    if export_dir.exists() and (not export_dir.is_dir() or any(export_dir.iterdir())):
-        raise UserError(
-            f"--export_dir={export_dir} already exists and is not empty: a Hugging Face export needs a "
-            "new folder"
-        )
+    md.check_new(export_dir, "--export_dir")
     gpt2.check_exportable(md.read_config(model_dir)[0])  # before loading anything
     trained = md.load_trained(model_dir)
     model_config = dataclasses.replace(trained.config.model, vocab_size=trained.tokenizer.vocab_size)
-    export_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(dir=export_dir.parent, prefix=f".{export_dir.name}.export-"))
-    try:
-        huggingface.write_checkpoint(
+    replace_dir_atomic(
+        lambda tmp: huggingface.write_checkpoint(
             tmp,
             gpt2.hf_config(model_config, trained.tokenizer.end_of_text_id),
             gpt2.weights(trained.model),
             trained.tokenizer,
-        )
-        if export_dir.exists():
-            export_dir.rmdir()
-        os.rename(tmp, export_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return export_dir
+        ),
+        export_dir,
+    )
+    return pathlib.Path(export_dir)

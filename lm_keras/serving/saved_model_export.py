@@ -45,8 +45,8 @@ def export_saved_model(model_dir, export_dir, version=None, **module_settings):
     >>> export_saved_model("runs/shakespeare", "exports/shakespeare", temperature=0.0)
     PosixPath('exports/shakespeare/1')
     """
+    from lm_keras.model_dir import load_trained
     from lm_keras.serving.generation_module import GenerationModule
-    from lm_keras.training.model_dir import load_trained
 
     version = resolve_version(export_dir, version)  # refuse a taken version before loading anything
     trained = load_trained(model_dir)

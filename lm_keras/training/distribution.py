@@ -1,4 +1,4 @@
-"""Devices: the tf.distribute strategy, which worker is chief, and when XLA pays."""
+"""Devices: the tf.distribute strategy (when XLA pays is each family's: `lm_keras.families`)."""
 
 import json
 import os
@@ -42,42 +42,3 @@ def make_strategy(name, tpu=""):
     raise UserError(
         f"--strategy must be one of auto, default, mirrored, multi_worker, tpu; received {name!r}"
     )
-
-
-def worker_id(strategy):
-    """(is_chief, task_id) of this process; a one-process run is chief 0."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True, 0
-    cluster = resolver.cluster_spec().as_dict()
-    if resolver.task_type == "chief":
-        return True, 0
-    return (
-        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster,
-        resolver.task_id,
-    )
-
-
-def device_kind():
-    if tf.config.list_logical_devices("TPU"):
-        return "TPU"
-    return "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-
-
-def resolve_jit(flag, model_kind, device=None):
-    """XLA on or off for `--jit_compile` (auto, true, false).
-
-    `auto` follows what benchmarks/RESULTS.md measured rather than habit. On CPU the
-    Transformer and the efficient LSTMLM train faster with XLA (about 1.4x each),
-    while the documented `Sequential` LSTM trains about 2x slower with it. On GPU
-    only the Transformer gets XLA: Keras runs its LSTM layers on cuDNN's fused
-    kernels only outside XLA. TPUs need XLA for everything.
-    """
-    if flag in ("true", "false"):
-        return flag == "true"
-    device = device or device_kind()
-    if device == "TPU":
-        return True
-    if device == "GPU":
-        return model_kind == "transformer"
-    return model_kind in ("transformer", "lstm")

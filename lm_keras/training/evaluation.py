@@ -18,11 +18,6 @@ LN2 = math.log(2.0)
 _DECODE_CHUNK = 1 << 20  # ids decoded at once when counting the characters of scored targets
 
 
-def view_of(model_kind):
-    """The pipeline view a model family trains on."""
-    return "many_to_one" if model_kind == "documented_lstm" else "next_token"
-
-
 def per_example_loss(view, y, outputs):
     """Negative log-likelihood in nats: (B, T) for next_token, (B,) for many_to_one.
 

@@ -7,9 +7,9 @@ import dataclasses
 import pathlib
 
 from lm_keras import config as config_lib
-from lm_keras.data import shards
+from lm_keras import model_dir as md
+from lm_keras.data import corpus, shards
 from lm_keras.errors import UserError
-from lm_keras.training import model_dir as model_dir_lib
 
 # Fields a resumed run may not change: they define what is being trained.
 _FIXED_SECTIONS = ("model", "data")
@@ -17,12 +17,6 @@ _FIXED_SECTIONS = ("model", "data")
 _INHERITED_DATA_FIELDS = ("tokenizer", "vocab_size")
 # Fields a prepared dataset fixes: its tokenizer and its split.
 _DATASET_FIELDS = ("tokenizer", "vocab_size", "val_fraction")
-
-
-def _stored(model_dir):
-    if not (pathlib.Path(model_dir) / model_dir_lib.CONFIG).is_file():
-        return None, None
-    return model_dir_lib.read_config(model_dir)
 
 
 def resolve_config(model_dir, preset_name, overrides, preset_given=False):
@@ -39,7 +33,9 @@ def resolve_config(model_dir, preset_name, overrides, preset_given=False):
         UserError: a resumed run asked to change its model or data, or a fine-tuning run
             asked for an architecture or tokenizer other than its source's.
     """
-    stored, raw = _stored(model_dir)
+    if pathlib.Path(model_dir).exists() and not pathlib.Path(model_dir).is_dir():
+        raise UserError(f"--model_dir={model_dir} is a file: give a folder for the run (a new one, or a run)")
+    stored, raw = md.stored_config(model_dir)
     if raw is not None and "converted_from" in raw:
         raise UserError(
             f"--model_dir={model_dir} holds a converted model, not a training run: fine-tune it with "
@@ -68,6 +64,10 @@ def resolve_config(model_dir, preset_name, overrides, preset_given=False):
         cfg = _inherit(cfg, overrides)
     if shards.is_prepared(cfg.data.corpus):
         cfg = _from_dataset(cfg, overrides)
+    elif cfg.data.corpus != "tiny_shakespeare" and not cfg.data.corpus.startswith(corpus.TFDS_PREFIX):
+        # A missing path is one line now, before TensorFlow loads (TFDS, which tiny_shakespeare
+        # may download through, loads it).
+        corpus.resolve(cfg.data.corpus)
     return cfg, preset_name
 
 
@@ -88,7 +88,7 @@ def _from_dataset(cfg, overrides):
 def _inherit(cfg, overrides):
     """A fine-tuning run keeps its source's architecture and tokenizer."""
     source_dir = cfg.train.init_from
-    source, _ = _stored(source_dir)
+    source, _ = md.stored_config(source_dir)
     if source is None:
         raise UserError(
             f"--init_from={source_dir} holds no config.json: give the model directory "

@@ -6,34 +6,23 @@ Keras 3's `model.fit` is not reliable under MultiWorkerMirroredStrategy
 TPU strategies.
 """
 
-import dataclasses
 import math
 import pathlib
-import platform
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-import lm_keras
-from lm_keras.data import check_windows, shards, train_dataset
+from lm_keras import model_dir as md
+from lm_keras.data import train_dataset
 from lm_keras.data.pipeline import shard_errors
-from lm_keras.data.prepare import corpus_changes
-from lm_keras.data.prepare import prepare as prepare_dataset
 from lm_keras.errors import UserError
+from lm_keras.families import family, resolve_jit
 from lm_keras.files import write_json_atomic, write_text_atomic
 from lm_keras.models import build_model
-from lm_keras.training import model_dir as md
-from lm_keras.training.distribution import make_strategy, resolve_jit, worker_id
-from lm_keras.training.evaluation import (
-    LN2,
-    estimate,
-    full_evaluation,
-    make_eval_step,
-    per_example_loss,
-    view_of,
-)
+from lm_keras.progress import duration
+from lm_keras.training.distribution import make_strategy
+from lm_keras.training.evaluation import LN2, estimate, full_evaluation, make_eval_step, per_example_loss
 from lm_keras.training.metrics_log import MetricsLog
 from lm_keras.training.optimizers import make_optimizer
 
@@ -42,43 +31,47 @@ class TrainingDiverged(UserError):
     """The loss stopped being finite; the last good checkpoint is kept."""
 
 
-def library_versions():
-    import sentencepiece
-    import tensorflow_text
+def train(model_dir, config, preset=None, log=None):
+    """Trains `config` in `model_dir` as the train command does; returns the results dict.
 
-    return {
-        "lm_keras": lm_keras.__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "tensorflow_text": tensorflow_text.__version__,
-        "sentencepiece": sentencepiece.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
+    One process at a time, and a failed start leaves nothing (`model_dir.hold`); the run's
+    dataset, tokenizer and config.json made ready (`model_dir.prepare_run`); then `Trainer.run`.
+
+    Example:
+        >>> from lm_keras.config import preset
+        >>> results = train("runs/shakespeare", preset("shakespeare_char_cpu"), "shakespeare_char_cpu")
+    """
+    log = log or (lambda line: print(line, flush=True))
+    with md.hold(model_dir):
+        config, dataset = md.prepare_run(model_dir, config, preset=preset, log=log)
+        return Trainer(config, dataset, model_dir, log=log).run()
 
 
 class Trainer:
-    """Trains the model of a resolved `Config` into a model directory.
+    """Trains a resolved `Config` on a ready dataset into a model directory.
 
     Rerunning with the same model directory resumes from the latest checkpoint:
     weights, optimizer, step, dropout RNG state and (through the step) the data
     position, so an interrupted run finishes exactly where an uninterrupted one would.
+    The directory's config.json, tokenizer and dataset are `lm_keras.model_dir`'s
+    (`prepare_run`), and `train` is the whole run as the command does it.
 
     Args:
-        config: the resolved `lm_keras.config.Config`.
-        model_dir: the model directory (see `lm_keras.training.model_dir`).
-        preset: the name of the preset the config started from, kept in config.json.
+        config: the resolved `lm_keras.config.Config`, its `model.vocab_size` the tokenizer's.
+        dataset: the `PreparedDataset` to train on.
+        model_dir: the model directory (see `lm_keras.model_dir`).
         log: where progress lines go (default: print to stdout).
 
     Example:
-        >>> from lm_keras.config import preset
-        >>> results = Trainer(preset("shakespeare_char_cpu"), "runs/shakespeare").run()
+        >>> config, dataset = model_dir.prepare_run("runs/shakespeare", preset("shakespeare_char_cpu"))
+        >>> results = Trainer(config, dataset, "runs/shakespeare").run()
     """
 
-    def __init__(self, config, model_dir, preset=None, log=None):
+    def __init__(self, config, dataset, model_dir, log=None):
         self.config = config
+        self.dataset = dataset
+        self.train_split, self.val_split = dataset.train, dataset.val
         self.model_dir = pathlib.Path(model_dir)
-        self.preset = preset
         self.log = log or (lambda line: print(line, flush=True))
 
     # ----------------------------------------------------------------- set-up
@@ -91,111 +84,10 @@ class Trainer:
         policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
         keras.mixed_precision.set_global_policy(policy[tc.mixed_precision])
         self.strategy = make_strategy(tc.strategy, tc.tpu)
-        self.is_chief, task_id = worker_id(self.strategy)
-        # Non-chief workers of a multi-worker run write their checkpoints aside.
-        self.work_dir = self.model_dir if self.is_chief else self.model_dir / "workers" / str(task_id)
+        self.is_chief, _ = md.worker()
+        self.work_dir = md.work_dir(self.model_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-
-    def _load_data(self):
-        """The prepared dataset, the tokenizer, and the data fields of the config they fix."""
-        self.dataset = self._dataset()
-        tokenizer_dir = self.model_dir / md.TOKENIZER
-        if tokenizer_dir.is_dir() and shards.tokenizer_sha256(tokenizer_dir) != shards.tokenizer_sha256(
-            self.dataset.tokenizer_dir
-        ):
-            raise UserError(
-                f"the dataset {self.dataset.path} was prepared with another tokenizer than the run in "
-                f"{self.model_dir}: use the run's own data, or start a new --model_dir"
-            )
-        tokenizer = self.dataset.tokenizer()
-        if self.is_chief and not tokenizer_dir.is_dir():
-            md.save_tokenizer_atomic(tokenizer, self.model_dir)
-        self.config = dataclasses.replace(
-            self.config, model=dataclasses.replace(self.config.model, vocab_size=tokenizer.vocab_size)
-        )
-        self.tokenizer = tokenizer
-        self.train_split, self.val_split = self.dataset.train, self.dataset.val
-        name, seq_len = self.dataset.manifest["corpus"]["name"], self.config.model.seq_len
-        check_windows(self.train_split, seq_len, "training", name)
-        check_windows(self.val_split, seq_len, "validation", name)
-
-    def _dataset(self):
-        """The `PreparedDataset` to train on: --corpus itself, or the corpus prepared into data/.
-
-        A text corpus is prepared once into the run's data/ folder (each worker of a
-        multi-worker run into its own); a rerun checks that the text did not change since.
-        """
-        cfg, tc = self.config.data, self.config.train
-        stored = md.read_config(self.model_dir)[1] if (self.model_dir / md.CONFIG).is_file() else None
-        if shards.is_prepared(cfg.corpus):
-            dataset = shards.PreparedDataset(cfg.corpus)
-        else:
-            data_dir = self.work_dir / md.DATA
-            if shards.is_prepared(data_dir):
-                dataset = shards.PreparedDataset(data_dir)
-                self.log(f"checking that corpus {cfg.corpus!r} did not change since it was prepared")
-                changes = corpus_changes(dataset, cfg.tfds_data_dir)
-                if changes:
-                    raise UserError(
-                        f"corpus {cfg.corpus!r} changed since this run started in {self.model_dir} "
-                        f"({changes}): restore the text or start a new --model_dir"
-                    )
-            else:
-                # A tokenizer/ already in the model directory is the run's (put there by hand, or
-                # by a run of an older lm_keras, which has no data/): encode with it.
-                own = self.model_dir / md.TOKENIZER
-                dataset = prepare_dataset(
-                    cfg.corpus,
-                    data_dir,
-                    tokenizer=cfg.tokenizer,
-                    vocab_size=cfg.vocab_size,
-                    val_fraction=cfg.val_fraction,
-                    tokenizer_from=str(own) if own.is_dir() else tc.init_from,
-                    tfds_data_dir=cfg.tfds_data_dir,
-                    log=self.log,
-                )
-        dataset.check_ends()
-        if stored is not None:
-            # A dataset of the run's own (data/) was checked against its corpus above; one given
-            # as --corpus must be the very dataset the run started on.
-            then = stored.get("dataset", {}).get("manifest_sha256")
-            given = shards.is_prepared(cfg.corpus) and then and then != dataset.manifest_sha256
-            if given or stored["corpus"]["sha256"] != dataset.manifest["corpus"]["sha256"]:
-                raise UserError(
-                    f"the dataset {dataset.path} changed since this run started in {self.model_dir} "
-                    f"(manifest sha256 {(then or '?')[:12]}... then, {dataset.manifest_sha256[:12]}... now): "
-                    "restore it or start a new --model_dir"
-                )
-        if tc.init_from and shards.tokenizer_sha256(dataset.tokenizer_dir) != shards.tokenizer_sha256(
-            pathlib.Path(tc.init_from) / md.TOKENIZER
-        ):
-            raise UserError(
-                f"the dataset {dataset.path} was prepared with another tokenizer than --init_from="
-                f"{tc.init_from}'s: prepare it with --tokenizer_from={tc.init_from}"
-            )
-        return dataset
-
-    def _write_config(self):
-        if not self.is_chief:
-            return
-        corpus = self.dataset.manifest["corpus"]
-        write_json_atomic(
-            self.model_dir / md.CONFIG,
-            {
-                **self.config.to_dict(),
-                "preset": self.preset,
-                "corpus": {
-                    "name": corpus["name"],
-                    "origin": corpus["spec"],
-                    "sha256": corpus["sha256"],
-                    "characters": corpus["characters"],
-                    "train_tokens": self.train_split.tokens,
-                    "val_tokens": self.val_split.tokens,
-                },
-                "dataset": {"path": str(self.dataset.path), "manifest_sha256": self.dataset.manifest_sha256},
-                "versions": library_versions(),
-            },
-        )
+        self.tokenizer = self.dataset.tokenizer()
 
     def _build(self):
         cfg, tc = self.config, self.config.train
@@ -209,18 +101,10 @@ class Trainer:
         # Dropout's RNG state lives in Keras seed generators, which tf.train.Checkpoint
         # does not see through the layers: save their variables explicitly.
         rng = [v.value for v in self.model.non_trainable_variables if "seed_generator" in v.path]
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model,
-            optimizer=self.optimizer,
-            step=self.step,
-            wall_seconds=self.wall_seconds,
-            rng=rng,
-        )
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(self.work_dir / md.CHECKPOINTS), max_to_keep=tc.keep_checkpoints
-        )
+        self.checkpoint = md.checkpoint(self.model, self.step, self.optimizer, self.wall_seconds, rng)
+        self.manager = md.checkpoint_manager(self.checkpoint, self.work_dir, tc.keep_checkpoints)
         self.jit = resolve_jit(tc.jit_compile, cfg.model.model)
-        self.view = view_of(cfg.model.model)
+        self.view = family(cfg.model.model).view
         # Input tokens per global batch, and the targets they train on: every position for
         # the sequence models, one per window for the documented LSTM.
         self.global_tokens = tc.batch_size * cfg.model.seq_len
@@ -233,14 +117,8 @@ class Trainer:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             self.log(f"resuming from {latest} (step {int(self.step.numpy())})")
             return int(self.step.numpy())
-        init_from = self.config.train.init_from
-        if init_from:
-            source = md.latest_checkpoint(init_from)
-            if source is None:
-                raise UserError(f"--init_from={init_from} holds no checkpoint: train that run first")
-            tf.train.Checkpoint(model=self.model).restore(
-                source
-            ).expect_partial().assert_existing_objects_matched()
+        if self.config.train.init_from:
+            source = md.restore_weights(self.model, self.config.train.init_from)
             self.log(f"fine-tuning from {source}: weights only, a fresh optimizer")
         return 0
 
@@ -318,15 +196,13 @@ class Trainer:
     # --------------------------------------------------------------------- run
 
     def prepare(self):
-        """Everything before the loop: devices, data, tokenizer, model, optimizer, restore.
+        """Everything before the loop: devices, tokenizer, model, optimizer, restore.
 
         Returns the step to continue after. Afterwards `model`, `optimizer`, `strategy`,
         `tokenizer`, `dataset`, `train_split`, `val_split` and `make_train_step()` are
         ready, which is what notebooks and benchmarks use to look inside a run.
         """
         self._setup()
-        self._load_data()
-        self._write_config()
         self._build()
         return self._restore()
 
@@ -418,7 +294,7 @@ class Trainer:
         if clock.steps:
             line += (
                 f"{record['tokens_per_sec']:,.0f} tok/s | {1000 * seconds_per_step:.1f} ms/step | "
-                f"eta {_duration(seconds_per_step * (tc.max_steps - step))}"
+                f"eta {duration(seconds_per_step * (tc.max_steps - step))}"
             )
         else:  # no speed to tell yet: the first step traces and compiles
             line += f"first step {seconds_per_step:.1f} s (tracing and compiling)"
@@ -495,13 +371,6 @@ class Trainer:
             )[0]
         write_text_atomic(self.model_dir / md.SAMPLES, text)
         self.log("sample | " + text[:200].replace("\n", "\n       | "))
-
-
-def _duration(seconds):
-    seconds = int(round(seconds))
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
 
 
 class _Clock:

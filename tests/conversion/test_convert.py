@@ -98,7 +98,7 @@ def test_model_directory_is_ordinary(converted):
     assert config["model"]["mlp"] == "gelu_tanh" and config["model"]["use_bias"] is True
     assert config["model"]["norm_epsilon"] == 1e-5 and config["model"]["seq_len"] == 64
     assert config["data"]["tokenizer"] == "gpt2_bpe" and config["converted_from"]["format"] == "huggingface"
-    from lm_keras.training.model_dir import load_trained
+    from lm_keras.model_dir import load_trained
 
     loaded = load_trained(model_dir)
     ids = loaded.tokenizer.encode(PROMPTS[0])[None, :]

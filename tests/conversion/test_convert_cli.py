@@ -88,8 +88,8 @@ def test_attention_maps_of_the_converted_model(converted):
 @pytest.mark.slow  # fine-tuning, export and serving are tested on native runs; this chains them on GPT-2
 def test_fine_tune_export_and_serve(model_dir, corpus_file, tmp_path):
     from lm_keras.generation import generate
+    from lm_keras.model_dir import load_trained
     from lm_keras.serving.saved_model_export import export_saved_model
-    from lm_keras.training.model_dir import load_trained
 
     tuned = tmp_path / "tuned"
     result = run(

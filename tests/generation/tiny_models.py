@@ -63,7 +63,7 @@ def trained_model_dir(kind="transformer", tokenizer="char", steps=20):
     key = (kind, tokenizer, steps)
     if key not in _TRAINED:
         from lm_keras.config import preset
-        from lm_keras.training.trainer import Trainer
+        from lm_keras.training.trainer import train
 
         if not _ROOT:
             _ROOT.append(pathlib.Path(tempfile.mkdtemp(prefix="lm_keras_generation_tests_")))
@@ -95,7 +95,7 @@ def trained_model_dir(kind="transformer", tokenizer="char", steps=20):
             overrides["vocab_size"] = 320
         config = preset("shakespeare_char_cpu").replace(**overrides)
         model_dir = _ROOT[0] / "_".join(map(str, key))
-        Trainer(config, model_dir, log=lambda line: None).run()
+        train(model_dir, config, log=lambda line: None)
         _TRAINED[key] = model_dir
     return _TRAINED[key]
 

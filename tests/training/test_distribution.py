@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from lm_keras.training.distribution import resolve_jit
+from lm_keras.families import resolve_jit
 from tests.training.helpers import REPO
 
 MODELS = ("transformer", "lstm", "documented_lstm")
