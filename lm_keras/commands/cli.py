@@ -36,6 +36,11 @@ def parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
+        # A flagfile that cannot be opened: absl raises while handling open()'s OSError, which
+        # names the file that failed (a nested --flagfile too); absl's own text starts "ERROR::".
+        cause = e.__context__
+        if isinstance(e, flags.CantOpenFlagFileError) and isinstance(cause, OSError):
+            fail(f"--flagfile={cause.filename} cannot be read ({cause.strerror}): check the path", EXIT_USAGE)
         fail(f"{e} (see --helpshort)", EXIT_USAGE)
 
 
