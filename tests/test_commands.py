@@ -156,3 +156,12 @@ def test_python_m_lm_keras_lists_the_commands_without_tensorflow():
         [sys.executable, "-m", "lm_keras", "train"], capture_output=True, text=True, timeout=60, cwd=REPO
     )
     assert result.returncode == 2 and result.stderr.startswith("error: python -m lm_keras takes no arguments")
+
+
+def test_the_readme_shows_what_python_m_lm_keras_prints():
+    result = subprocess.run(
+        [sys.executable, "-m", "lm_keras"], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"$ python -m lm_keras\n{result.stdout}```" in readme

@@ -14,7 +14,7 @@ code 2) and turns a `UserError` found while running into one line and exit code 
 COMMANDS = {
     "prepare": "tokenize a corpus once into a dataset of shards",
     "train": "train (or resume, or fine-tune) a model",
-    "evaluate": "score a trained model on a validation split",
+    "evaluate": "score a trained model on its validation split (or every split)",
     "generate": "sample text from a trained model",
     "export": "write a SavedModel for TF Serving, or a Hugging Face GPT-2 folder",
     "serve": "serve an export over TF Serving's REST API",
