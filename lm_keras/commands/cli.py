@@ -18,12 +18,30 @@ def run_command(main, define_flags, module_name):
     flags of the module named by `sys.argv[0]`: under `python -m lm_keras.<command>` that is
     the one-line entry module, and under a console script the script. So the command's
     docstring becomes the main module's, and its flags are listed under that name too.
+
+    A `define_flags` that returns {heading: [flag names]} has its flags listed under those
+    headings instead, in that order (absl alone lists one module's flags alphabetically).
     """
     sys.modules["__main__"].__doc__ = sys.modules[module_name].__doc__
-    define_flags()
-    for flag in flags.FLAGS.get_flags_for_module(module_name):
-        flags.FLAGS.register_flag_by_module(sys.argv[0], flag)
+    groups = define_flags()
+    if groups:
+        sys.modules["__main__"].__doc__ += grouped_help(groups)
+    else:
+        for flag in flags.FLAGS.get_flags_for_module(module_name):
+            flags.FLAGS.register_flag_by_module(sys.argv[0], flag)
     app.run(main, flags_parser=parse_flags)
+
+
+def grouped_help(groups):
+    """The flags of {heading: [flag names]}, listed under their headings as absl lists a module's."""
+    lines = []
+    for heading, names in groups.items():
+        lines.append(f"\n{heading}:")
+        for name in names:
+            flag = flags.FLAGS[name]
+            text = flag.help + (f"\n(default: {flag.default!r})" if flag.default is not None else "")
+            lines.append(flags.text_wrap(f"--{name}: {text}", indent="    ", firstline_indent="  "))
+    return "\n".join(lines) + "\n"
 
 
 def fail(message, code):
