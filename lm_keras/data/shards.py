@@ -12,8 +12,9 @@ uint16, token count uint64; little-endian), then its token ids: uint16 where the
 vocabulary has at most 65,535 ids, uint32 otherwise. Every shard of a split but its last
 holds exactly `tokens_per_shard` tokens, so where any token lies follows from arithmetic.
 
-A dataset is complete when manifest.json exists: prepare writes it last. Opening a
-dataset reads the manifest only, never the shards.
+A dataset is complete when manifest.json exists: prepare writes it last (`manifest`
+makes it; `PreparedDataset` reads it). Opening a dataset reads the manifest only, never
+the shards. Readers ignore any other name in the folder (.lock, while prepare writes).
 """
 
 import dataclasses
@@ -51,6 +52,53 @@ def shard_name(split, index):
 
 def shard_header(count, itemsize):
     return HEADER.pack(MAGIC, FORMAT_VERSION, itemsize, count)
+
+
+VALIDATION_RULE = "the first line that starts at or after (1 - fraction) of the characters"
+
+
+def manifest(settings, corpus, tokenizer, shard_tokens, first_val_character, versions):
+    """The manifest.json of a dataset, as `PreparedDataset` reads it back.
+
+    Args:
+        settings: what prepare was asked for ({corpus, tokenizer, vocab_size, val_fraction,
+            tokens_per_shard, tokenizer_from}); a rerun with others is another dataset.
+        corpus: {spec, name, parts: [{name, bytes, sha256}], sha256, characters}.
+        tokenizer: {kind, vocab_size, sha256 (see `tokenizer_sha256`), trained_on}.
+        shard_tokens: {split: the token count of each of its shards}.
+        first_val_character: the index of the first validation character (the boundary).
+        versions: {library: version} of what wrote the dataset.
+
+    Returns:
+        The manifest as a dict: no timestamps, so the same input gives the same bytes.
+    """
+    characters = {"train": first_val_character, "val": corpus["characters"] - first_val_character}
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "settings": settings,
+        "corpus": corpus,
+        "tokenizer": tokenizer,
+        "shards": {
+            "dtype": token_dtype(tokenizer["vocab_size"]),
+            "header_bytes": HEADER_BYTES,
+            "tokens_per_shard": settings["tokens_per_shard"],
+        },
+        "splits": {
+            split: {
+                "characters": characters[split],
+                "tokens": sum(shard_tokens[split]),
+                "shard_tokens": list(shard_tokens[split]),
+            }
+            for split in SPLITS
+        },
+        "validation": {
+            "fraction": settings["val_fraction"],
+            "first_character": first_val_character,
+            "rule": VALIDATION_RULE,
+        },
+        "versions": versions,
+    }
 
 
 def is_prepared(path):

@@ -105,9 +105,9 @@ def test_a_trained_tokenizer_learns_from_the_training_split(tmp_path, shakespear
 
 
 def test_a_large_corpus_trains_its_tokenizer_on_a_bounded_sample(tmp_path, monkeypatch, small_corpus):
-    from lm_keras.data import prepare as prepare_lib
+    from lm_keras.data import tokenizer_sample
 
-    monkeypatch.setattr(prepare_lib, "TOKENIZER_SAMPLE_BYTES", 200_000)  # so 1.1 MB counts as large
+    monkeypatch.setattr(tokenizer_sample, "TOKENIZER_SAMPLE_BYTES", 200_000)  # so 1.1 MB counts as large
     one = prepare(str(small_corpus), tmp_path / "one", tokenizer="bpe", vocab_size=400, log=print)
     prepare(str(small_corpus), tmp_path / "two", tokenizer="bpe", vocab_size=400, log=print)
     sample = one.manifest["tokenizer"]["trained_on"]
@@ -245,12 +245,13 @@ def test_killed_between_the_last_tail_and_the_last_state_loses_no_tokens(tmp_pat
     out = tmp_path / "killed"
     kill_before_the_done_state = (
         "import os, signal\n"
-        "write = p._write\n"
-        "def kill_before_the_done_state(path, data, **kw):\n"
-        '    if path.name == p.STATE and b\'"split": "done"\' in data:\n'
+        "import lm_keras.data.resume_state as r\n"
+        "write = r.write_file\n"
+        "def kill_before_the_done_state(path, data):\n"
+        '    if path.name == r.STATE and b\'"split": "done"\' in data:\n'
         "        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    write(path, data, **kw)\n"
-        "p._write = kill_before_the_done_state\n"
+        "    write(path, data)\n"
+        "r.write_file = kill_before_the_done_state\n"
     )
     probe = _saving_after_every_block(small_corpus, out, kill_before_the_done_state)
     assert subprocess.run(probe, cwd=REPO, timeout=600).returncode == -signal.SIGKILL
@@ -385,3 +386,87 @@ def test_a_damaged_shard_is_named(tmp_path):
     path.unlink()
     with pytest.raises(UserError, match=rf"shard {path} is missing"):
         dataset.train.check_shard(2)
+
+
+@pytest.fixture(scope="module")
+def slow_corpus(tmp_path_factory, shakespeare):
+    """32 MB of text in 3,200 shards: a prepare that runs for some seconds, and its dataset
+    prepared alone, to compare with."""
+    folder = tmp_path_factory.mktemp("slow")
+    data = shakespeare.text.encode("utf-8")
+    with open(folder / "corpus.txt", "wb") as f:
+        for _ in range(29):
+            f.write(data)
+    flags = [f"--corpus={folder / 'corpus.txt'}", "--tokens_per_shard=10000"]
+    alone = folder / "alone"
+    result = run_prepare(*flags, f"--output_dir={alone}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return flags, alone
+
+
+def _start_prepare(flags, out):
+    """A prepare command in a process of its own, once it holds the lock and writes shards."""
+    process = subprocess.Popen(
+        prepare_command(*flags, f"--output_dir={out}"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    shard_dir = out / "shards"
+    _wait_for(lambda: shard_dir.is_dir() and len(os.listdir(shard_dir)) >= 100, process)
+    return process
+
+
+def test_a_second_prepare_on_the_folder_is_refused_and_the_first_finishes(tmp_path, slow_corpus):
+    flags, alone = slow_corpus
+    out = tmp_path / "ds"
+    first = _start_prepare(flags, out)
+    try:
+        assert (out / ".lock").read_text() == f"{first.pid}\n"
+        second = run_prepare(*flags, f"--output_dir={out}")
+        assert first.poll() is None, "the first prepare ended before the second was refused"
+    finally:
+        stdout, stderr = first.communicate(timeout=600)
+    assert second.returncode == 1
+    assert second.stderr.splitlines() == [
+        f"error: --output_dir={out} is in use by another prepare (pid {first.pid}): wait for it to "
+        "finish, stop it, or pass another --output_dir"
+    ]
+    assert first.returncode == 0, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert (out / "manifest.json").read_bytes() == (alone / "manifest.json").read_bytes()
+    assert tree_bytes(out) == tree_bytes(alone)  # the lock file is gone with the work folder
+    # A finished dataset is checked without the lock: two checks at once are both fine.
+    checks = [subprocess.Popen(prepare_command(*flags, f"--output_dir={out}"), cwd=REPO) for _ in range(2)]
+    assert [c.wait(timeout=600) for c in checks] == [0, 0]
+    assert tree_bytes(out) == tree_bytes(alone)
+
+
+def test_a_killed_prepare_leaves_no_lock_that_refuses_the_rerun(tmp_path, slow_corpus):
+    flags, alone = slow_corpus
+    out = tmp_path / "ds"
+    killed = _start_prepare(flags, out)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    assert (out / ".lock").read_text() == f"{killed.pid}\n"  # the file stays; the lock went with the process
+    result = run_prepare(*flags, f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"prepare | resuming {out} at " in result.stdout
+    assert (out / "manifest.json").read_bytes() == (alone / "manifest.json").read_bytes()
+    assert tree_bytes(out) == tree_bytes(alone)
+
+
+def test_a_folder_holding_only_a_lock_file_is_prepared_and_a_held_lock_refuses(tmp_path):
+    from lm_keras.files import exclusive_lock
+
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / ".lock").write_text("12345\n")  # a prepare killed before its first save
+    held = exclusive_lock(out, "prepare", "--output_dir")  # by this process, on another descriptor
+    with held, pytest.raises(UserError, match=rf"in use by another prepare \(pid {os.getpid()}\)"):
+        prepare("tiny_shakespeare", out, log=lambda line: None)
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # refused before writing anything
+    prepare("tiny_shakespeare", out, log=lambda line: None)
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "shards", "tokenizer"]
