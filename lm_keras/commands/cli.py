@@ -39,7 +39,7 @@ def grouped_help(groups):
         lines.append(f"\n{heading}:")
         for name in names:
             flag = flags.FLAGS[name]
-            text = flag.help + (f"\n(default: {flag.default!r})" if flag.default is not None else "")
+            text = flag.help + (f" (default: {flag.default!r})" if flag.default is not None else "")
             lines.append(flags.text_wrap(f"--{name}: {text}", indent="    ", firstline_indent="  "))
     return "\n".join(lines) + "\n"
 

@@ -2,7 +2,11 @@
 
 Flags override the preset. Rerunning the same command resumes from the latest
 checkpoint. `--init_from=DIR` fine-tunes another run's weights on a new corpus.
+`--print_config` prints the resolved config (the preset, then the flags) and exits.
+One process trains in a model directory at a time: a second is refused in one line.
 """
+
+import dataclasses
 
 from absl import flags
 
@@ -87,17 +91,50 @@ _HELP = {
 }
 
 
+# --help lists the flags under these headings, in this order.
+_OPTIMISATION = (
+    "batch_size",
+    "max_steps",
+    "optimizer",
+    "learning_rate",
+    "min_learning_rate",
+    "warmup_steps",
+    "schedule",
+    "decay_fraction",
+    "beta1",
+    "beta2",
+    "weight_decay",
+    "grad_clip",
+)
+_DEVICES = ("jit_compile", "mixed_precision", "strategy", "tpu", "deterministic")
+GROUPS = {
+    "run": ["model_dir", "preset", "print_config", "init_from"],
+    "model": [f.name for f in dataclasses.fields(config_lib.ModelConfig) if f.name != "vocab_size"],
+    "data": [f.name for f in dataclasses.fields(config_lib.DataConfig)],
+    "optimisation": list(_OPTIMISATION),
+    "devices": list(_DEVICES),
+    "evaluation, checkpoints and logs": [
+        f.name
+        for f in dataclasses.fields(config_lib.TrainConfig)
+        if f.name not in (*_OPTIMISATION, *_DEVICES, "init_from")
+    ],
+}
+
+
 def define_flags():
     """Defines this command's flags; called by `run`, so that importing the module defines none
-    (commands share flag names such as --model_dir, and absl allows one definition each)."""
+    (commands share flag names such as --model_dir, and absl allows one definition each).
+    Returns the headings --help lists them under."""
     flags.DEFINE_string("model_dir", None, "where the run lives (config, tokenizer, checkpoints, metrics)")
     flags.DEFINE_enum("preset", config_lib.DEFAULT_PRESET, list(config_lib.PRESETS), "starting configuration")
+    flags.DEFINE_bool("print_config", False, "print the resolved config (preset, then flags) and exit")
     for name, kind in config_lib.FLAG_TYPES.items():
         help_text = _HELP[name] + " (default: the preset's)"
         if name in _CHOICES:
             flags.DEFINE_enum(name, None, list(_CHOICES[name]), help_text)
         else:
             _TYPES[kind](name, None, help_text)
+    return GROUPS
 
 
 def main(argv):
@@ -114,6 +151,9 @@ def main(argv):
         config, preset = resolve_config(FLAGS.model_dir, FLAGS.preset, overrides, FLAGS["preset"].present)
     except (UserError, ValueError) as e:
         cli.fail(str(e), cli.EXIT_USAGE)
+    if FLAGS.print_config:
+        print(config.to_json(preset=preset))
+        return
 
     cli.quiet_tensorflow()
     from lm_keras.training.trainer import train

@@ -231,6 +231,7 @@ def test_bad_corpus_is_one_line_exit_1(tmp_path):
         f"error: corpus file {bad} is not UTF-8: invalid byte 0xe9 at byte offset 3; "
         "convert it, e.g. iconv -f LATIN1 -t UTF-8"
     ]
+    assert not (tmp_path / "run").exists()  # the failed start left nothing behind
 
 
 @pytest.mark.parametrize(
