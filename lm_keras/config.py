@@ -1,7 +1,9 @@
 """Configuration: dataclasses for model, data and training, named presets, JSON.
 
 This module imports nothing heavy (no TensorFlow), so command lines can check
-their flags before TensorFlow loads.
+their flags before TensorFlow loads. Each section checks its fields with the one-line
+rules of `lm_keras.model_settings` (the model's are those its Keras class checks) and
+raises `UserError("--" + problem)`.
 
 A `Config` is three sections. Every field has a flag of the same name in
 `python -m lm_keras.train` (see `FLAG_SECTIONS`); a preset is a partial dict of
@@ -13,12 +15,23 @@ import json
 import math
 
 from lm_keras.errors import UserError
+from lm_keras.model_settings import MLPS as MLPS
+from lm_keras.model_settings import (
+    MODELS,
+    choice_problem,
+    first_problem,
+    fraction_problem,
+    lstm_problem,
+    non_negative_problem,
+    positive_int_problem,
+    positive_problem,
+    transformer_problem,
+)
+from lm_keras.model_settings import NORMS as NORMS
+from lm_keras.model_settings import POSITIONS as POSITIONS
 
-MODELS = ("transformer", "lstm", "documented_lstm")
+# MLPS, NORMS and POSITIONS are imported for the commands, which read every flag's choices here.
 TOKENIZERS = ("char", "bpe", "unigram", "gpt2_bpe")
-POSITIONS = ("learned", "sinusoidal", "rope")
-MLPS = ("gelu", "gelu_tanh", "relu2", "swiglu")
-NORMS = ("layernorm", "rmsnorm")
 JIT_CHOICES = ("auto", "true", "false")
 PRECISIONS = ("float32", "bfloat16", "float16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
@@ -74,37 +87,48 @@ class ModelConfig:
     logit_softcap: float = 0.0
 
     def __post_init__(self):
-        _check_choice("model", self.model, MODELS)
-        _check_choice("position", self.position, POSITIONS)
-        _check_choice("mlp", self.mlp, MLPS)
-        _check_choice("norm", self.norm, NORMS)
-        if self.logit_softcap < 0:
-            raise UserError(
-                f"--logit_softcap must be >= 0 (0 is off); received logit_softcap={self.logit_softcap}"
+        # The fields every family reads (0 in the three means: set later, or derived), then
+        # the rules of the model this config builds, in its constructor's words.
+        problem = (
+            choice_problem("model", self.model, MODELS)
+            or positive_int_problem("seq_len", self.seq_len)
+            or non_negative_problem("vocab_size", self.vocab_size)
+            or non_negative_problem("mlp_dim", self.mlp_dim)
+            or non_negative_problem("embedding_dim", self.embedding_dim)
+            or self._family_problem()
+        )
+        if problem:
+            raise UserError("--" + problem)
+
+    def _family_problem(self):
+        if self.model == "transformer":
+            return transformer_problem(
+                num_layers=self.num_layers,
+                num_heads=self.num_heads,
+                hidden_dim=self.hidden_dim,
+                mlp_dim=self.resolved_mlp_dim,
+                seq_len=self.seq_len,
+                dropout=self.dropout,
+                position=self.position,
+                mlp=self.mlp,
+                norm=self.norm,
+                logit_softcap=self.logit_softcap,
+            ) or positive_problem("norm_epsilon", self.norm_epsilon)
+        if self.model == "lstm":
+            return lstm_problem(
+                embedding_dim=self.resolved_embedding_dim,
+                hidden_dim=self.hidden_dim,
+                num_layers=self.num_layers,
+                dropout=self.dropout,
             )
-        if not self.norm_epsilon > 0:
-            raise UserError(f"--norm_epsilon must be > 0; received norm_epsilon={self.norm_epsilon}")
-        for name in ("seq_len", "num_layers", "num_heads", "hidden_dim", "dense_units"):
-            _check_positive(name, getattr(self, name))
-        for name in ("mlp_dim", "embedding_dim", "vocab_size"):
-            if getattr(self, name) < 0:
-                raise UserError(f"--{name} must be >= 0; received {name}={getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"--dropout must be in [0, 1); received dropout={self.dropout}")
-        if self.model == "transformer" and self.hidden_dim % self.num_heads:
-            raise UserError(
-                "--hidden_dim must be divisible by --num_heads; received "
-                f"hidden_dim={self.hidden_dim}, num_heads={self.num_heads}"
-            )
-        if (
-            self.model == "transformer"
-            and self.position == "rope"
-            and (self.hidden_dim // self.num_heads) % 2
-        ):
-            raise UserError(
-                "--position=rope needs heads of even width (--hidden_dim / --num_heads); received "
-                f"hidden_dim={self.hidden_dim}, num_heads={self.num_heads}"
-            )
+        # The documented model's rules in this config's names: its max_length is seq_len,
+        # its lstm_units hidden_dim, its dropout_rate dropout; it has no num_layers.
+        return (
+            positive_int_problem("hidden_dim", self.hidden_dim)
+            or positive_int_problem("embedding_dim", self.resolved_embedding_dim)
+            or fraction_problem("dropout", self.dropout, "[0, 1)")
+            or positive_int_problem("dense_units", self.dense_units)
+        )
 
     @property
     def resolved_mlp_dim(self):
@@ -135,21 +159,13 @@ class DataConfig:
     tfds_data_dir: str = ""
 
     def __post_init__(self):
-        _check_choice("tokenizer", self.tokenizer, TOKENIZERS)
-        if not 0.0 < self.val_fraction < 1.0:
-            raise UserError(f"--val_fraction must be in (0, 1); received {self.val_fraction}")
-        if self.tokenizer != "char" and self.vocab_size <= 0:
-            raise UserError(
-                f"--vocab_size is required for --tokenizer={self.tokenizer}; "
-                "received vocab_size=0 (try --vocab_size=1024)"
-            )
-        if self.tokenizer != "char" and self.vocab_size < MIN_SENTENCEPIECE_VOCAB_SIZE:
-            raise UserError(
-                f"--vocab_size must be at least {MIN_SENTENCEPIECE_VOCAB_SIZE} for "
-                f"--tokenizer={self.tokenizer} (the unknown id, newline, 256 byte pieces and one "
-                "piece per character of the text); "
-                f"received vocab_size={self.vocab_size} (try --vocab_size=1024)"
-            )
+        problem = (
+            choice_problem("tokenizer", self.tokenizer, TOKENIZERS)
+            or fraction_problem("val_fraction", self.val_fraction, "(0, 1)")
+            or _vocab_size_problem(self.tokenizer, self.vocab_size)
+        )
+        if problem:
+            raise UserError("--" + problem)
 
 
 @dataclasses.dataclass
@@ -184,12 +200,14 @@ class TrainConfig:
     sample_tokens: int = 500
 
     def __post_init__(self):
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("jit_compile", self.jit_compile, JIT_CHOICES)
-        _check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
-        _check_choice("strategy", self.strategy, STRATEGIES)
-        for name in (
+        choices = (
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+            ("jit_compile", JIT_CHOICES),
+            ("mixed_precision", PRECISIONS),
+            ("strategy", STRATEGIES),
+        )
+        positive = (
             "batch_size",
             "max_steps",
             "eval_every",
@@ -197,30 +215,25 @@ class TrainConfig:
             "checkpoint_every",
             "log_every",
             "keep_checkpoints",
-        ):
-            _check_positive(name, getattr(self, name))
-        for name in ("learning_rate",):
-            if not getattr(self, name) > 0:
-                raise UserError(f"--{name} must be > 0; received {name}={getattr(self, name)}")
-        for name in (
+            "learning_rate",
+        )
+        non_negative = (
             "min_learning_rate",
             "weight_decay",
             "grad_clip",
             "warmup_steps",
             "sample_tokens",
             "eval_tokens",
-        ):
-            if getattr(self, name) < 0:
-                raise UserError(f"--{name} must be >= 0; received {name}={getattr(self, name)}")
-        if not 0.0 < self.decay_fraction <= 1.0:
-            raise UserError(
-                f"--decay_fraction must be in (0, 1]; received decay_fraction={self.decay_fraction}"
-            )
-        if self.min_learning_rate > self.learning_rate:
-            raise UserError(
-                "--min_learning_rate must not exceed --learning_rate; received "
-                f"min_learning_rate={self.min_learning_rate}, learning_rate={self.learning_rate}"
-            )
+        )
+        problem = (
+            first_problem(choice_problem(name, getattr(self, name), names) for name, names in choices)
+            or first_problem(positive_problem(name, getattr(self, name)) for name in positive)
+            or first_problem(non_negative_problem(name, getattr(self, name)) for name in non_negative)
+            or fraction_problem("decay_fraction", self.decay_fraction, "(0, 1]")
+            or _learning_rates_problem(self.min_learning_rate, self.learning_rate)
+        )
+        if problem:
+            raise UserError("--" + problem)
 
 
 @dataclasses.dataclass
@@ -266,14 +279,30 @@ def _known(cls, d):
     return {k: v for k, v in d.items() if k in names}
 
 
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise UserError(f"--{name} must be one of {', '.join(choices)}; received {name}={value!r}")
+def _vocab_size_problem(tokenizer, vocab_size):
+    # Flags' messages (the settings are only ever flags), so they name the other flag and the fix.
+    if tokenizer != "char" and vocab_size <= 0:
+        return (
+            f"vocab_size is required for --tokenizer={tokenizer}; "
+            "received vocab_size=0 (try --vocab_size=1024)"
+        )
+    if tokenizer != "char" and vocab_size < MIN_SENTENCEPIECE_VOCAB_SIZE:
+        return (
+            f"vocab_size must be at least {MIN_SENTENCEPIECE_VOCAB_SIZE} for "
+            f"--tokenizer={tokenizer} (the unknown id, newline, 256 byte pieces and one "
+            "piece per character of the text); "
+            f"received vocab_size={vocab_size} (try --vocab_size=1024)"
+        )
+    return None
 
 
-def _check_positive(name, value):
-    if value <= 0:
-        raise UserError(f"--{name} must be > 0; received {name}={value}")
+def _learning_rates_problem(min_learning_rate, learning_rate):
+    if min_learning_rate > learning_rate:
+        return (
+            "min_learning_rate must not exceed --learning_rate; received "
+            f"min_learning_rate={min_learning_rate}, learning_rate={learning_rate}"
+        )
+    return None
 
 
 # Flat flag name -> the sections that hold a field of that name, and its type.

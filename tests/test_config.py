@@ -58,9 +58,14 @@ def test_the_smallest_sentencepiece_vocab_size_it_accepts_trains(kind):
         (dict(logit_softcap=-2.0), r"--logit_softcap must be >= 0 \(0 is off\); received logit_softcap=-2.0"),
         (
             dict(position="rope", hidden_dim=12, num_heads=4),
-            r"--position=rope needs heads of even width \(--hidden_dim / --num_heads\); received "
+            r"--position='rope' needs heads of even width \(hidden_dim / num_heads\); received "
             "hidden_dim=12, num_heads=4",
         ),
+        (
+            dict(hidden_dim=130, num_heads=4),
+            "--hidden_dim must be divisible by num_heads; received hidden_dim=130, num_heads=4",
+        ),
+        (dict(seq_len=0), "--seq_len must be a positive int; received seq_len=0"),
     ],
 )
 def test_model_config_refuses_bad_values(fields, message):

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from lm_keras.layers.rotary_embedding import RotaryEmbedding
+from lm_keras.model_settings import fraction_problem, positive_int_problem
 
 # Added to masked scores before the softmax (computed in float32); exp() of it is exactly 0.
 _MASKED_SCORE = -1e9
@@ -101,12 +102,14 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(num_heads, int) or num_heads <= 0:
-            raise ValueError(f"num_heads must be a positive int; received num_heads={num_heads!r}")
-        if not isinstance(key_dim, int) or key_dim <= 0:
-            raise ValueError(f"key_dim must be a positive int; received key_dim={key_dim!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
+        problem = (
+            positive_int_problem("num_heads", num_heads)
+            or positive_int_problem("key_dim", key_dim)
+            or fraction_problem("dropout", dropout, "[0, 1)")
+        )
+        if problem:
+            raise ValueError(problem)
+        # TransformerLM checks this with its own arguments' names (model_settings.transformer_problem).
         if use_rope and key_dim % 2:
             raise ValueError(f"use_rope needs an even key_dim; received key_dim={key_dim}")
         self.num_heads = num_heads

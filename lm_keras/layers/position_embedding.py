@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from lm_keras.model_settings import positive_int_problem
+
 
 @keras.saving.register_keras_serializable(package="lm_keras")
 class PositionEmbedding(keras.layers.Layer):
@@ -34,10 +36,9 @@ class PositionEmbedding(keras.layers.Layer):
 
     def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(sequence_length, int) or sequence_length <= 0:
-            raise ValueError(
-                f"sequence_length must be a positive int; received sequence_length={sequence_length!r}"
-            )
+        problem = positive_int_problem("sequence_length", sequence_length)
+        if problem:
+            raise ValueError(problem)
         self.sequence_length = sequence_length
         self.initializer = keras.initializers.get(initializer)
 

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from lm_keras.model_settings import positive_problem
+
 
 @keras.saving.register_keras_serializable(package="lm_keras")
 class SinusoidalPositionEncoding(keras.layers.Layer):
@@ -35,8 +37,9 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
 
     def __init__(self, max_wavelength=10000.0, **kwargs):
         super().__init__(**kwargs)
-        if not max_wavelength > 0:
-            raise ValueError(f"max_wavelength must be > 0; received max_wavelength={max_wavelength!r}")
+        problem = positive_problem("max_wavelength", max_wavelength)
+        if problem:
+            raise ValueError(problem)
         self.max_wavelength = max_wavelength
 
     def call(self, inputs, start_index=0):

@@ -3,8 +3,15 @@
 import keras
 from keras import ops
 
-from lm_keras.config import MLPS, NORMS
 from lm_keras.layers.multi_head_self_attention import MultiHeadSelfAttention
+from lm_keras.model_settings import (
+    MLPS,
+    NORMS,
+    choice_problem,
+    fraction_problem,
+    heads_problem,
+    positive_int_problem,
+)
 
 
 @keras.saving.register_keras_serializable(package="lm_keras")
@@ -84,16 +91,15 @@ class TransformerBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(num_heads, int) or num_heads <= 0:
-            raise ValueError(f"num_heads must be a positive int; received num_heads={num_heads!r}")
-        if not isinstance(mlp_dim, int) or mlp_dim <= 0:
-            raise ValueError(f"mlp_dim must be a positive int; received mlp_dim={mlp_dim!r}")
-        if mlp not in MLPS:
-            raise ValueError(f"mlp must be one of {', '.join(MLPS)}; received mlp={mlp!r}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}; received norm={norm!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
+        problem = (
+            positive_int_problem("num_heads", num_heads)
+            or positive_int_problem("mlp_dim", mlp_dim)
+            or choice_problem("mlp", mlp, MLPS)
+            or choice_problem("norm", norm, NORMS)
+            or fraction_problem("dropout", dropout, "[0, 1)")
+        )
+        if problem:
+            raise ValueError(problem)
         self.num_heads = num_heads
         self.mlp_dim = mlp_dim
         self.mlp = mlp
@@ -108,11 +114,9 @@ class TransformerBlock(keras.layers.Layer):
 
     def build(self, input_shape):
         hidden_dim = input_shape[-1]
-        if hidden_dim is None or hidden_dim % self.num_heads:
-            raise ValueError(
-                "hidden_dim must be divisible by num_heads; received "
-                f"hidden_dim={hidden_dim}, num_heads={self.num_heads}"
-            )
+        problem = heads_problem(hidden_dim, self.num_heads)
+        if problem:
+            raise ValueError(problem)
         output_initializer = self.output_kernel_initializer or self.kernel_initializer
 
         def dense(units, initializer, name):

@@ -2,6 +2,8 @@
 
 import keras
 
+from lm_keras.model_settings import first_problem, fraction_problem, positive_int_problem
+
 
 def documented_lstm(vocab_size, embedding_dim, max_length, lstm_units, dropout_rate, dense_units):
     """The documented many-to-one LSTM language model, compiled as documented.
@@ -56,17 +58,18 @@ def documented_lstm(vocab_size, embedding_dim, max_length, lstm_units, dropout_r
     >>> [type(layer).__name__ for layer in model.layers]
     ['Embedding', 'LSTM', 'Dropout', 'LSTM', 'Dense', 'Dense']
     """
-    for name, value in (
-        ("vocab_size", vocab_size),
-        ("embedding_dim", embedding_dim),
-        ("max_length", max_length),
-        ("lstm_units", lstm_units),
-        ("dense_units", dense_units),
-    ):
-        if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive int; received {name}={value!r}")
-    if not 0.0 <= dropout_rate < 1.0:
-        raise ValueError(f"dropout_rate must be in [0, 1); received dropout_rate={dropout_rate!r}")
+    sizes = dict(
+        vocab_size=vocab_size,
+        embedding_dim=embedding_dim,
+        max_length=max_length,
+        lstm_units=lstm_units,
+        dense_units=dense_units,
+    )
+    problem = first_problem(positive_int_problem(name, value) for name, value in sizes.items()) or (
+        fraction_problem("dropout_rate", dropout_rate, "[0, 1)")
+    )
+    if problem:
+        raise ValueError(problem)
     mixed = keras.config.dtype_policy().compute_dtype != keras.config.dtype_policy().variable_dtype
     model = keras.Sequential(
         [

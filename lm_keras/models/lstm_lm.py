@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from lm_keras.model_settings import lstm_problem, positive_int_problem
+
 
 @keras.saving.register_keras_serializable(package="lm_keras")
 class LSTMLM(keras.Model):
@@ -48,16 +50,12 @@ class LSTMLM(keras.Model):
 
     def __init__(self, vocab_size, embedding_dim=128, hidden_dim=256, num_layers=2, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        for name, value in (
-            ("vocab_size", vocab_size),
-            ("embedding_dim", embedding_dim),
-            ("hidden_dim", hidden_dim),
-            ("num_layers", num_layers),
-        ):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int; received {name}={value!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
+        # The rules `lm_keras.config.ModelConfig` checks too, so a flag fails as its argument does.
+        problem = positive_int_problem("vocab_size", vocab_size) or lstm_problem(
+            embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout
+        )
+        if problem:
+            raise ValueError(problem)
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
         self.hidden_dim = hidden_dim

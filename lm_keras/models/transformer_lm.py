@@ -5,10 +5,10 @@ import math
 import keras
 from keras import ops
 
-from lm_keras.config import MLPS, NORMS, POSITIONS
 from lm_keras.layers.position_embedding import PositionEmbedding
 from lm_keras.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from lm_keras.layers.transformer_block import TransformerBlock, make_norm
+from lm_keras.model_settings import positive_int_problem, transformer_problem
 
 
 @keras.saving.register_keras_serializable(package="lm_keras")
@@ -102,40 +102,21 @@ class TransformerLM(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (
-            ("vocab_size", vocab_size),
-            ("num_layers", num_layers),
-            ("num_heads", num_heads),
-            ("hidden_dim", hidden_dim),
-            ("mlp_dim", mlp_dim),
-            ("seq_len", seq_len),
-        ):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int; received {name}={value!r}")
-        if hidden_dim % num_heads:
-            raise ValueError(
-                "hidden_dim must be divisible by num_heads; received "
-                f"hidden_dim={hidden_dim}, num_heads={num_heads}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
-        if position not in POSITIONS:
-            raise ValueError(
-                f"position must be one of {', '.join(POSITIONS)}; received position={position!r}"
-            )
-        if mlp not in MLPS:
-            raise ValueError(f"mlp must be one of {', '.join(MLPS)}; received mlp={mlp!r}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}; received norm={norm!r}")
-        if position == "rope" and (hidden_dim // num_heads) % 2:
-            raise ValueError(
-                "position='rope' needs heads of even width; received "
-                f"hidden_dim={hidden_dim}, num_heads={num_heads}"
-            )
-        if not logit_softcap >= 0:
-            raise ValueError(
-                f"logit_softcap must be >= 0 (0 is off); received logit_softcap={logit_softcap!r}"
-            )
+        # The rules `lm_keras.config.ModelConfig` checks too, so a flag fails as its argument does.
+        problem = positive_int_problem("vocab_size", vocab_size) or transformer_problem(
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            mlp_dim=mlp_dim,
+            seq_len=seq_len,
+            dropout=dropout,
+            position=position,
+            mlp=mlp,
+            norm=norm,
+            logit_softcap=logit_softcap,
+        )
+        if problem:
+            raise ValueError(problem)
         self.vocab_size = vocab_size
         self.num_layers = num_layers
         self.num_heads = num_heads

@@ -4,15 +4,16 @@ import pytest
 import tensorflow as tf
 
 from lm_keras.config import ModelConfig
+from lm_keras.errors import UserError
 from lm_keras.models import LSTMLM, build_model
 from tests.layer_test_case import run_layer_test
 from tests.models.helpers import VOCAB, train_with_xla
 
+TINY = dict(vocab_size=11, embedding_dim=8, hidden_dim=16, num_layers=2)
+
 
 def _tiny(**kwargs):
-    args = dict(vocab_size=11, embedding_dim=8, hidden_dim=16, num_layers=2)
-    args.update(kwargs)
-    return LSTMLM(**args)
+    return LSTMLM(**{**TINY, **kwargs})
 
 
 def _ids(batch=2, length=10, vocab=11, seed=0):
@@ -120,11 +121,30 @@ def test_trains_under_mixed_bfloat16_with_float32_logits(mixed_bfloat16):
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0] - 0.3, losses
 
 
-def test_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="hidden_dim must be a positive int; received hidden_dim=0"):
-        _tiny(hidden_dim=0)
-    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\); received dropout=-0.1"):
-        _tiny(dropout=-0.1)
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(hidden_dim=0), "hidden_dim must be a positive int; received hidden_dim=0"),
+        (dict(num_layers=-1), "num_layers must be a positive int; received num_layers=-1"),
+        (dict(dropout=-0.1), "dropout must be in [0, 1); received dropout=-0.1"),
+    ],
+)
+def test_rejects_bad_arguments_as_its_config_does(kwargs, message):
+    # The model's ValueError and the config's flag error are one rule's one line
+    # (lm_keras.model_settings.lstm_problem).
+    with pytest.raises(ValueError) as model_error:
+        _tiny(**kwargs)
+    assert str(model_error.value) == message
+    with pytest.raises(UserError) as config_error:
+        ModelConfig(model="lstm", **{**TINY, **kwargs})
+    assert str(config_error.value) == "--" + message
+
+
+def test_needs_the_embedding_width_a_config_may_derive():
+    with pytest.raises(ValueError, match="^embedding_dim must be a positive int; received embedding_dim=0$"):
+        _tiny(embedding_dim=0)
+    # A config's embedding_dim=0 means hidden_dim.
+    assert ModelConfig(model="lstm", **{**TINY, "embedding_dim": 0}).resolved_embedding_dim == 16
 
 
 def test_tf_checkpoint_round_trip_restores_every_weight(tmp_path):

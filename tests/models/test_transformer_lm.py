@@ -6,15 +6,16 @@ import pytest
 import tensorflow as tf
 
 from lm_keras.config import ModelConfig
+from lm_keras.errors import UserError
 from lm_keras.models import TransformerLM, build_model
 from tests.layer_test_case import run_layer_test
 from tests.models.helpers import VOCAB, train_with_xla
 
+TINY = dict(vocab_size=11, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, seq_len=12)
+
 
 def _tiny(**kwargs):
-    args = dict(vocab_size=11, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, seq_len=12)
-    args.update(kwargs)
-    return TransformerLM(**args)
+    return TransformerLM(**{**TINY, **kwargs})
 
 
 def _ids(batch=2, length=12, vocab=11, seed=0):
@@ -243,17 +244,38 @@ def test_trains_under_mixed_bfloat16_with_float32_logits(mixed_bfloat16):
             dict(hidden_dim=130, num_heads=4),
             "hidden_dim must be divisible by num_heads; received hidden_dim=130, num_heads=4",
         ),
-        (dict(vocab_size=0), "vocab_size must be a positive int; received vocab_size=0"),
+        (dict(num_layers=0), "num_layers must be a positive int; received num_layers=0"),
+        (dict(seq_len=2.5), "seq_len must be a positive int; received seq_len=2.5"),
         (
             dict(position="rotary"),
             "position must be one of learned, sinusoidal, rope; received position='rotary'",
         ),
-        (dict(dropout=1.5), r"dropout must be in \[0, 1\); received dropout=1.5"),
+        (dict(dropout=1.5), "dropout must be in [0, 1); received dropout=1.5"),
+        (dict(norm="batchnorm"), "norm must be one of layernorm, rmsnorm; received norm='batchnorm'"),
+        (dict(mlp="glu"), "mlp must be one of gelu, gelu_tanh, relu2, swiglu; received mlp='glu'"),
+        (dict(logit_softcap=-1.0), "logit_softcap must be >= 0 (0 is off); received logit_softcap=-1.0"),
+        (
+            dict(position="rope", hidden_dim=6, num_heads=2),
+            "position='rope' needs heads of even width (hidden_dim / num_heads); "
+            "received hidden_dim=6, num_heads=2",
+        ),
     ],
 )
-def test_rejects_bad_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_rejects_bad_arguments_as_its_config_does(kwargs, message):
+    # One rule, one message: the model's ValueError, and the same line after "--" from the
+    # config's flags (lm_keras.model_settings.transformer_problem).
+    with pytest.raises(ValueError) as model_error:
         _tiny(**kwargs)
+    assert str(model_error.value) == message
+    with pytest.raises(UserError) as config_error:
+        ModelConfig(**{**TINY, **kwargs})
+    assert str(config_error.value) == "--" + message
+
+
+def test_needs_a_vocab_size_a_config_may_leave_to_the_tokenizer():
+    with pytest.raises(ValueError, match="^vocab_size must be a positive int; received vocab_size=0$"):
+        _tiny(vocab_size=0)
+    assert ModelConfig(**{**TINY, "vocab_size": 0}).vocab_size == 0
 
 
 def test_rejects_inputs_longer_than_the_context():
@@ -433,23 +455,6 @@ def test_rmsnorm_everywhere():
     x = np.random.RandomState(0).randn(2, 3, 16).astype("float32") * 5
     expected = x / np.sqrt((x**2).mean(-1, keepdims=True) + 1e-5)
     np.testing.assert_allclose(model.final_norm(x), expected, rtol=1e2 * EPS, atol=1e2 * EPS)
-
-
-@pytest.mark.parametrize(
-    "kwargs, message",
-    [
-        (dict(norm="batchnorm"), "norm must be one of layernorm, rmsnorm; received norm='batchnorm'"),
-        (dict(mlp="glu"), "mlp must be one of gelu, gelu_tanh, relu2, swiglu; received mlp='glu'"),
-        (dict(logit_softcap=-1.0), r"logit_softcap must be >= 0 \(0 is off\); received logit_softcap=-1.0"),
-        (
-            dict(position="rope", hidden_dim=6, num_heads=2),
-            "position='rope' needs heads of even width; received hidden_dim=6, num_heads=2",
-        ),
-    ],
-)
-def test_rejects_bad_options(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        _tiny(**kwargs)
 
 
 # The two recipes differ in the MLP's activation only; the swiglu one guards the default suite.
