@@ -17,8 +17,9 @@ shows the mutated line so a reader can tell which.
 
 One pass costs at most about one run of the default suite, less where mutants are
 caught early; test modules in SKIPPED (a full training run per mutant) run only when
-named. The pass holds /tmp/lm_keras_heavy.lock (see RULES.md) from its first run to its
-last, so other heavy runs neither slow it nor are slowed by it.
+named. The pass holds /tmp/lm_keras_heavy.lock, the lock every benchmark runs under
+(`flock /tmp/lm_keras_heavy.lock ...`, as benchmarks/RESULTS.md shows), from its first run
+to its last, so other heavy runs neither slow it nor are slowed by it.
 """
 
 import argparse
