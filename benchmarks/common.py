@@ -1,11 +1,12 @@
-"""Shared helpers of the benchmark scripts: set-up, alternated timing, FLOP counts, output.
+"""What the benchmarks share: set-up, lm_keras's timed training step, alternated timing, FLOP
+counts, and the JSON each one writes with the rows it contributes to RESULTS.md.
 
-Every script measures its variants in one process, alternating them round by
-round after a warm-up, and reports the median over rounds; ratios between
-variants of one round are the figures to trust on a shared, noisy machine.
+Every benchmark measures its variants in one process, alternating them round by round
+after a warm-up, and reports the median over rounds; ratios between variants of one round
+are the figures to trust on a shared, noisy machine.
 
-This module imports no TensorFlow at module level, so `tests/test_benchmarks_smoke.py`
-can check the arithmetic quickly.
+This module imports no TensorFlow at module level, so the runner and
+`tests/test_benchmarks_smoke.py` can render results quickly.
 """
 
 import argparse
@@ -25,20 +26,17 @@ BENCH_DIR = pathlib.Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 OUT_DIR = BENCH_DIR / "out"
-LOCK_FILE = "/tmp/lm_keras_heavy.lock"
 
 
 def setup_environment():
-    """Quiet TensorFlow, find the shared corpus, make `lm_keras` importable. Call before importing TF."""
+    """Quiets TensorFlow and finds the shared corpus. Call before importing TF."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "LM_KERAS_DATA_DIR" not in os.environ and (SHARED_DATA / "tinyshakespeare.txt").is_file():
         os.environ["LM_KERAS_DATA_DIR"] = str(SHARED_DATA)
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
 
 
 def scratch_dir(prefix):
-    """A fresh temporary directory, removed when the script exits."""
+    """A fresh temporary directory, removed when the process exits."""
     path = tempfile.mkdtemp(prefix=prefix)
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
@@ -48,7 +46,9 @@ def arg_parser(description):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rounds", type=int, default=5, help="alternation rounds; the median is reported")
     parser.add_argument("--seconds", type=float, default=2.0, help="target seconds per variant per round")
-    parser.add_argument("--quick", action="store_true", help="a short run to check that the script works")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes and one short round: checks that it works"
+    )
     parser.add_argument(
         "--size", choices=("cpu", "gpu"), default="cpu", help="model sizes: this CPU or a GPU"
     )
@@ -62,7 +62,7 @@ def arg_parser(description):
 
 
 def machine_info():
-    """What the figures ran on: CPU model, cores, load, memory, library versions."""
+    """What the figures ran on: CPU model, cores, load, memory, GPU, library versions."""
     info = {"nproc": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
     try:
         cpuinfo = pathlib.Path("/proc/cpuinfo").read_text()
@@ -76,8 +76,6 @@ def machine_info():
             for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni")
             if f" {f} " in flags + " "
         )
-        mhz = [float(line.split(":", 1)[1]) for line in cpuinfo.splitlines() if line.startswith("cpu MHz")]
-        info["cpu_mhz"] = round(mhz[0]) if mhz else None
     except OSError:
         info["cpu"] = platform.processor()
     info["load_average"] = load_average()
@@ -119,6 +117,41 @@ def gpu_name():
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+# --------------------------------------------------------- lm_keras's step
+
+
+def trainer_for(config, model_dir, preset=None, log=None):
+    """A Trainer of `config` in a fresh `model_dir`, as `python -m lm_keras.train` builds it.
+
+    The one place the benchmarks and experiments build a Trainer (a change to its
+    constructor changes only this function). `log` None keeps it quiet.
+    """
+    from lm_keras.model_dir import prepare_run
+    from lm_keras.training.trainer import Trainer
+
+    log = log or (lambda line: None)
+    config, dataset = prepare_run(model_dir, config, preset=preset, log=log)
+    return Trainer(config, dataset, model_dir, log=log)
+
+
+def timed_trainer(config, model_dir):
+    """lm_keras's training step exactly as `python -m lm_keras.train` runs it, ready to time:
+    its data, model, optimizer and compiled step (AdamW or Muon, clipping, XLA as
+    `jit_compile` says), in a fresh `model_dir`.
+
+    Returns:
+        (trainer, step, batches): `step(batch)` runs one training step and returns the
+        loss tensor (reading it with `float` synchronises); `batches()` is a new iterator
+        over the trainer's own distributed batches.
+    """
+    import keras
+
+    trainer = trainer_for(config, model_dir)
+    start = trainer.prepare()
+    keras.mixed_precision.set_global_policy("float32")  # the next model builds under its own policy
+    return trainer, trainer.make_train_step(), lambda: trainer.train_batches(start)
 
 
 # ------------------------------------------------------------------- timing
@@ -189,10 +222,6 @@ def summarize(rates, call_seconds=None):
     return result
 
 
-def ratio(a, b):
-    return a / b if b else float("nan")
-
-
 # -------------------------------------------------------------------- FLOPs
 
 
@@ -209,50 +238,8 @@ def transformer_flops_per_token(num_layers, hidden_dim, mlp_dim, seq_len, vocab_
     return 6 * n + 12 * num_layers * seq_len * hidden_dim
 
 
-def lstm_flops_per_step(input_dim, units):
-    """Forward FLOPs of one LSTM time step for one sequence: the four gates' products."""
-    return 2 * 4 * units * (input_dim + units)
-
-
 def matmul_flops(n):
     return 2 * n**3
-
-
-# ------------------------------------------------------------------- output
-
-
-def emit(name, payload, out=None):
-    """Prints the JSON (one line prefixed `BENCH_JSON`) and writes it to benchmarks/out/<name>.json."""
-    payload = {
-        "benchmark": name,
-        "machine": machine_info(),
-        "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        **payload,
-    }
-    path = pathlib.Path(out) if out else OUT_DIR / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    brief = {k: v for k, v in payload.items() if k not in ("raw", "machine")}
-    print(f"BENCH_JSON {path}: " + json.dumps(brief, default=float), flush=True)
-    return path
-
-
-def table(headers, rows):
-    """A Markdown table; numbers are formatted by the caller."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def fmt(x, digits=0):
-    if x is None:
-        return "n/a"
-    if isinstance(x, str):
-        return x
-    return f"{x:,.{digits}f}"
-
-
-# ---------------------------------------------------------- matmul ceiling
 
 
 def matmul_ceiling_variants(n=4096, dtypes=("float32", "bfloat16")):
@@ -276,3 +263,45 @@ def matmul_ceiling_variants(n=4096, dtypes=("float32", "bfloat16")):
 
         variants[f"matmul_{dtype}"] = run
     return variants
+
+
+# ------------------------------------------------------------------- output
+
+
+def emit(name, payload, out=None):
+    """Writes the benchmark's JSON (default benchmarks/out/<name>.json) and prints where."""
+    payload = {
+        "benchmark": name,
+        "machine": machine_info(),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        **payload,
+    }
+    path = pathlib.Path(out) if out else OUT_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    print(f"{name}: wrote {path}", flush=True)
+    return path
+
+
+def row(figure, measured, goal=None):
+    """One row of RESULTS.md's current table.
+
+    Args:
+        figure: what was measured, in words.
+        measured: (value, text): the number and how it reads ("0.95x").
+        goal: None, or (">=" or "<=", target, text): the target the value is judged by.
+    """
+    value, text = measured
+    if goal is None:
+        return {"figure": figure, "measured": text, "goal": "", "verdict": ""}
+    op, target, goal_text = goal
+    met = value >= target if op == ">=" else value <= target
+    verdict = "met" if met else "missed"
+    return {"figure": figure, "measured": text, "goal": f"{op} {goal_text}", "verdict": verdict}
+
+
+def table(headers, rows):
+    """A Markdown table; numbers are formatted by the caller."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -13,31 +13,36 @@ if not): every bad request gets a 4xx (the stalled one: its connection closed), 
 request gets a 5xx, the server is alive at the end, good requests are answered in
 every quarter of the run, and the end RSS is within 10% of the RSS after warm-up.
 
-    .venv/bin/python benchmarks/serve_load.py --export_dir=exports/shakespeare --clients=16 --seconds=60
+Then request batching: greedy `generate` requests of `--new_tokens` each, from one
+client at a time and from `--clients` at once, against the batching server, and
+`--clients` at once against a server started with `--max_batch_size=1` (every request
+alone), alternated round by round (`--rounds`; 0 leaves this out); new tokens/s and
+their ratios.
 
-Without `--export_dir` it trains nothing: give an export (`python -m lm_keras.export`).
-It starts `python -m lm_keras.serve` itself with a short `--request_timeout_s`.
+    flock /tmp/lm_keras_heavy.lock .venv/bin/python -m benchmarks.serve_load
 
-`--throughput` measures request batching instead: greedy `generate` requests of
-`--new_tokens` each, from one client at a time and from `--clients` at once, against
-the batching server, and `--clients` at once against a server started with
-`--max_batch_size=1` (every request alone), alternated round by round in one run;
-it reports new tokens/s and their ratios.
+Without `--export_dir` it exports a model of random weights first (the default preset's
+shape, a 256-token context, the char tokenizer of tiny Shakespeare; `--jit_compile`
+for an XLA export): serving speed does not depend on the weights. It starts `python -m
+lm_keras.serve` itself, with a short `--request_timeout_s`.
 """
 
-import argparse
 import http.client
 import json
-import os
 import pathlib
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import threading
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from benchmarks import common
+
+common.setup_environment()
+REPO = common.REPO
+TARGET_CONCURRENT_OVER_ONE = 3.0  # issue 15's
 BAD_KINDS = (
     "invalid_json",
     "invalid_utf8",
@@ -181,13 +186,12 @@ def throughput(url, clients, requests, new_tokens, timeout=600):
     return requests * new_tokens / elapsed
 
 
-def measure_throughput(export_dir, clients, rounds, new_tokens):
-    """{variant: [tokens/s per round]} for one client at a time, `clients` at once batched, and
-    `clients` at once with every request alone, alternated round by round."""
-    servers = {
-        "batched": start_server(export_dir, 1 << 20, 30.0),
-        "alone": start_server(export_dir, 1 << 20, 30.0, ["--max_batch_size=1"]),
-    }
+def measure_throughput(export_dir, batched_url, clients, rounds, new_tokens):
+    """{variant: [tokens/s per round]} for one client at a time, `clients` at once batched (the
+    server at `batched_url`), and `clients` at once against a server of the same export that
+    runs every request alone, alternated round by round."""
+    alone, alone_url = start_server(export_dir, 1 << 20, 30.0, ["--max_batch_size=1"])
+    urls = {"batched": batched_url, "alone": alone_url}
     variants = {
         "one_client_at_a_time": ("batched", 1),
         f"{clients}_clients_batched": ("batched", clients),
@@ -195,17 +199,16 @@ def measure_throughput(export_dir, clients, rounds, new_tokens):
     }
     figures = {name: [] for name in variants}
     try:
-        for _, url in servers.values():  # warm-up: the batch sizes the rounds meet (XLA compiles each)
+        for url in urls.values():  # warm-up: the batch sizes the rounds meet (XLA compiles each)
             throughput(url, 1, 2, new_tokens)
             for _ in range(2):
                 throughput(url, clients, clients, new_tokens)
         for _ in range(rounds):
             for name, (server, n) in variants.items():
-                figures[name].append(throughput(servers[server][1], n, max(n, 4), new_tokens))
+                figures[name].append(throughput(urls[server], n, max(n, 4), new_tokens))
     finally:
-        for process, _ in servers.values():
-            process.terminate()
-            process.wait(timeout=30)
+        alone.terminate()
+        alone.wait(timeout=30)
     return figures
 
 
@@ -304,32 +307,46 @@ def report(results, seconds, elapsed, rss_warm, rss_end):
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--export_dir", required=True)
+def random_export(export_dir, max_new_tokens_limit, jit_compile, quick):
+    """Exports a TransformerLM of random weights with the char tokenizer of tiny Shakespeare."""
+    from lm_keras import tokenizers
+    from lm_keras.data import load_corpus
+    from lm_keras.models import TransformerLM
+    from lm_keras.serving.generation_module import GenerationModule
+    from lm_keras.serving.saved_model_export import save_version
+
+    text, _ = load_corpus("tiny_shakespeare").split(0.1)
+    tokenizer = tokenizers.train("char", text)
+    shape = dict(num_layers=1, num_heads=2, hidden_dim=32) if quick else {}
+    model = TransformerLM(vocab_size=tokenizer.vocab_size, seq_len=256, **shape)
+    module = GenerationModule(
+        model, tokenizer, max_new_tokens_limit=max_new_tokens_limit, jit_compile=jit_compile
+    )
+    save_version(module, export_dir)
+    return export_dir
+
+
+def main(argv=None):
+    parser = common.arg_parser(__doc__.split("\n\n")[0])
+    parser.set_defaults(rounds=3, seconds=60.0)
+    parser.add_argument("--export_dir", default=None, help="default: a model of random weights")
+    parser.add_argument("--jit_compile", action="store_true", help="the random model's export uses XLA")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--max_body_bytes", type=int, default=4096)
     parser.add_argument("--max_new_tokens_limit", type=int, default=256, help="the export's limit")
     parser.add_argument("--request_timeout_s", type=float, default=2.0)
     parser.add_argument("--bad_fraction", type=float, default=0.3)
-    parser.add_argument("--throughput", action="store_true", help="measure request batching instead")
-    parser.add_argument("--rounds", type=int, default=3, help="--throughput: alternation rounds")
-    parser.add_argument("--new_tokens", type=int, default=64, help="--throughput: new tokens per request")
-    args = parser.parse_args()
-    if args.throughput:
-        import statistics
-
-        figures = measure_throughput(args.export_dir, args.clients, args.rounds, args.new_tokens)
-        medians = {name: statistics.median(values) for name, values in figures.items()}
-        one = medians["one_client_at_a_time"]
-        for name, value in medians.items():
-            print(f"{name:>28}: {value:8.1f} new tokens/s  ({value / one:.2f}x one client at a time)")
-        print(json.dumps({"new_tokens": args.new_tokens, "clients": args.clients, "rounds": figures}))
-        return
-    process, url = start_server(args.export_dir, args.max_body_bytes, args.request_timeout_s)
+    parser.add_argument("--new_tokens", type=int, default=64, help="new tokens per batching request")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.clients, args.seconds, args.rounds, args.new_tokens = len(BAD_KINDS), 4.0, 1, 4
+    export_dir = args.export_dir or random_export(
+        common.scratch_dir(prefix="bench_serve_"), args.max_new_tokens_limit, args.jit_compile, args.quick
+    )
+    process, url = start_server(export_dir, args.max_body_bytes, args.request_timeout_s)
+    batching = None
     try:
-        result = run_load(
+        load = run_load(
             url,
             process.pid,
             args.seconds,
@@ -340,15 +357,64 @@ def main():
             bad_fraction=args.bad_fraction,
         )
         if process.poll() is not None:
-            result["holds"] = False
-            result["problems"].append(f"the server died (exit {process.returncode})")
+            load["holds"] = False
+            load["problems"].append(f"the server died (exit {process.returncode})")
+        print(json.dumps(load, indent=1), flush=True)
+        if args.rounds > 0 and load["holds"]:
+            figures = measure_throughput(export_dir, url, args.clients, args.rounds, args.new_tokens)
+            batching = {name: statistics.median(values) for name, values in figures.items()}
+            batching["rounds"] = figures
     finally:
         process.terminate()
         process.wait(timeout=30)
-    print(json.dumps(result, indent=1))
-    sys.exit(0 if result["holds"] else 1)
+    common.emit(
+        "serve_load",
+        {
+            "quick": args.quick,
+            "export": "random weights" if args.export_dir is None else args.export_dir,
+            "jit_compile": args.jit_compile,
+            "clients": args.clients,
+            "new_tokens": args.new_tokens,
+            "load": load,
+            "batching": batching,
+        },
+        args.out,
+    )
+    return 0 if load["holds"] else 1
+
+
+def rows(result):
+    """RESULTS.md's rows: whether the server holds under bad requests, and what batching gives."""
+    load, n = result["load"], result["clients"]
+    growth = load["rss_end_bytes"] / load["rss_after_warmup_bytes"] - 1
+    measured = (
+        f"{'holds' if load['holds'] else 'fails: ' + '; '.join(load['problems'])}: "
+        f"{load['requests_per_s']:.1f} requests/s, p50 {load['good_p50_s']:.2f} s, "
+        f"p99 {load['good_p99_s']:.2f} s, RSS {100 * growth:+.1f}%"
+    )
+    out = [
+        common.row(
+            f"{n} clients for {load['seconds']:.0f} s, bad requests among good: "
+            "bad ones a 4xx, never a 5xx, RSS flat",
+            (int(load["holds"]), measured),
+            (">=", 1, "holds"),
+        )
+    ]
+    batching = result.get("batching")
+    if batching:
+        one = batching["one_client_at_a_time"]
+        ratio = batching[f"{n}_clients_batched"] / one
+        alone = batching[f"{n}_clients_each_alone"] / one
+        export = "XLA export" if result["jit_compile"] else "plain-graph export"
+        out.append(
+            common.row(
+                f"{n} concurrent clients / one at a time, batched serve ({export})",
+                (ratio, f"{ratio:.2f}x ({alone:.2f}x with every request alone)"),
+                (">=", TARGET_CONCURRENT_OVER_ONE, f"{TARGET_CONCURRENT_OVER_ONE:.0f}x"),
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":
-    os.chdir(REPO)
-    main()
+    sys.exit(main())

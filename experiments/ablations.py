@@ -64,6 +64,7 @@ VARIANTS = {
     # steps (the same tokens) runs it half as often.
     "all_model_muon_batch24": dict(SPEEDRUN, batch_size=24, max_steps=1000, warmup_steps=50),
 }
+RUNS = pathlib.Path(__file__).with_name("ablations.jsonl")  # the committed record
 RUN_SETTINGS = dict(sample_tokens=0, log_every=250, eval_every=500, checkpoint_every=2000)
 
 
@@ -145,11 +146,7 @@ def main():
         help="the JSON-lines file (default experiments/ablations.jsonl; with --quick, in benchmarks/out/)",
     )
     args = parser.parse_args()
-    default = (
-        common.OUT_DIR / "ablations_quick.jsonl"
-        if args.quick
-        else pathlib.Path(__file__).with_name("ablations.jsonl")
-    )
+    default = common.OUT_DIR / "ablations_quick.jsonl" if args.quick else RUNS
     path = args.runs or str(default)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     runs = [json.loads(line) for line in open(path)] if os.path.exists(path) else []
