@@ -21,7 +21,7 @@ from tests.training.helpers import REPO, TINY, checkpoint_weights, max_abs_diff,
         ),
         (
             ["--model_dir=/tmp/x", "--hidden_dim=130"],
-            r"--hidden_dim must be divisible by --num_heads; received hidden_dim=130",
+            r"--hidden_dim must be divisible by num_heads; received hidden_dim=130",
         ),
         (["--model_dir=/tmp/x", "--dropout=1.5"], r"--dropout must be in \[0, 1\); received dropout=1.5"),
         (["--model_dir=/tmp/x", "--tokenizer=bpe"], r"--vocab_size is required for --tokenizer=bpe"),
@@ -65,7 +65,7 @@ def test_flagfile_flags_count_as_given(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "error: --hidden_dim must be divisible by --num_heads; received hidden_dim=130, num_heads=4"
+        "error: --hidden_dim must be divisible by num_heads; received hidden_dim=130, num_heads=4"
     )
 
 
