@@ -14,7 +14,9 @@ single value; `lm_keras.config` writes the data and training settings' rules wit
 
 import numbers
 
-MODELS = ("transformer", "lstm", "documented_lstm")
+from lm_keras.families import FAMILIES
+
+MODELS = tuple(FAMILIES)  # ("transformer", "lstm", "documented_lstm")
 POSITIONS = ("learned", "sinusoidal", "rope")
 MLPS = ("gelu", "gelu_tanh", "relu2", "swiglu")
 NORMS = ("layernorm", "rmsnorm")
