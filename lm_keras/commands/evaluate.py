@@ -47,13 +47,15 @@ def main(argv):
     cli.reject_arguments(argv)
     if not FLAGS.model_dir:
         cli.fail("--model_dir is required: the trained run to evaluate", cli.EXIT_USAGE)
-    if FLAGS.batch_size <= 0:
-        cli.fail(f"--batch_size must be > 0; received batch_size={FLAGS.batch_size}", cli.EXIT_USAGE)
-    if FLAGS.eval_tokens is not None and FLAGS.eval_tokens < 0:
-        cli.fail(f"--eval_tokens must be >= 0; received eval_tokens={FLAGS.eval_tokens}", cli.EXIT_USAGE)
+    from lm_keras.config import TrainConfig
+    from lm_keras.errors import UserError
+
+    try:  # the training settings' own rules
+        TrainConfig(batch_size=FLAGS.batch_size, eval_tokens=FLAGS.eval_tokens or 0)
+    except UserError as e:
+        cli.fail(str(e), cli.EXIT_USAGE)
     cli.check_model_dir(FLAGS.model_dir)
     cli.quiet_tensorflow()
-    from lm_keras.errors import UserError
 
     try:
         with tempfile.TemporaryDirectory(prefix="lm_keras_evaluate_") as scratch:
