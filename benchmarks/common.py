@@ -289,15 +289,16 @@ def row(figure, measured, goal=None):
     Args:
         figure: what was measured, in words.
         measured: (value, text): the number and how it reads ("0.95x").
-        goal: None, or (">=" or "<=", target, text): the target the value is judged by.
+        goal: None, or (op, target, text): the target the value is judged by, op one of
+            ">=", "<=" (shown before the text) or "==" (the text alone: "holds").
     """
     value, text = measured
     if goal is None:
         return {"figure": figure, "measured": text, "goal": "", "verdict": ""}
     op, target, goal_text = goal
-    met = value >= target if op == ">=" else value <= target
-    verdict = "met" if met else "missed"
-    return {"figure": figure, "measured": text, "goal": f"{op} {goal_text}", "verdict": verdict}
+    met = {">=": value >= target, "<=": value <= target, "==": value == target}[op]
+    shown = goal_text if op == "==" else f"{op} {goal_text}"
+    return {"figure": figure, "measured": text, "goal": shown, "verdict": "met" if met else "missed"}
 
 
 def table(headers, rows):

@@ -95,8 +95,8 @@ def rows(result):
         )
         out.append(
             common.row(
-                f"{label}: the step fed by the pipeline against the step on a batch in memory",
-                (m["feeding_cost"], f"{100 * m['feeding_cost']:+.1f}% slower"),
+                f"{label}: what feeding from the pipeline costs the step (against a batch in memory)",
+                (m["feeding_cost"], f"{100 * m['feeding_cost']:+.1f}%"),
             )
         )
     return out

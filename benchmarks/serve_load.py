@@ -397,7 +397,7 @@ def rows(result):
             f"{n} clients for {load['seconds']:.0f} s, bad requests among good: "
             "bad ones a 4xx, never a 5xx, RSS flat",
             (int(load["holds"]), measured),
-            (">=", 1, "holds"),
+            ("==", 1, "holds"),
         )
     ]
     batching = result.get("batching")

@@ -73,14 +73,15 @@ def train(name, seed, quick):
     import keras
 
     from lm_keras.config import preset
-    from lm_keras.training.trainer import Trainer
 
     overrides = {**BASE, **VARIANTS[name], **RUN_SETTINGS, "seed": seed}
     if quick:
         overrides.update(max_steps=6, eval_every=3, eval_batches=2)
     config = preset(BASE_PRESET).replace(**overrides)
     keras.backend.clear_session()
-    results = Trainer(config, common.scratch_dir(f"ablation_{name}_{seed}_"), preset=BASE_PRESET).run()
+    results = common.trainer_for(
+        config, common.scratch_dir(f"ablation_{name}_{seed}_"), preset=BASE_PRESET, log=print
+    ).run()
     ms_per_step = 1000 * config.train.batch_size * config.model.seq_len / results["tokens_per_sec"]
     return {
         "variant": name,

@@ -31,10 +31,9 @@ def trainer_variant(preset_name, jit, seed):
 
     from lm_keras.config import preset
     from lm_keras.data import train_dataset
-    from lm_keras.training.trainer import Trainer
 
     cfg = preset(preset_name).replace(max_steps=10**9, jit_compile="true" if jit else "false")
-    trainer = Trainer(cfg, common.scratch_dir(prefix="bench_lstm_"), log=lambda line: None)
+    trainer = common.trainer_for(cfg, common.scratch_dir(prefix="bench_lstm_"))
     trainer.prepare()
     keras.mixed_precision.set_global_policy("float32")
     mc, tc = trainer.config.model, trainer.config.train

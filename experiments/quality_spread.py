@@ -61,13 +61,14 @@ def run_lm_keras(seed, pool, quick):
 
     from lm_keras.config import preset
     from lm_keras.training.evaluation import per_example_loss
-    from lm_keras.training.trainer import Trainer
 
     overrides = dict(seed=seed, sample_tokens=0, log_every=500)
     if quick:
         overrides.update(max_steps=20, eval_every=10, eval_batches=2)
     config = preset("shakespeare_char_cpu").replace(**overrides)
-    trainer = Trainer(config, common.scratch_dir(f"quality_{seed}_"), preset="shakespeare_char_cpu")
+    trainer = common.trainer_for(
+        config, common.scratch_dir(f"quality_{seed}_"), preset="shakespeare_char_cpu", log=print
+    )
     t0 = time.monotonic()
     results = trainer.run()
     seconds = time.monotonic() - t0

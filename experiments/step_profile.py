@@ -138,12 +138,11 @@ def main():
     from lm_keras.config import preset
     from lm_keras.data import train_dataset
     from lm_keras.training.evaluation import per_example_loss
-    from lm_keras.training.trainer import Trainer
 
     cfg = preset("shakespeare_char_cpu" if args.size == "cpu" else "shakespeare_char").replace(
         max_steps=10**9, jit_compile="true"
     )
-    trainer = Trainer(cfg, common.scratch_dir(prefix="bench_profile_"), log=lambda line: None)
+    trainer = common.trainer_for(cfg, common.scratch_dir(prefix="bench_profile_"))
     trainer.prepare()
     model, optimizer = trainer.model, trainer.optimizer
     variables = model.trainable_variables

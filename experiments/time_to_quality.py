@@ -93,14 +93,13 @@ def main():
 def train_and_summarize(preset_name, overrides, args, model_dir):
     """Trains one preset into a fresh model directory; returns its summary and prints its row."""
     from lm_keras.config import preset
-    from lm_keras.training.trainer import Trainer
 
     config = preset(preset_name).replace(**overrides)
     model_dir = model_dir or str(common.OUT_DIR / f"ttq_{preset_name}")
     shutil.rmtree(model_dir, ignore_errors=True)
     print(f"training {preset_name} {overrides or ''} into {model_dir}", flush=True)
     t0 = time.monotonic()
-    results = Trainer(config, model_dir, preset=preset_name).run()
+    results = common.trainer_for(config, model_dir, preset=preset_name, log=print).run()
     total_seconds = time.monotonic() - t0
 
     records = [json.loads(line) for line in open(os.path.join(model_dir, "metrics.jsonl"))]
