@@ -261,16 +261,16 @@ class Config:
         return cls.from_dict(json.loads(text))
 
     def replace(self, **flat):
-        """Returns a copy with fields replaced by flat names (`hidden_dim=256`).
+        """Returns a copy with fields replaced by their flags' names (`hidden_dim=256`).
 
-        `vocab_size` sets both the tokenizer's requested size and the model's.
+        `vocab_size` is the tokenizer's requested size (`data.vocab_size`); the model's
+        (`model.vocab_size`) is no flag: it is the tokenizer's, set when a run's dataset is ready.
         """
         d = self.to_dict()
         for name, value in flat.items():
             if name not in FLAG_SECTIONS:
                 raise ValueError(f"unknown config field {name!r}")
-            for section in FLAG_SECTIONS[name]:
-                d[section][name] = value
+            d[FLAG_SECTIONS[name]][name] = value
         return Config.from_dict(d)
 
 
@@ -305,13 +305,14 @@ def _learning_rates_problem(min_learning_rate, learning_rate):
     return None
 
 
-# Flat flag name -> the sections that hold a field of that name, and its type.
+# Flag name -> the section that holds its field, and its type. Each field has one flag.
 FLAG_SECTIONS = {}
 FLAG_TYPES = {}
 for _section, _cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig)):
     for _field in dataclasses.fields(_cls):
-        FLAG_SECTIONS.setdefault(_field.name, []).append(_section)
-        FLAG_TYPES[_field.name] = _field.type
+        if (_section, _field.name) != ("model", "vocab_size"):  # the tokenizer's, not a flag
+            FLAG_SECTIONS[_field.name] = _section
+            FLAG_TYPES[_field.name] = _field.type
 
 
 # nanoGPT's shakespeare_char configurations (config/train_shakespeare_char.py and the

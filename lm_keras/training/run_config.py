@@ -48,7 +48,7 @@ def resolve_config(model_dir, preset_name, overrides, preset_given=False):
                 f"(preset={raw.get('preset')}): use a new --model_dir to start another run"
             )
         for name, value in overrides.items():
-            section = "data" if name == "vocab_size" else config_lib.FLAG_SECTIONS[name][0]
+            section = config_lib.FLAG_SECTIONS[name]
             if section in _FIXED_SECTIONS and getattr(getattr(stored, section), name) != value:
                 raise UserError(
                     f"--{name}={value} differs from the run in {model_dir} "
@@ -56,7 +56,7 @@ def resolve_config(model_dir, preset_name, overrides, preset_given=False):
                     "and data; drop the flag, or use a new --model_dir to start another run"
                 )
         cfg = stored.replace(
-            **{k: v for k, v in overrides.items() if config_lib.FLAG_SECTIONS[k] == ["train"]}
+            **{k: v for k, v in overrides.items() if config_lib.FLAG_SECTIONS[k] == "train"}
         )
         return cfg, raw.get("preset", preset_name)
     cfg = config_lib.preset(preset_name).replace(**overrides)
@@ -99,7 +99,7 @@ def _inherit(cfg, overrides):
             continue
         if name in _INHERITED_DATA_FIELDS:
             theirs = getattr(source.data, name)
-        elif "model" in config_lib.FLAG_SECTIONS[name]:
+        elif config_lib.FLAG_SECTIONS[name] == "model":
             theirs = getattr(source.model, name)
         else:
             continue
