@@ -1,8 +1,11 @@
 """Generation settings: the defaults and limits of generate, export and serving, and their checks.
 
 One TensorFlow-free module, so the commands check their flags before TensorFlow
-loads, and `generate`, the export's signatures and the commands agree on every
-default, limit and message.
+loads, and `generate`, the export's signatures, the server and the commands agree
+on every default, limit and message. Each group has one check that returns a
+one-line message or None: `settings_problem` (sampling), `export_limits_problem`
+(an export's request limits), `serving_problem` (the development server). Commands
+put "--" before the message; the library classes raise ValueError with it.
 """
 
 import numbers
@@ -13,10 +16,12 @@ MAX_NEW_TOKENS = 200
 TEMPERATURE = 0.8
 TOP_K = 200
 TOP_P = 1.0
-# An export's limits, checked against every request inside its graph.
+# An export's limits, checked against every request inside its graph. A request holds at most
+# MAX_PROMPTS_PER_REQUEST prompts: a refusal, unlike the server's batching below, which merges
+# requests into calls of up to BATCHING_MAX_BATCH_SIZE prompts.
 MAX_PROMPT_BYTES = 8192
 MAX_NEW_TOKENS_LIMIT = 1024
-MAX_BATCH_SIZE = 64
+MAX_PROMPTS_PER_REQUEST = 64
 # A seed given is in [0, SEED_LIMIT); without one, a seed is drawn from [0, RANDOM_SEED_LIMIT).
 SEED_LIMIT = 2**62
 RANDOM_SEED_LIMIT = 2**31 - 1
@@ -28,6 +33,11 @@ RANDOM_SEED = -1
 # request arrived; a few milliseconds are little beside a generation's hundreds.
 BATCHING_MAX_BATCH_SIZE = 16
 BATCHING_TIMEOUT_MICROS = 5000
+# The development server's other defaults: TF Serving's REST port, the largest request body,
+# and how long a client that sends nothing (half a body, say) holds its thread.
+SERVING_PORT = 8501
+SERVING_MAX_BODY_BYTES = 1 << 20
+SERVING_REQUEST_TIMEOUT_S = 30.0
 
 
 def settings_problem(
@@ -69,6 +79,69 @@ def settings_problem(
         return f"top_p must be in (0, 1] (1 keeps every token); received top_p={top_p!r}"
     if seed is not None and (not _is_int(seed) or not 0 <= seed < SEED_LIMIT):
         return f"seed must be an int in [0, 2**62); received seed={seed!r}"
+    return None
+
+
+def export_limits_problem(max_prompt_bytes=None, max_new_tokens_limit=None, max_prompts_per_request=None):
+    """A one-line message for the first of an export's request limits that is not an int > 0, or
+    None. Limits left at None are not checked.
+
+    Example:
+
+    >>> export_limits_problem(max_prompts_per_request=0)
+    'max_prompts_per_request must be an int > 0; received max_prompts_per_request=0'
+    """
+    limits = dict(
+        max_prompt_bytes=max_prompt_bytes,
+        max_new_tokens_limit=max_new_tokens_limit,
+        max_prompts_per_request=max_prompts_per_request,
+    )
+    for name, value in limits.items():
+        if value is not None and (not _is_int(value) or value <= 0):
+            return f"{name} must be an int > 0; received {name}={value!r}"
+    return None
+
+
+def serving_problem(
+    model_name=None,
+    port=None,
+    max_body_bytes=None,
+    request_timeout_s=None,
+    max_batch_size=None,
+    batch_timeout_micros=None,
+):
+    """A one-line message for the first server setting out of range, or None.
+
+    Settings left at None are not checked: `model_name` a non-empty name without '/' or ':'
+    (it is a URL path segment), `port` in [0, 65535] (0 picks a free one), `max_body_bytes`
+    an int > 0, `request_timeout_s` > 0, `max_batch_size` an int >= 1 (1 runs each request
+    alone) and `batch_timeout_micros` an int >= 0.
+
+    Example:
+
+    >>> serving_problem(max_batch_size=0)
+    'max_batch_size must be an int >= 1 (1 runs each request alone); received max_batch_size=0'
+    """
+    if model_name is not None and (
+        not isinstance(model_name, str) or not model_name or "/" in model_name or ":" in model_name
+    ):
+        return f"model_name must be a name without '/' or ':'; received model_name={model_name!r}"
+    if port is not None and (not _is_int(port) or not 0 <= port <= 65535):
+        return f"port must be an int in [0, 65535] (0 picks a free one); received port={port!r}"
+    if max_body_bytes is not None and (not _is_int(max_body_bytes) or max_body_bytes <= 0):
+        return f"max_body_bytes must be an int > 0; received max_body_bytes={max_body_bytes!r}"
+    if request_timeout_s is not None and (not _is_real(request_timeout_s) or not request_timeout_s > 0):
+        return f"request_timeout_s must be > 0; received request_timeout_s={request_timeout_s!r}"
+    if max_batch_size is not None and (not _is_int(max_batch_size) or max_batch_size < 1):
+        return (
+            "max_batch_size must be an int >= 1 (1 runs each request alone); "
+            f"received max_batch_size={max_batch_size!r}"
+        )
+    if batch_timeout_micros is not None and (not _is_int(batch_timeout_micros) or batch_timeout_micros < 0):
+        return (
+            "batch_timeout_micros must be an int >= 0; "
+            f"received batch_timeout_micros={batch_timeout_micros!r}"
+        )
     return None
 
 

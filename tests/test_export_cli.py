@@ -90,7 +90,7 @@ def export_with(model_dir, export_dir, *flags):
 
 @pytest.fixture(scope="module")
 def export(model_dir, tmp_path_factory):
-    """The default export (--jit_compile=auto: the plain graph)."""
+    """The default export (no --jit_compile: the plain graph)."""
     export_dir, stdout = export_with(model_dir, tmp_path_factory.mktemp("export"))
     assert "decoding loop: a plain graph (every server runs it)" in stdout
     return export_dir
@@ -98,30 +98,28 @@ def export(model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def xla_export(model_dir, tmp_path_factory):
-    export_dir, stdout = export_with(model_dir, tmp_path_factory.mktemp("xla_export"), "--jit_compile=true")
+    export_dir, stdout = export_with(model_dir, tmp_path_factory.mktemp("xla_export"), "--jit_compile")
     assert "decoding loop: an XLA program" in stdout and "--xla_cpu_compilation_enabled=true" in stdout
     return export_dir
 
 
 @pytest.fixture(scope="module")
 def graph_export(model_dir, tmp_path_factory):
-    """--jit_compile=false said outright: the same plain graph as auto."""
-    export_dir, stdout = export_with(
-        model_dir, tmp_path_factory.mktemp("graph_export"), "--jit_compile=false"
-    )
+    """--nojit_compile said outright: the same plain graph as the default."""
+    export_dir, stdout = export_with(model_dir, tmp_path_factory.mktemp("graph_export"), "--nojit_compile")
     assert "decoding loop: a plain graph (every server runs it)" in stdout
     return export_dir
 
 
-EXPORTS = {"auto": "export", "true": "xla_export", "false": "graph_export"}
+EXPORTS = {"default": "export", "jit": "xla_export", "nojit": "graph_export"}
 
 
 # The XLA export runs through TF's C API loader in tests/serving/test_session_loader.py, and
-# false gives auto's plain graph (the command maps both to jit_compile=False; the slow
+# --nojit_compile gives the default's plain graph (the slow
 # test_jit_compile_false_is_the_default_graph compares the two graphs).
 @pytest.mark.parametrize(
     "setting",
-    ["auto", pytest.param("true", marks=pytest.mark.slow), pytest.param("false", marks=pytest.mark.slow)],
+    ["default", pytest.param("jit", marks=pytest.mark.slow), pytest.param("nojit", marks=pytest.mark.slow)],
 )
 def test_export_runs_in_a_bare_process_with_generates_output(setting, request, model_dir, tmp_path):
     from lm_keras.generation import generate
@@ -184,7 +182,7 @@ def test_graph_holds_only_stock_ops(export):
 
 @pytest.mark.slow  # a third export of the same model; auto's graph is checked above
 def test_jit_compile_false_is_the_default_graph(export, graph_export):
-    """auto takes the form every server runs: the same functions as --jit_compile=false."""
+    """The default is the form every server runs: the same functions as --nojit_compile."""
 
     def functions(version_dir):
         library = saved_model_proto(version_dir).graph_def.library.function
@@ -269,7 +267,7 @@ def test_batching_parameters_never_exceed_the_exports_request_limit():
 
     from lm_keras.serving.saved_model_export import batching_parameters
 
-    small = text_format.Parse(batching_parameters(max_batch_size=6), batching_parameters_message())
+    small = text_format.Parse(batching_parameters(max_prompts_per_request=6), batching_parameters_message())
     assert small.max_batch_size.value == 6 and list(small.allowed_batch_sizes) == [1, 2, 4, 6]
     assert list(
         text_format.Parse(batching_parameters(1), batching_parameters_message()).allowed_batch_sizes
@@ -284,6 +282,56 @@ def test_versions_are_numbered_and_never_overwritten(export, model_dir):
     assert sorted(p.name for p in (export / "1").rglob("*")) == before
     result = run_export("--export_dir=/tmp/x", "--version=0", f"--model_dir={model_dir}")
     assert result.returncode == 2 and "--version must be a positive integer" in result.stderr
+
+
+def export_without_tensorflow(*flags):
+    """(exit code, stderr lines, whether TensorFlow was imported) of `lm_keras.export` run with
+    `flags` in a fresh process that stops at the command's exit."""
+    probe = (
+        "import sys\n"
+        f"sys.argv = {['lm_keras.export', *flags]!r}\n"
+        "import lm_keras.export\n"
+        "try:\n    lm_keras.export.run()\n"
+        "except SystemExit as e:\n    print('EXIT', e.code, 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    code, tensorflow = result.stdout.split()[1:]
+    return int(code), result.stderr.strip().splitlines(), tensorflow == "True"
+
+
+def test_a_taken_version_or_a_file_is_one_line_before_tensorflow_loads(export, model_dir, tmp_path):
+    code, lines, tensorflow = export_without_tensorflow(
+        f"--model_dir={model_dir}", f"--export_dir={export}", "--version=1"
+    )
+    assert (code, tensorflow, len(lines)) == (1, False, 1)
+    assert lines[0].startswith(f"error: {export / '1'} already exists: versions are never overwritten")
+    (tmp_path / "file").write_text("x")
+    assert export_without_tensorflow(f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'file'}") == (
+        1,
+        [f"error: --export_dir={tmp_path / 'file'} is a file; pass a folder (TF Serving's model base path)"],
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        (
+            "--max_prompts_per_request=0",
+            "--max_prompts_per_request must be an int > 0; received max_prompts_per_request=0",
+        ),
+        ("--max_prompt_bytes=-1", "--max_prompt_bytes must be an int > 0; received max_prompt_bytes=-1"),
+        # There is no auto: the export cannot see the server's device (see the command's docstring).
+        ("--jit_compile=auto", "flag --jit_compile=auto: ('Non-boolean argument to boolean flag'"),
+    ],
+)
+def test_bad_limits_are_one_line_before_tensorflow_loads(tmp_path, flag, message):
+    code, lines, tensorflow = export_without_tensorflow(
+        f"--model_dir={tmp_path}", f"--export_dir={tmp_path / 'export'}", flag
+    )
+    assert (code, tensorflow, len(lines)) == (2, False, 1) and lines[0].startswith(f"error: {message}"), lines
 
 
 @pytest.mark.parametrize(
@@ -302,7 +350,7 @@ def test_a_failed_export_leaves_no_version_and_keeps_earlier_ones(model_dir, tmp
         (pathlib.Path(path) / "saved_model.pb").write_bytes(b"half")
         raise OSError("disk full")
 
-    def broken_parameters(max_batch_size):
+    def broken_parameters(max_prompts_per_request):
         raise OSError("disk full")
 
     if failing == "saved_model":

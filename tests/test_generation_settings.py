@@ -73,8 +73,57 @@ def test_every_user_takes_the_same_defaults():
     limits = {
         "max_prompt_bytes": gs.MAX_PROMPT_BYTES,
         "max_new_tokens_limit": gs.MAX_NEW_TOKENS_LIMIT,
-        "max_batch_size": gs.MAX_BATCH_SIZE,
+        "max_prompts_per_request": gs.MAX_PROMPTS_PER_REQUEST,
     }
     parameters = inspect.signature(GenerationModule.__init__).parameters
     assert {name: parameters[name].default for name in limits} == limits
     assert {name: int(_flag_defaults("export")[name]) for name in limits} == limits
+
+
+def test_the_server_and_its_command_take_the_same_defaults():
+    from lm_keras.serving.model_server import ModelServer
+
+    defaults = {
+        "port": gs.SERVING_PORT,
+        "max_body_bytes": gs.SERVING_MAX_BODY_BYTES,
+        "request_timeout_s": gs.SERVING_REQUEST_TIMEOUT_S,
+        "max_batch_size": gs.BATCHING_MAX_BATCH_SIZE,
+        "batch_timeout_micros": gs.BATCHING_TIMEOUT_MICROS,
+    }
+    parameters = inspect.signature(ModelServer.__init__).parameters
+    assert {name: parameters[name].default for name in defaults} == defaults
+    flags = _flag_defaults("serve")
+    assert {name: type(value)(flags[name]) for name, value in defaults.items()} == defaults
+
+
+@pytest.mark.parametrize(
+    "limits, message",
+    [
+        (dict(max_prompt_bytes=0), "max_prompt_bytes must be an int > 0; received max_prompt_bytes=0"),
+        (dict(max_new_tokens_limit=2.5), "max_new_tokens_limit must be an int > 0; received"),
+        (
+            dict(max_prompts_per_request=-1),
+            "max_prompts_per_request must be an int > 0; received max_prompts_per_request=-1",
+        ),
+    ],
+)
+def test_export_limits_out_of_range_are_named(limits, message):
+    assert message in gs.export_limits_problem(**limits)
+    assert gs.export_limits_problem(1, 1, 1) is None
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(model_name="a/b"), "model_name must be a name without '/' or ':'; received model_name='a/b'"),
+        (dict(model_name=""), "model_name must be a name without '/' or ':'"),
+        (dict(port=65536), "port must be an int in [0, 65535] (0 picks a free one); received port=65536"),
+        (dict(max_body_bytes=0), "max_body_bytes must be an int > 0; received max_body_bytes=0"),
+        (dict(request_timeout_s=0.0), "request_timeout_s must be > 0; received request_timeout_s=0.0"),
+        (dict(max_batch_size=0), "max_batch_size must be an int >= 1 (1 runs each request alone)"),
+        (dict(batch_timeout_micros=-1), "batch_timeout_micros must be an int >= 0; received"),
+    ],
+)
+def test_server_settings_out_of_range_are_named(settings, message):
+    assert message in gs.serving_problem(**settings)
+    assert gs.serving_problem("model", 0, 1, 0.5, 1, 0) is None

@@ -261,21 +261,6 @@ def test_binds_to_localhost_by_default():
     assert host and host.group(1) == "127.0.0.1", result.stdout
 
 
-def test_an_empty_export_dir_is_one_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "lm_keras.serve", f"--export_dir={tmp_path}", "--port=0"],
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        cwd=REPO,
-    )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"error: --export_dir={tmp_path} holds no version folder with a saved_model.pb; export one first "
-        "(python -m lm_keras.export --model_dir=... --export_dir=...)"
-    )
-
-
 def test_concurrent_sampled_requests_each_get_their_own_seed(server, trained):
     """Requests batched together (the server batches by default) draw what each would draw alone."""
     from lm_keras.generation import generate
@@ -335,25 +320,57 @@ def test_a_short_load_of_good_and_bad_requests_holds(server):
     assert process.poll() is None and request(url)[0] == 200
 
 
+def serve_without_tensorflow(*flags):
+    """(exit code, stderr lines, whether TensorFlow was imported) of `lm_keras.serve` run with
+    `flags` in a fresh process that stops at the command's exit."""
+    probe = (
+        "import sys\n"
+        f"sys.argv = {['lm_keras.serve', *flags]!r}\n"
+        "import lm_keras.serve\n"
+        "try:\n    lm_keras.serve.run()\n"
+        "except SystemExit as e:\n    print('EXIT', e.code, 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    code, tensorflow = result.stdout.split()[1:]
+    return int(code), result.stderr.strip().splitlines(), tensorflow == "True"
+
+
 @pytest.mark.parametrize(
     "flag, message",
     [
-        ("--max_batch_size=0", "--max_batch_size must be >= 1; received max_batch_size=0"),
+        (
+            "--max_batch_size=0",
+            "--max_batch_size must be an int >= 1 (1 runs each request alone); received max_batch_size=0",
+        ),
         (
             "--batch_timeout_micros=-1",
-            "--batch_timeout_micros must be >= 0; received batch_timeout_micros=-1",
+            "--batch_timeout_micros must be an int >= 0; received batch_timeout_micros=-1",
         ),
         ("--request_timeout_s=0", "--request_timeout_s must be > 0; received request_timeout_s=0.0"),
+        ("--port=70000", "--port must be an int in [0, 65535] (0 picks a free one); received port=70000"),
+        ("--model_name=a:b", "--model_name must be a name without '/' or ':'; received model_name='a:b'"),
     ],
 )
-def test_bad_batching_flags_are_one_line(tmp_path, flag, message):
-    result = subprocess.run(
-        [sys.executable, "-m", "lm_keras.serve", f"--export_dir={tmp_path}", flag],
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        cwd=REPO,
-    )
-    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == f"error: {message}", (
-        result.stderr
+def test_bad_flags_are_one_line_before_tensorflow_loads(tmp_path, flag, message):
+    assert serve_without_tensorflow(f"--export_dir={tmp_path}", flag) == (2, [f"error: {message}"], False)
+
+
+@pytest.mark.parametrize("where", ["nonexistent", "empty", "file", "version_without_saved_model"])
+def test_an_export_dir_without_a_version_is_one_line_before_tensorflow_loads(tmp_path, where):
+    export_dir = tmp_path / where
+    if where == "empty":
+        export_dir.mkdir()
+    elif where == "file":
+        export_dir.write_text("not a folder")
+    elif where == "version_without_saved_model":
+        (export_dir / "1" / "variables").mkdir(parents=True)
+    assert serve_without_tensorflow(f"--export_dir={export_dir}") == (
+        1,
+        [
+            f"error: --export_dir={export_dir} holds no version folder with a saved_model.pb; export one "
+            "first (python -m lm_keras.export --model_dir=... --export_dir=...)"
+        ],
+        False,
     )

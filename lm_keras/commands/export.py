@@ -11,19 +11,22 @@ it in `EXP/<version>/assets.extra/batching_parameters.txt`. Signatures:
 (every setting per prompt), `next_token_logits`, `tokenize` and `detokenize`; see
 `lm_keras.serving.generation_module.GenerationModule`.
 
-`--jit_compile` chooses the decoding loop's form. `false`: a plain graph, which every
-server runs. `true`: an XLA program, several times faster, for servers that compile
-XLA: `python -m lm_keras.serve`, `tf.saved_model.load`, and TF Serving started with
-`--xla_cpu_compilation_enabled=true` (without that flag TF Serving refuses every XLA
-function, on CPU and GPU alike). `auto` (the default) is `false`: an export cannot
-know the server it will meet, so it takes the form that runs everywhere.
+`--jit_compile` chooses the decoding loop's form. Off (the default): a plain graph,
+which every server runs. On: an XLA program, several times faster, for servers that
+compile XLA: `python -m lm_keras.serve`, `tf.saved_model.load`, and TF Serving started
+with `--xla_cpu_compilation_enabled=true` (without that flag TF Serving refuses every
+XLA function, on CPU and GPU alike). There is no `auto`, as training has: an export
+does not run where it is made, and no device here says what the server will allow.
+
+`--max_prompts_per_request` refuses requests with more prompts. Batching requests
+together is the server's: `python -m lm_keras.serve --max_batch_size`, and TF
+Serving's batching parameters (the example file above).
 """
 
 from absl import flags
 
 from lm_keras import generation_settings
 from lm_keras.commands import cli
-from lm_keras.config import JIT_CHOICES
 
 FLAGS = flags.FLAGS
 
@@ -40,14 +43,14 @@ def check_flags():
         )
     if FLAGS.version is not None and FLAGS.version <= 0:
         return f"--version must be a positive integer; received version={FLAGS.version}"
-    for name in ("max_prompt_bytes", "max_new_tokens_limit", "max_batch_size"):
-        if FLAGS[name].value <= 0:
-            return f"--{name} must be > 0; received {name}={FLAGS[name].value}"
-    problem = generation_settings.settings_problem(
+    problem = generation_settings.export_limits_problem(
+        FLAGS.max_prompt_bytes, FLAGS.max_new_tokens_limit, FLAGS.max_prompts_per_request
+    ) or generation_settings.settings_problem(
         FLAGS.max_new_tokens,
         FLAGS.temperature,
         FLAGS.top_k,
         FLAGS.top_p,
+        FLAGS.seed,
         min_new_tokens=1,
         max_new_tokens_limit=FLAGS.max_new_tokens_limit,
     )
@@ -81,6 +84,12 @@ def define_flags():
         "top_p", generation_settings.TOP_P, "serving_default: nucleus sampling mass; 1 keeps all"
     )
     flags.DEFINE_integer(
+        "seed",
+        None,
+        "serving_default: every prompt samples with this seed, so the same prompt gets the same "
+        "answer; default: a random seed per prompt",
+    )
+    flags.DEFINE_integer(
         "max_prompt_bytes",
         generation_settings.MAX_PROMPT_BYTES,
         "requests with a longer prompt (UTF-8 bytes) are refused",
@@ -91,14 +100,15 @@ def define_flags():
         "requests asking for more new tokens are refused",
     )
     flags.DEFINE_integer(
-        "max_batch_size", generation_settings.MAX_BATCH_SIZE, "requests with more prompts are refused"
+        "max_prompts_per_request",
+        generation_settings.MAX_PROMPTS_PER_REQUEST,
+        "requests with more prompts are refused (batching is the server's --max_batch_size)",
     )
-    flags.DEFINE_enum(
+    flags.DEFINE_boolean(
         "jit_compile",
-        "auto",
-        JIT_CHOICES,
-        "the decoding loop as an XLA program (true; needs a server that compiles XLA) or a plain graph "
-        "(false; runs in every server); auto: false, the form every server runs",
+        False,
+        "the decoding loop as an XLA program (faster; needs a server that compiles XLA) instead of "
+        "a plain graph (runs in every server)",
     )
 
 
@@ -107,11 +117,18 @@ def main(argv):
     problem = check_flags()
     if problem:
         cli.fail(problem, cli.EXIT_USAGE)
-    # auto takes the form every server runs (see the module docstring).
-    jit_compile = FLAGS.jit_compile == "true"
+    jit_compile = FLAGS.jit_compile
     cli.check_model_dir(FLAGS.model_dir)
-    cli.quiet_tensorflow()
     from lm_keras.errors import UserError
+
+    if FLAGS.format == "saved_model":
+        from lm_keras.serving.export_dir import resolve_version
+
+        try:  # before TensorFlow loads: a file or a taken version is one line at once
+            resolve_version(FLAGS.export_dir, FLAGS.version)
+        except UserError as e:
+            cli.fail(str(e), cli.EXIT_FAILURE)
+    cli.quiet_tensorflow()
 
     if FLAGS.format == "huggingface":
         from lm_keras.conversion import export_huggingface
@@ -133,9 +150,10 @@ def main(argv):
             temperature=FLAGS.temperature,
             top_k=FLAGS.top_k,
             top_p=FLAGS.top_p,
+            seed=FLAGS.seed,
             max_prompt_bytes=FLAGS.max_prompt_bytes,
             max_new_tokens_limit=FLAGS.max_new_tokens_limit,
-            max_batch_size=FLAGS.max_batch_size,
+            max_prompts_per_request=FLAGS.max_prompts_per_request,
             jit_compile=jit_compile,
         )
     except UserError as e:

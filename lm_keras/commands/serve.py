@@ -12,9 +12,18 @@ runs the `tensorflow/serving` container on the same EXP (see README.md).
 
 from absl import flags
 
+from lm_keras import generation_settings
 from lm_keras.commands import cli
 
 FLAGS = flags.FLAGS
+SETTINGS = (
+    "model_name",
+    "port",
+    "max_body_bytes",
+    "request_timeout_s",
+    "max_batch_size",
+    "batch_timeout_micros",
+)
 
 
 def define_flags():
@@ -23,20 +32,30 @@ def define_flags():
     flags.DEFINE_string("export_dir", None, "the export folder (holding numbered versions)")
     flags.DEFINE_string("model_name", "model", "the <name> in /v1/models/<name>")
     flags.DEFINE_string("host", "127.0.0.1", "address to bind; 127.0.0.1 serves this machine only")
-    flags.DEFINE_integer("port", 8501, "port to listen on (TF Serving's REST port); 0 picks a free one")
-    flags.DEFINE_integer("max_body_bytes", 1 << 20, "larger request bodies are refused with 400")
+    flags.DEFINE_integer(
+        "port",
+        generation_settings.SERVING_PORT,
+        "port to listen on (TF Serving's REST port); 0 picks a free one",
+    )
+    flags.DEFINE_integer(
+        "max_body_bytes",
+        generation_settings.SERVING_MAX_BODY_BYTES,
+        "larger request bodies are refused with 400",
+    )
     flags.DEFINE_integer(
         "max_batch_size",
-        16,
+        generation_settings.BATCHING_MAX_BATCH_SIZE,
         "concurrent serving_default/generate requests run as one call of up to this many prompts "
         "(TF Serving's batching parameter); 1 runs each request alone",
     )
     flags.DEFINE_float(
-        "request_timeout_s", 30.0, "a client that sends nothing for this long (half a body) is hung up on"
+        "request_timeout_s",
+        generation_settings.SERVING_REQUEST_TIMEOUT_S,
+        "a client that sends nothing for this long (half a body) is hung up on",
     )
     flags.DEFINE_integer(
         "batch_timeout_micros",
-        5000,
+        generation_settings.BATCHING_TIMEOUT_MICROS,
         "how long a batch waits for more requests after its first (microseconds)",
     )
 
@@ -45,46 +64,26 @@ def main(argv):
     cli.reject_arguments(argv)
     if not FLAGS.export_dir:
         cli.fail("--export_dir is required: the folder `python -m lm_keras.export` wrote", cli.EXIT_USAGE)
-    if not 0 <= FLAGS.port <= 65535:
-        cli.fail(f"--port must be in [0, 65535]; received port={FLAGS.port}", cli.EXIT_USAGE)
-    if FLAGS.max_body_bytes <= 0:
-        cli.fail(
-            f"--max_body_bytes must be > 0; received max_body_bytes={FLAGS.max_body_bytes}", cli.EXIT_USAGE
-        )
-    if not FLAGS.request_timeout_s > 0:
-        cli.fail(
-            f"--request_timeout_s must be > 0; received request_timeout_s={FLAGS.request_timeout_s}",
-            cli.EXIT_USAGE,
-        )
-    if FLAGS.max_batch_size < 1:
-        cli.fail(
-            f"--max_batch_size must be >= 1; received max_batch_size={FLAGS.max_batch_size}", cli.EXIT_USAGE
-        )
-    if FLAGS.batch_timeout_micros < 0:
-        cli.fail(
-            "--batch_timeout_micros must be >= 0; "
-            f"received batch_timeout_micros={FLAGS.batch_timeout_micros}",
-            cli.EXIT_USAGE,
-        )
-    if not FLAGS.model_name or "/" in FLAGS.model_name or ":" in FLAGS.model_name:
-        cli.fail(
-            f"--model_name must be a name without '/' or ':'; received {FLAGS.model_name!r}", cli.EXIT_USAGE
-        )
+    problem = generation_settings.serving_problem(**{name: FLAGS[name].value for name in SETTINGS})
+    if problem:
+        cli.fail("--" + problem, cli.EXIT_USAGE)
+    from lm_keras.errors import UserError
+    from lm_keras.serving.export_dir import latest_servable
+
+    try:
+        latest_servable(FLAGS.export_dir)  # before TensorFlow loads: a wrong path is one line at once
+    except UserError as e:
+        cli.fail(str(e), cli.EXIT_FAILURE)
     cli.quiet_tensorflow()
     from lm_keras.serving.model_server import ModelServer
 
     try:
         server = ModelServer(
             FLAGS.export_dir,
-            model_name=FLAGS.model_name,
             host=FLAGS.host,
-            port=FLAGS.port,
-            max_body_bytes=FLAGS.max_body_bytes,
-            max_batch_size=FLAGS.max_batch_size,
-            batch_timeout_micros=FLAGS.batch_timeout_micros,
-            request_timeout_s=FLAGS.request_timeout_s,
+            **{name: FLAGS[name].value for name in SETTINGS},
         )
-    except FileNotFoundError as e:
+    except UserError as e:  # the versions changed since the check above
         cli.fail(str(e), cli.EXIT_FAILURE)
     except OSError as e:
         cli.fail(

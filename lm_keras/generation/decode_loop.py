@@ -2,8 +2,10 @@
 
 The same function runs in-process (traced by `generate`, XLA-compiled where that
 pays) and inside the exported SavedModel (traced by the serving module), so both
-produce the same tokens.
+produce the same tokens. Both pad its inputs to the same shapes (`bucket`).
 """
+
+import numbers
 
 import tensorflow as tf
 
@@ -21,6 +23,7 @@ def decode(
     top_p,
     seeds,
     use_cache=True,
+    unknown_id=None,
 ):
     """Generates `max_new_tokens` after each prompt of a batch of different lengths.
 
@@ -44,6 +47,11 @@ def decode(
         seeds: `(B,)` int64, one seed per row.
         use_cache: Python bool: carry the decoder's state (key/value cache, LSTM
             states) or recompute the full context at every step.
+        unknown_id: Python int or None: the tokenizer's unknown id, which the loop never
+            writes after a prompt. It stands for every character outside the vocabulary
+            and decodes to U+FFFD, so a model fine-tuned on text with unknown characters
+            predicts it often, and greedy decoding repeats it; the next token is drawn
+            from the tokens that are text (prompts keep their own unknown ids).
 
     Returns:
         `(B, new_width)` int32: row b's new tokens, then `-1` after its
@@ -75,6 +83,9 @@ def decode(
     in_prompt = positions < prompt_lengths[:, None]  # (B, W)
 
     def write(position, tokens, logits):
+        if unknown_id is not None:
+            is_unknown = tf.range(tf.shape(logits)[-1]) == unknown_id  # (V,)
+            logits = tf.where(is_unknown[None, :], tf.constant(float("-inf"), logits.dtype), logits)
         sampled = sample_next_tokens(logits, temperature, top_k, top_p, seeds, position)  # (B,)
         keep = tf.gather(in_prompt, position, axis=1)  # (B,)
         token = tf.where(keep, tf.gather(tokens, position, axis=1), sampled)  # (B,)
@@ -107,3 +118,30 @@ def decode(
     index = tf.minimum(prompt_lengths[:, None] + offsets, width - 1)  # (B, N)
     new_tokens = tf.gather(tokens, index, batch_dims=1)  # (B, N)
     return tf.where(offsets < max_new_tokens[:, None], new_tokens, -1)
+
+
+def bucket(size):
+    """The smallest power of two >= `size` (and >= 1): the shapes the decoding loop runs on.
+
+    `generate` and the export pad the prompts' width, the room for new tokens and (for
+    the export's XLA loop) the batch up to these sizes, so a process or a server traces
+    and compiles one loop per bucket, not one per request: a few dozen programs at most
+    (11 sizes up to 1024 in each dimension), where each XLA compile costs seconds. The
+    padding is nearly free: the loop stops at the longest row's last new token whatever
+    the room, and padded prompt columns cost one prefill pass at most twice the prompt.
+
+    Args:
+        size: a Python int, or a scalar integer tensor (then a scalar int32 tensor).
+
+    Example:
+
+    >>> [bucket(n) for n in (0, 1, 5, 8, 200)]
+    [1, 1, 8, 8, 256]
+    """
+    if isinstance(size, numbers.Integral):
+        return 1 << max(0, int(size) - 1).bit_length()
+    # Exact integer arithmetic: spread the highest set bit of size - 1 to every lower bit.
+    smeared = tf.maximum(tf.cast(size, tf.int32), 1) - 1
+    for shift in (1, 2, 4, 8, 16):
+        smeared = tf.bitwise.bitwise_or(smeared, tf.bitwise.right_shift(smeared, shift))
+    return smeared + 1

@@ -9,18 +9,15 @@ import tensorflow as tf
 
 from lm_keras import generation_settings
 from lm_keras.errors import UserError
-from lm_keras.generation.decode_loop import decode
+from lm_keras.generation.decode_loop import bucket, decode
 from lm_keras.generation.factory import decoder_for
 
 # What an empty prompt stands for: the start of a text, as in nanoGPT's sample.py.
 EMPTY_PROMPT = "\n"
-# Buffer widths are rounded up to a multiple of this, so prompts of nearby lengths
-# reuse one traced (and XLA-compiled) loop.
-_WIDTH_STEP = 32
 
 # `generate` compiles with XLA from this many new tokens on (see default_jit_compile).
 JIT_MIN_NEW_TOKENS = 1000
-# model -> {(use_cache, jit_compile, pad id): tf.function}; a model's functions die with it.
+# model -> {(use_cache, jit_compile, pad id, unknown id): tf.function}; a model's functions die with it.
 _COMPILED = weakref.WeakKeyDictionary()
 
 
@@ -98,7 +95,9 @@ def generate(
     The whole decoding loop is one compiled graph (`decode`): the Transformer
     decodes with its key/value cache, the LSTM carries its states, and the
     documented LSTM reads one window per token. Prompts may have different
-    lengths; each row's continuation equals what the prompt gives alone.
+    lengths; each row's continuation equals what the prompt gives alone. The
+    tokenizer's unknown id (the char tokenizer's U+FFFD) is never generated: it is
+    no character (see `decode`'s `unknown_id`).
 
     Args:
         model: a `TransformerLM`, `LSTMLM` or documented LSTM.
@@ -134,13 +133,14 @@ def generate(
     if problem:
         raise UserError(problem)
     pad_id = _newline_id(tokenizer)
+    unknown_id = unknown_id_of(tokenizer)
     decoder = decoder_for(model, pad_id=pad_id)
     encoded = encode_prompts(tokenizer, prompts, decoder.context)
     if not prompts or max_new_tokens == 0:
         return [""] * len(prompts)
     batch = len(prompts)
     lengths = np.array([len(row) for row in encoded.ids], np.int32)
-    width = _round_up(int(lengths.max()), _WIDTH_STEP)
+    width = bucket(int(lengths.max()))
     if decoder.context:
         width = min(width, decoder.context)
     prompt_ids = np.zeros((batch, width), np.int32)
@@ -150,12 +150,12 @@ def generate(
         seed = random.SystemRandom().randrange(generation_settings.RANDOM_SEED_LIMIT)
     seeds = np.arange(seed, seed + batch, dtype=np.int64)
     jit = default_jit_compile(max_new_tokens) if jit_compile is None else bool(jit_compile)
-    fn = _compiled(model, pad_id, use_cache, jit)
+    fn = _compiled(model, pad_id, unknown_id, use_cache, jit)
     new_tokens = fn(
         tf.constant(prompt_ids),
         tf.constant(lengths),
         tf.constant(max_new_tokens, tf.int32),
-        _round_up(max_new_tokens, _WIDTH_STEP),
+        bucket(max_new_tokens),
         tf.fill([batch], float(temperature)),
         tf.fill([batch], int(top_k)),
         tf.fill([batch], float(top_p)),
@@ -164,11 +164,11 @@ def generate(
     return [tokenizer.decode(row[:max_new_tokens]) for row in new_tokens]
 
 
-def _compiled(model, pad_id, use_cache, jit):
+def _compiled(model, pad_id, unknown_id, use_cache, jit):
     """The traced loop of a model, kept while the model lives (so a trainer's or a
     benchmark's repeated calls trace and compile once per shape)."""
     functions = _COMPILED.setdefault(model, {})
-    key = (use_cache, jit, pad_id)
+    key = (use_cache, jit, pad_id, unknown_id)
     if key not in functions:
         # A weak reference: the cache must not keep its own key (the model) alive.
         model_ref = weakref.ref(model)
@@ -186,6 +186,7 @@ def _compiled(model, pad_id, use_cache, jit):
                 top_p,
                 seeds,
                 use_cache=use_cache,
+                unknown_id=unknown_id,
             )
 
         # new_width is a Python int, part of the trace: the buffer's static shape.
@@ -197,5 +198,13 @@ def _newline_id(tokenizer):
     return int(tokenizer.encode(EMPTY_PROMPT)[-1])
 
 
-def _round_up(n, step):
-    return max(step, -(-n // step) * step)
+def unknown_id_of(tokenizer):
+    """The id a tokenizer gives every character outside its vocabulary, or None.
+
+    The char tokenizer has one (0, decoding to U+FFFD) and models trained with it
+    predict it. SentencePiece's byte fallback encodes such characters as bytes, so
+    its unknown id never occurs in training and models give it no weight; GPT-2's
+    byte-level BPE has none.
+    """
+    unknown_id = getattr(tokenizer, "unknown_id", None)
+    return None if unknown_id is None else int(unknown_id)

@@ -7,7 +7,9 @@
     ModelServer("exports/shakespeare", port=8501).serve_forever()
 
 `generation_module.GenerationModule` is what the export saves: tokenizer, decoding
-loop and detokenizer in one graph, with in-graph input checks. `rest_api` holds
-TF Serving's JSON request and response format. The submodules are imported one by
-one, so the server loads without Keras or the models.
+loop and detokenizer in one graph, with in-graph input checks. `export_dir` reads an
+export folder's versions (TensorFlow-free, so the commands check paths before
+TensorFlow loads). `rest_api` holds TF Serving's JSON request and response format.
+The submodules are imported one by one, so the server loads without Keras or the
+models.
 """

@@ -1,19 +1,17 @@
 """The exported model: tokenizer, decoding loop and detokenizer in one TF graph."""
 
 import contextlib
-import math
 
 import tensorflow as tf
 from keras.src.backend.tensorflow import core as keras_tensorflow_core
 
 from lm_keras import generation_settings
-from lm_keras.generation.decode_loop import decode
+from lm_keras.generation.decode_loop import bucket, decode
 from lm_keras.generation.factory import decoder_for
-from lm_keras.generation.text_generation import EMPTY_PROMPT
+from lm_keras.generation.text_generation import EMPTY_PROMPT, unknown_id_of
 
 # Token-id tensors are right-padded with this where rows differ in length.
 PAD_ID = -1
-_LOG_2 = math.log(2.0)
 # Keras's own lowering of `ops.slice_update` (XLA's dynamic-update-slice), for XLA functions.
 _KERAS_SLICE_UPDATE = keras_tensorflow_core.dynamic_update_slice
 
@@ -32,20 +30,25 @@ class GenerationModule(tf.Module):
     - `generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)`: the same
       with every setting per prompt, each `(B,)` (or `(1,)`, which applies to every
       prompt). The SignatureDef records the export's settings as defaults (`seed`
-      -1: a random seed), which TF Serving's gRPC Predict applies to inputs a
+      -1, a random seed, unless the export fixed one), which TF Serving's gRPC Predict applies to inputs a
       request leaves out (predict_util.cc). Its REST JSON parser
       (json_tensor.cc) asks every instance for every input of the signature, so
       over REST give all six.
     - `next_token_logits(token_ids)`: int32 `(B, T)` in; `logits` float32 `(B, V)`,
       the logits of the token after each row (the documented LSTM gives
-      log-probabilities).
+      log-probabilities). A model with a context reads the last `context` tokens
+      of each row, whatever its length; the LSTMLM reads every token, so its rows
+      are limited to `max_prompt_bytes` tokens (as many as a prompt has bytes at
+      most, for the char and byte-level tokenizers).
     - `tokenize(text)`: tf.string `(B,)` in; `token_ids` int32 `(B, N)` padded
       with -1, and `lengths` int32 `(B,)`.
     - `detokenize(token_ids)`: int32 `(B, N)` in (-1 entries are skipped); `text`
       tf.string `(B,)`.
 
+    The generated text never holds the tokenizer's unknown id (see `decode`).
+
     Inputs are checked in the graph, so TF Serving enforces the checks too: text
-    that is not valid UTF-8, more than `max_batch_size` rows, a prompt over
+    that is not valid UTF-8, more than `max_prompts_per_request` rows, a prompt over
     `max_prompt_bytes` bytes, `max_new_tokens` outside `[1, max_new_tokens_limit]`
     and settings out of range raise `InvalidArgumentError` with a message naming
     the limit.
@@ -61,7 +64,8 @@ class GenerationModule(tf.Module):
     that flag, `tf.saved_model.load`, and this repository's session loader and
     server. XLA compiles one program per input shape, so the loop's inputs are
     padded to buckets first (the batch, the prompts' width and the room for new
-    tokens each to a power of two; see `_decode_compiled`): a server compiles
+    tokens each to a power of two, `decode_loop.bucket`, as `generate` pads them;
+    see `_decode_compiled`): a server compiles
     a few programs, once each, not one per request. Either way, save it under
     `stock_ops_only()` (as `export_saved_model` does): that keeps Keras's
     XLA-only `XlaDynamicUpdateSlice` (its TensorFlow `slice_update`, which the
@@ -72,9 +76,14 @@ class GenerationModule(tf.Module):
         tokenizer: its `lm_keras.tokenizers.Tokenizer`.
         max_new_tokens, temperature, top_k, top_p: the settings of `serving_default`
             and the defaults of `generate`.
+        seed: int in [0, 2**62) or None, the seed of `serving_default` and the default
+            of `generate`. Every prompt samples with it, alone or batched with others, so
+            a prompt's answer is the same at every request and equals
+            `generate([prompt], seed=seed)`; None draws a seed for each prompt.
         max_prompt_bytes: the longest prompt accepted, in UTF-8 bytes.
         max_new_tokens_limit: the most tokens one request may ask for.
-        max_batch_size: the most prompts in one request.
+        max_prompts_per_request: the most prompts in one request (larger requests are
+            refused; batching requests together is the server's business).
         jit_compile: bool, whether the decoding loop is an XLA function (see above).
 
     Example:
@@ -92,25 +101,22 @@ class GenerationModule(tf.Module):
         temperature=generation_settings.TEMPERATURE,
         top_k=generation_settings.TOP_K,
         top_p=generation_settings.TOP_P,
+        seed=None,
         max_prompt_bytes=generation_settings.MAX_PROMPT_BYTES,
         max_new_tokens_limit=generation_settings.MAX_NEW_TOKENS_LIMIT,
-        max_batch_size=generation_settings.MAX_BATCH_SIZE,
+        max_prompts_per_request=generation_settings.MAX_PROMPTS_PER_REQUEST,
         jit_compile=False,
         name="lm_keras_generation",
     ):
         super().__init__(name=name)
-        for arg, value in (
-            ("max_prompt_bytes", max_prompt_bytes),
-            ("max_new_tokens_limit", max_new_tokens_limit),
-            ("max_batch_size", max_batch_size),
-        ):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{arg} must be a positive int; received {arg}={value!r}")
-        problem = generation_settings.settings_problem(
+        problem = generation_settings.export_limits_problem(
+            max_prompt_bytes, max_new_tokens_limit, max_prompts_per_request
+        ) or generation_settings.settings_problem(
             max_new_tokens,
             temperature,
             top_k,
             top_p,
+            seed,
             min_new_tokens=1,
             max_new_tokens_limit=max_new_tokens_limit,
         )
@@ -127,13 +133,15 @@ class GenerationModule(tf.Module):
         self.vocab_size = int(tokenizer.vocab_size)
         self.max_prompt_bytes = max_prompt_bytes
         self.max_new_tokens_limit = max_new_tokens_limit
-        self.max_batch_size = max_batch_size
+        self.max_prompts_per_request = max_prompts_per_request
+        self.unknown_id = unknown_id_of(tokenizer)
         self.jit_compile = bool(jit_compile)
         self.settings = dict(
             max_new_tokens=int(max_new_tokens),
             temperature=float(temperature),
             top_k=int(top_k),
             top_p=float(top_p),
+            seed=generation_settings.RANDOM_SEED if seed is None else int(seed),
         )
         # A plain attribute list, so tf.Module tracks neither the decoder nor the model it
         # holds (see model_variables).
@@ -187,7 +195,7 @@ class GenerationModule(tf.Module):
             [s["temperature"]],
             [s["top_k"]],
             [s["top_p"]],
-            tf.constant([generation_settings.RANDOM_SEED], tf.int64),
+            tf.constant([s["seed"]], tf.int64),
         )
 
     def _make_generate(self):
@@ -200,24 +208,30 @@ class GenerationModule(tf.Module):
             temperature=tf.constant([s["temperature"]], tf.float32),  # noqa: B008
             top_k=tf.constant([s["top_k"]], tf.int32),  # noqa: B008
             top_p=tf.constant([s["top_p"]], tf.float32),  # noqa: B008
-            seed=tf.constant([generation_settings.RANDOM_SEED], tf.int64),  # noqa: B008
+            seed=tf.constant([s["seed"]], tf.int64),  # noqa: B008
         ):
             return self._generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)
 
         return generate
 
     def _next_token_logits(self, token_ids):
-        length = tf.shape(token_ids)[1]
         checks = [
             _check(tf.size(token_ids) > 0, "token_ids must hold at least one token per row"),
-            _check(
-                tf.shape(token_ids)[0] <= self.max_batch_size,
-                f"at most {self.max_batch_size} rows per request (max_batch_size); split the batch",
-            ),
-            _check(
-                length <= self.max_prompt_bytes,
-                f"token_ids rows must be at most {self.max_prompt_bytes} tokens long; send fewer tokens",
-            ),
+            self._rows_check(tf.shape(token_ids)[0], "token_ids"),
+        ]
+        if self.decoder.context:
+            # The model reads the last `context` tokens of a row: cut before the checks, so a
+            # row's length costs nothing.
+            token_ids = token_ids[:, -self.decoder.context :]  # (B, min(T, context))
+        else:
+            checks.append(
+                _check(
+                    tf.shape(token_ids)[1] <= self.max_prompt_bytes,
+                    f"token_ids rows must be at most {self.max_prompt_bytes} tokens long for this "
+                    "model, which reads every token (the export's max_prompt_bytes, as tokens)",
+                )
+            )
+        checks += [
             _check(
                 tf.reduce_all((token_ids >= 0) & (token_ids < self.vocab_size)),
                 f"token_ids must be in [0, {self.vocab_size}), the vocabulary of the model",
@@ -237,10 +251,7 @@ class GenerationModule(tf.Module):
 
     def _detokenize(self, token_ids):
         checks = [
-            _check(
-                tf.shape(token_ids)[0] <= self.max_batch_size,
-                f"at most {self.max_batch_size} rows per request (max_batch_size); split the batch",
-            ),
+            self._rows_check(tf.shape(token_ids)[0], "token_ids"),
             _check(
                 tf.reduce_all((token_ids >= PAD_ID) & (token_ids < self.vocab_size)),
                 f"token_ids must be in [0, {self.vocab_size}), or {PAD_ID} for padding",
@@ -252,14 +263,17 @@ class GenerationModule(tf.Module):
 
     # ---------------------------------------------------------------- helpers
 
+    def _rows_check(self, rows, name):
+        return _check(
+            rows <= self.max_prompts_per_request,
+            f"{name}: at most {self.max_prompts_per_request} rows per request "
+            "(max_prompts_per_request of this export); split the request",
+        )
+
     def _text_checks(self, text, name):
         return [
             _check(tf.size(text) > 0, f"{name}: send at least one string"),
-            _check(
-                tf.size(text) <= self.max_batch_size,
-                f"{name}: at most {self.max_batch_size} strings per request (max_batch_size); "
-                "split the batch",
-            ),
+            self._rows_check(tf.size(text), name),
             _check(
                 tf.reduce_all(tf.strings.length(text) <= self.max_prompt_bytes),
                 f"{name} is longer than the limit of {self.max_prompt_bytes} bytes (UTF-8); shorten it",
@@ -316,7 +330,16 @@ class GenerationModule(tf.Module):
             new_tokens = self._decode_compiled(ids, kept, n, temperature, settings["top_k"], top_p, seed)
         else:
             new_tokens = decode(
-                self.decoder, ids, kept, n, tf.reduce_max(n), temperature, settings["top_k"], top_p, seed
+                self.decoder,
+                ids,
+                kept,
+                n,
+                tf.reduce_max(n),
+                temperature,
+                settings["top_k"],
+                top_p,
+                seed,
+                unknown_id=self.unknown_id,
             )  # (B, N)
         text = self.tokenizer.detokenize(tf.RaggedTensor.from_tensor(new_tokens, padding=PAD_ID))  # (B,)
         return {"continuation": _valid_utf8(text), "prompt_tokens_dropped": lengths - kept}
@@ -328,8 +351,8 @@ class GenerationModule(tf.Module):
         buffers change no row's tokens (see `decode`). Returns `(B, N')` with `N' >= N`,
         every row's extra columns -1 like the columns after its own `max_new_tokens`."""
         batch, width = tf.shape(ids)[0], tf.shape(ids)[1]
-        rows = _power_of_two_at_least(batch)
-        padded_width = _power_of_two_at_least(width)
+        rows = bucket(batch)
+        padded_width = bucket(width)
         if self.decoder.context:
             padded_width = tf.minimum(padded_width, self.decoder.context)
         extra = rows - batch
@@ -338,7 +361,7 @@ class GenerationModule(tf.Module):
             return tf.concat([values, tf.fill([extra], tf.constant(value, values.dtype))], axis=0)
 
         # The room's static shape becomes the loop's buffer width inside the XLA program.
-        room = tf.zeros([_power_of_two_at_least(tf.reduce_max(max_new_tokens)), 0])
+        room = tf.zeros([bucket(tf.reduce_max(max_new_tokens)), 0])
         new_tokens = self._xla_decode(
             tf.pad(ids, [[0, extra], [0, padded_width - width]]),  # (rows, padded width)
             pad(lengths, 1),
@@ -356,19 +379,17 @@ class GenerationModule(tf.Module):
         new_width = tf.shape(room)[0]
         with _slice_update_as(_KERAS_SLICE_UPDATE):  # see stock_ops_only
             return decode(
-                self.decoder, ids, lengths, max_new_tokens, new_width, temperature, top_k, top_p, seeds
+                self.decoder,
+                ids,
+                lengths,
+                max_new_tokens,
+                new_width,
+                temperature,
+                top_k,
+                top_p,
+                seeds,
+                unknown_id=self.unknown_id,
             )
-
-
-def _power_of_two_at_least(size):
-    """The smallest power of two >= size (scalar int32 tensor, >= 1)."""
-    size = tf.maximum(tf.cast(size, tf.int32), 1)
-    power = tf.bitwise.left_shift(
-        1, tf.cast(tf.math.ceil(tf.math.log(tf.cast(size, tf.float64)) / _LOG_2), tf.int32)
-    )
-    # log() may round either way at exact powers of two: step to the right one.
-    power = tf.where(power < size, power * 2, power)
-    return tf.where(power // 2 >= size, power // 2, power)
 
 
 @contextlib.contextmanager

@@ -2,28 +2,22 @@
 
 Built on the standard library's `http.server.ThreadingHTTPServer` (one thread per
 request). It loads the export as TF Serving does, into a TF1 session by its graph
-alone (`SessionModel`), so an export this server runs is one TF Serving runs; it
-imports neither Keras nor the rest of lm_keras, as TF Serving needs only the
-SavedModel.
+alone (`SessionModel`), so an export this server runs is one TF Serving runs. It
+imports no Keras and no part of lm_keras that does (only the TensorFlow-free settings
+and export folder modules), as TF Serving needs only the SavedModel.
 """
 
 import http.server
 import json
-import pathlib
 import re
 import threading
 
+from lm_keras import generation_settings
+from lm_keras.serving.export_dir import latest_servable
 from lm_keras.serving.request_batcher import RequestBatcher
 from lm_keras.serving.rest_api import RequestError, format_predict_response, parse_predict_request
 from lm_keras.serving.session_model import SessionModel
 
-DEFAULT_MAX_BODY_BYTES = 1 << 20
-# A client that sends nothing for this long (half a body, say) is hung up on, so it holds no thread.
-DEFAULT_REQUEST_TIMEOUT_S = 30.0
-# Request batching, as generation_settings.BATCHING_* (this module imports nothing of lm_keras
-# outside serving, so the numbers are repeated; tests/serving/test_request_batcher.py checks).
-DEFAULT_MAX_BATCH_SIZE = 16
-DEFAULT_BATCH_TIMEOUT_MICROS = 5000
 # Oversized bodies up to this size are read and dropped before the 400 answer.
 _DRAIN_LIMIT = 64 << 20
 _PREDICT = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
@@ -41,6 +35,11 @@ class ModelServer:
     - `GET /v1/models/<name>[/versions/<v>]/metadata`: the signatures.
     - `POST /v1/models/<name>[/versions/<v>]:predict`: a predict request in the
       row (`instances`) or columnar (`inputs`) format (see `rest_api`).
+
+    `serving_default` and `generate` answer `continuation`, the generated text,
+    and `prompt_tokens_dropped`, how many leading tokens of the prompt the model
+    did not see because the prompt is longer than its context (0 for most
+    prompts; see `GenerationModule`).
 
     Errors answer `{"error": "..."}` with TF Serving's status codes: 400 for a
     bad request (bad JSON, missing or extra inputs, a body over
@@ -80,20 +79,21 @@ class ModelServer:
         export_dir,
         model_name="model",
         host="127.0.0.1",
-        port=8501,
-        max_body_bytes=DEFAULT_MAX_BODY_BYTES,
-        max_batch_size=DEFAULT_MAX_BATCH_SIZE,
-        batch_timeout_micros=DEFAULT_BATCH_TIMEOUT_MICROS,
-        request_timeout_s=DEFAULT_REQUEST_TIMEOUT_S,
+        port=generation_settings.SERVING_PORT,
+        max_body_bytes=generation_settings.SERVING_MAX_BODY_BYTES,
+        max_batch_size=generation_settings.BATCHING_MAX_BATCH_SIZE,
+        batch_timeout_micros=generation_settings.BATCHING_TIMEOUT_MICROS,
+        request_timeout_s=generation_settings.SERVING_REQUEST_TIMEOUT_S,
     ):
-        if "/" in model_name or ":" in model_name or not model_name:
-            raise ValueError(
-                f"model_name must be a non-empty name without '/' or ':'; received {model_name!r}"
-            )
+        problem = generation_settings.serving_problem(
+            model_name, port, max_body_bytes, request_timeout_s, max_batch_size, batch_timeout_micros
+        )
+        if problem:
+            raise ValueError(problem)
         self.model_name = model_name
         self.max_body_bytes = int(max_body_bytes)
         self.request_timeout_s = float(request_timeout_s)
-        self.version, path = _latest_version(export_dir)
+        self.version, path = latest_servable(export_dir)
         self.model = SessionModel(path)
         self.batcher = (
             RequestBatcher(self.model.run, max_batch_size, batch_timeout_micros)
@@ -236,22 +236,6 @@ def _error_line(message):
     ]
     line = lines[-1] if lines else message.strip()
     return re.sub(r"\s*\[Op:[^\]]*\]$", "", line)
-
-
-def _latest_version(export_dir):
-    path = pathlib.Path(export_dir)
-    versions = (
-        sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit())
-        if path.is_dir()
-        else []
-    )
-    versions = [v for v in versions if (path / str(v) / "saved_model.pb").is_file()]
-    if not versions:
-        raise FileNotFoundError(
-            f"--export_dir={export_dir} holds no version folder with a saved_model.pb; "
-            "export one first (python -m lm_keras.export --model_dir=... --export_dir=...)"
-        )
-    return versions[-1], path / str(versions[-1])
 
 
 def _metadata(path, name, version):

@@ -5,6 +5,8 @@ import time
 
 import numpy as np
 
+from lm_keras import generation_settings
+
 # The signatures whose calls batch: each row's answer depends on that row alone (the decoding
 # loop gives a row what decoding it alone gives, with its own seed), and every input and output
 # has the batch first. Other signatures run as they come.
@@ -38,12 +40,11 @@ class RequestBatcher:
     """
 
     def __init__(self, run, max_batch_size, batch_timeout_micros):
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1; received max_batch_size={max_batch_size}")
-        if batch_timeout_micros < 0:
-            raise ValueError(
-                f"batch_timeout_micros must be >= 0; received batch_timeout_micros={batch_timeout_micros}"
-            )
+        problem = generation_settings.serving_problem(
+            max_batch_size=max_batch_size, batch_timeout_micros=batch_timeout_micros
+        )
+        if problem:
+            raise ValueError(problem)
         self._run = run
         self.max_batch_size = int(max_batch_size)
         self.batch_timeout_micros = int(batch_timeout_micros)

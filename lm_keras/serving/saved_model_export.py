@@ -6,19 +6,11 @@ import shutil
 import tempfile
 
 from lm_keras import generation_settings
-from lm_keras.errors import UserError
+from lm_keras.serving.export_dir import resolve_version
 
 # Inside a version folder: TF Serving's place for files that go with a SavedModel but are
 # not part of it (its warm-up requests live there too); loaders ignore it.
 BATCHING_PARAMETERS = pathlib.PurePath("assets.extra", "batching_parameters.txt")
-
-
-def existing_versions(export_dir):
-    """The numeric version folders of `export_dir`, ascending (what TF Serving would serve)."""
-    path = pathlib.Path(export_dir)
-    if not path.is_dir():
-        return []
-    return sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def export_saved_model(model_dir, export_dir, version=None, **module_settings):
@@ -34,8 +26,8 @@ def export_saved_model(model_dir, export_dir, version=None, **module_settings):
         export_dir: the folder TF Serving watches (its `--model_base_path`).
         version: positive int, or None for one more than the highest existing.
         **module_settings: keyword arguments of `GenerationModule` (defaults and
-            limits: max_new_tokens, temperature, top_k, top_p, max_prompt_bytes,
-            max_new_tokens_limit, max_batch_size; jit_compile).
+            limits: max_new_tokens, temperature, top_k, top_p, seed, max_prompt_bytes,
+            max_new_tokens_limit, max_prompts_per_request; jit_compile).
 
     Returns:
         pathlib.Path of the new version folder.
@@ -53,25 +45,6 @@ def export_saved_model(model_dir, export_dir, version=None, **module_settings):
     return save_version(
         GenerationModule(trained.model, trained.tokenizer, **module_settings), export_dir, version
     )
-
-
-def resolve_version(export_dir, version=None):
-    """The version to write: `version`, checked to be free, or one more than the highest."""
-    export_dir = pathlib.Path(export_dir)
-    if export_dir.exists() and not export_dir.is_dir():
-        raise UserError(f"--export_dir={export_dir} is a file; pass a folder (TF Serving's model base path)")
-    versions = existing_versions(export_dir)
-    next_free = (versions[-1] + 1) if versions else 1
-    if version is None:
-        return next_free
-    if not isinstance(version, int) or isinstance(version, bool) or version <= 0:
-        raise UserError(f"--version must be a positive integer; received version={version!r}")
-    if (export_dir / str(version)).exists():
-        raise UserError(
-            f"{export_dir / str(version)} already exists: versions are never overwritten; pass "
-            f"another --version (the next free one is {next_free})"
-        )
-    return version
 
 
 def save_version(module, export_dir, version=None):
@@ -100,7 +73,8 @@ def save_version(module, export_dir, version=None):
         with stock_ops_only():  # saving traces the signatures: keep those traces servable
             tf.saved_model.save(module, str(tmp), signatures=module.signatures())
         (tmp / BATCHING_PARAMETERS).parent.mkdir()
-        (tmp / BATCHING_PARAMETERS).write_text(batching_parameters(module.max_batch_size), encoding="utf-8")
+        parameters = batching_parameters(module.max_prompts_per_request)
+        (tmp / BATCHING_PARAMETERS).write_text(parameters, encoding="utf-8")
         os.rename(tmp, final)  # atomic: the version appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -109,7 +83,7 @@ def save_version(module, export_dir, version=None):
 
 
 def batching_parameters(
-    max_batch_size,
+    max_prompts_per_request,
     batching_max_batch_size=generation_settings.BATCHING_MAX_BATCH_SIZE,
     batch_timeout_micros=generation_settings.BATCHING_TIMEOUT_MICROS,
 ):
@@ -118,11 +92,11 @@ def batching_parameters(
     `tensorflow_model_server --enable_batching --batching_parameters_file=FILE`.
 
     A batch holds at most `batching_max_batch_size` prompts, and never more than
-    the export's `max_batch_size` (its graph refuses larger requests, merged ones
-    too); it runs when full or `batch_timeout_micros` after its first request.
+    the export's `max_prompts_per_request` (its graph refuses larger requests, merged
+    ones too); it runs when full or `batch_timeout_micros` after its first request.
     `allowed_batch_sizes` pads each batch to a power of two, the batch sizes an XLA
-    export compiles for anyway; one batch thread, since on a CPU one batch already
-    uses every core.
+    export compiles for anyway (`lm_keras.generation.decode_loop.bucket`); one batch
+    thread, since on a CPU one batch already uses every core.
 
     Example:
 
@@ -131,7 +105,7 @@ def batching_parameters(
     max_batch_size { value: 16 }
     ...
     """
-    size = min(max_batch_size, batching_max_batch_size)
+    size = min(max_prompts_per_request, batching_max_batch_size)
     allowed = sorted({min(1 << i, size) for i in range(size.bit_length() + 1)})
     return "\n".join(
         [

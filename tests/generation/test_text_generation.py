@@ -1,5 +1,6 @@
 """`generate` as users call it: prompts in, continuations out."""
 
+import numpy as np
 import pytest
 
 from tests.generation.tiny_models import SEQ_LEN, char_tokenizer, random_model
@@ -104,3 +105,49 @@ def test_default_jit_compile_uses_xla_for_long_generations():
 
     # XLA's 2-4 s compile pays from about 1,000 new tokens on (the docstring's measurements).
     assert [default_jit_compile(n) for n in (1, 200, 999, 1000, 5000)] == [False, False, False, True, True]
+
+
+def test_the_unknown_id_is_never_generated(tokenizer):
+    """The unknown id stands for every character outside the vocabulary and decodes to U+FFFD:
+    a char model fine-tuned on text full of such characters (notebook 4) predicts it, and greedy
+    decoding then repeats it. Generation draws from the tokens that are text."""
+    import tensorflow as tf
+
+    from lm_keras.generation import generate
+
+    model = random_model("lstm", tokenizer.vocab_size)
+    bias = model.output_projection.bias
+    bias.assign(bias.numpy() + 50.0 * (np.arange(tokenizer.vocab_size) == tokenizer.unknown_id))
+    ids = tokenizer.encode("The ")
+    assert np.argmax(model(ids[None]).numpy()[0, -1]) == tokenizer.unknown_id
+    greedy = generate(model, tokenizer, ["The "], max_new_tokens=6, temperature=0.0)[0]
+    # The plain loop: the argmax among the other tokens, one token at a time.
+    run = tf.function(
+        lambda x: model(x, training=False), input_signature=[tf.TensorSpec([1, None], tf.int32)]
+    )
+    expected = list(ids)
+    for _ in range(6):
+        logits = run(np.array([expected], np.int32)).numpy()[0, -1]
+        logits[tokenizer.unknown_id] = -np.inf
+        expected.append(int(np.argmax(logits)))
+    assert greedy == tokenizer.decode(expected[len(ids) :])
+    sampled = generate(
+        model, tokenizer, ["The ", "ROMEO:"], max_new_tokens=30, temperature=1.5, top_k=0, seed=2
+    )
+    assert all(len(text) == 30 and "\ufffd" not in text for text in sampled)
+    # A prompt keeps its own unknown characters; only new tokens skip the unknown id.
+    assert "\ufffd" not in generate(model, tokenizer, ["a€"], max_new_tokens=8, temperature=0.0)[0]
+
+
+def test_one_padding_rule_for_generate_and_the_export():
+    import tensorflow as tf
+
+    from lm_keras.generation.decode_loop import bucket
+
+    sizes = [0, 1, 2, 3, 5, 8, 9, 200, 1000, 1024, 1025, 2**20 + 1]
+    expected = [1, 1, 2, 4, 8, 8, 16, 256, 1024, 1024, 2048, 2**21]
+    assert [bucket(n) for n in sizes] == expected
+    assert [bucket(np.int64(n)) for n in sizes] == expected
+    assert [int(bucket(tf.constant(n))) for n in sizes] == expected
+    traced = tf.function(bucket, input_signature=[tf.TensorSpec([], tf.int32)])
+    assert [int(traced(n)) for n in sizes] == expected

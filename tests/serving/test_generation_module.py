@@ -27,7 +27,9 @@ def module_for(model, tokenizer, **settings):
 @pytest.fixture(scope="module")
 def transformer_module(tokenizer):
     model = random_model("transformer", tokenizer.vocab_size)
-    return model, module_for(model, tokenizer, max_prompt_bytes=64, max_new_tokens_limit=30, max_batch_size=4)
+    return model, module_for(
+        model, tokenizer, max_prompt_bytes=64, max_new_tokens_limit=30, max_prompts_per_request=4
+    )
 
 
 def texts(tensor):
@@ -102,7 +104,7 @@ def test_generate_signature_takes_settings_per_prompt(transformer_module, tokeni
     [
         (dict(prompt=[b"bad \xff"]), "prompt is not valid UTF-8"),
         (dict(prompt=["x" * 65]), "prompt is longer than the limit of 64 bytes"),
-        (dict(prompt=["a"] * 5), "at most 4 strings per request"),
+        (dict(prompt=["a"] * 5), r"at most 4 rows per request \(max_prompts_per_request of this export\)"),
         (dict(max_new_tokens=[31]), r"max_new_tokens must be in \[1, 30\]"),
         (dict(max_new_tokens=[0]), r"max_new_tokens must be in \[1, 30\]"),
         (dict(temperature=[-1.0]), "temperature must be >= 0"),
@@ -144,6 +146,61 @@ def test_tokenize_detokenize_and_next_token_logits(transformer_module, tokenizer
     np.testing.assert_allclose(logits, model(ids[:, -SEQ_LEN:]).numpy()[:, -1], rtol=1e-5, atol=1e-5)
 
 
+def test_next_token_logits_limits_tokens_not_bytes(tokenizer):
+    """A row of token ids has no bytes: the Transformer reads its last `context` tokens whatever
+    its length (the check used to compare the length with max_prompt_bytes); the LSTM, which
+    reads every token, refuses rows longer than max_prompt_bytes tokens."""
+    ids = np.array([tokenizer.encode("First Citizen:\nBefore we proceed")], np.int32)  # 32 tokens
+    transformer = random_model("transformer", tokenizer.vocab_size)
+    module = module_for(transformer, tokenizer, max_prompt_bytes=8)
+    logits = module.next_token_logits(tf.constant(ids))["logits"].numpy()
+    np.testing.assert_allclose(logits, transformer(ids[:, -SEQ_LEN:]).numpy()[:, -1], rtol=1e-5, atol=1e-5)
+    lstm = random_model("lstm", tokenizer.vocab_size)
+    module = module_for(lstm, tokenizer, max_prompt_bytes=8)
+    np.testing.assert_allclose(
+        module.next_token_logits(tf.constant(ids[:, :8]))["logits"].numpy(),
+        lstm(ids[:, :8]).numpy()[:, -1],
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 8 tokens long for this model"):
+        module.next_token_logits(tf.constant(ids))
+
+
+def test_served_text_never_holds_the_unknown_id(tokenizer):
+    """Notebook 4's fine-tuned char model answered U+FFFD after U+FFFD: its greedy choice was the
+    unknown id, which stands for no character. The export draws from the tokens that are text,
+    as `generate` does, greedy and sampled alike."""
+    from lm_keras.generation import generate
+
+    model = unknown_loving_lstm(tokenizer)
+    module = module_for(model, tokenizer, max_new_tokens=10)
+    prompts = ["The ", "ROMEO:"]
+    greedy = texts(module.serving_default(tf.constant(prompts))["continuation"])
+    assert greedy == generate(model, tokenizer, prompts, max_new_tokens=10, temperature=0.0)
+    sampled = module.generate(
+        tf.constant(prompts),
+        max_new_tokens=tf.constant([10]),
+        temperature=tf.constant([1.0]),
+        top_k=tf.constant([0]),
+        top_p=tf.constant([1.0]),
+        seed=tf.constant([5, 6], tf.int64),
+    )
+    assert texts(sampled["continuation"]) == generate(
+        model, tokenizer, prompts, max_new_tokens=10, temperature=1.0, top_k=0, seed=5
+    )
+    for text in greedy + texts(sampled["continuation"]):
+        assert len(text) == 10 and "\ufffd" not in text
+
+
+def unknown_loving_lstm(tokenizer):
+    """An LSTM whose most likely next token is always the unknown id, by a wide margin."""
+    model = random_model("lstm", tokenizer.vocab_size)
+    bias = model.output_projection.bias
+    bias.assign(bias.numpy() + 50.0 * (np.arange(tokenizer.vocab_size) == tokenizer.unknown_id))
+    return model
+
+
 def _traced_ops(function, *args):
     graph = tf.function(function).get_concrete_function(*args).graph
     return {op.type for op in graph.get_operations()}
@@ -180,7 +237,10 @@ def test_stock_ops_only_replaces_keras_xla_slice_update():
         (dict(top_k=-1), r"top_k must be an int >= 0 \(0 keeps every token\); received top_k=-1"),
         (dict(temperature=-0.5), r"temperature must be >= 0 \(0 is greedy\); received temperature=-0.5"),
         (dict(max_new_tokens=31), r"max_new_tokens must be an int in \[1, 30\]; received max_new_tokens=31"),
-        (dict(max_batch_size=0), "max_batch_size must be a positive int; received max_batch_size=0"),
+        (
+            dict(max_prompts_per_request=0),
+            "max_prompts_per_request must be an int > 0; received max_prompts_per_request=0",
+        ),
     ],
 )
 def test_rejects_bad_serving_default_settings(transformer_module, tokenizer, settings, message):
@@ -189,3 +249,19 @@ def test_rejects_bad_serving_default_settings(transformer_module, tokenizer, set
     model, _ = transformer_module
     with pytest.raises(ValueError, match=message):
         GenerationModule(model, tokenizer, **{"max_new_tokens": 12, "max_new_tokens_limit": 30, **settings})
+
+
+def test_a_seeded_export_answers_each_prompt_as_generate_with_that_seed(tokenizer):
+    """With an export's seed, serving_default samples each prompt with it, alone or batched:
+    the same answer at every request, the one `generate([prompt], seed=...)` gives."""
+    from lm_keras.generation import generate
+
+    model = random_model("transformer", tokenizer.vocab_size)
+    module = module_for(model, tokenizer, temperature=1.0, top_k=0, seed=11)
+    prompts = ["ROMEO:", "JULIET:"]
+    answers = texts(module.serving_default(tf.constant(prompts))["continuation"])
+    assert answers == [
+        generate(model, tokenizer, [p], max_new_tokens=12, temperature=1.0, top_k=0, seed=11)[0]
+        for p in prompts
+    ]
+    assert texts(module.serving_default(tf.constant(prompts[::-1]))["continuation"]) == answers[::-1]
