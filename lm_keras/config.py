@@ -55,9 +55,9 @@ class ModelConfig:
     MLP width `mlp_dim` (0 means 4 * hidden_dim, and for swiglu, whose MLP has three
     matrices, 8 * hidden_dim / 3 rounded up to a multiple of 8: the same parameters),
     context `seq_len`; `mlp` the MLP (`gelu` exact, as nanoGPT; `gelu_tanh` GPT-2's
-    tanh approximation; `relu2`; `swiglu`); `norm_epsilon` every norm's epsilon
+    tanh approximation; `relu2`; `swiglu`); `layer_norm_epsilon` every norm's epsilon
     (GPT-2's and PyTorch's 1e-5). The defaults are the article's GPT; `position`,
-    `norm`, `qk_norm`, `tie_embeddings`, `zero_init_residual` and `logit_softcap`
+    `norm`, `use_qk_norm`, `tie_embeddings`, `zero_init_residual` and `logit_softcap`
     are the options of `lm_keras.models.TransformerLM`.
     LSTM (`lstm`): `num_layers` LSTM layers of `hidden_dim` units over an
     embedding of `embedding_dim` (0 means hidden_dim).
@@ -79,9 +79,9 @@ class ModelConfig:
     use_bias: bool = False
     position: str = "learned"
     mlp: str = "gelu"
-    norm_epsilon: float = 1e-5
+    layer_norm_epsilon: float = 1e-5
     norm: str = "layernorm"
-    qk_norm: bool = False
+    use_qk_norm: bool = False
     tie_embeddings: bool = True
     zero_init_residual: bool = False
     logit_softcap: float = 0.0
@@ -113,7 +113,8 @@ class ModelConfig:
                 mlp=self.mlp,
                 norm=self.norm,
                 logit_softcap=self.logit_softcap,
-            ) or positive_problem("norm_epsilon", self.norm_epsilon)
+                layer_norm_epsilon=self.layer_norm_epsilon,
+            )
         if self.model == "lstm":
             return lstm_problem(
                 embedding_dim=self.resolved_embedding_dim,
@@ -250,8 +251,11 @@ class Config:
 
     @classmethod
     def from_dict(cls, d):
+        """The `Config` of a dict (config.json's); a run written before a field was renamed is read
+        under the new name (`_RENAMED`)."""
+        model = {_RENAMED.get(k, k): v for k, v in d.get("model", {}).items()}
         return cls(
-            model=ModelConfig(**_known(ModelConfig, d.get("model", {}))),
+            model=ModelConfig(**_known(ModelConfig, model)),
             data=DataConfig(**_known(DataConfig, d.get("data", {}))),
             train=TrainConfig(**_known(TrainConfig, d.get("train", {}))),
         )
@@ -272,6 +276,10 @@ class Config:
                 raise ValueError(f"unknown config field {name!r}")
             d[FLAG_SECTIONS[name]][name] = value
         return Config.from_dict(d)
+
+
+# The model fields renamed since lm_keras first wrote config.json: old name -> new name.
+_RENAMED = {"norm_epsilon": "layer_norm_epsilon", "qk_norm": "use_qk_norm"}
 
 
 def _known(cls, d):
@@ -454,7 +462,7 @@ PRESETS = {
 # at this size, and all of them with Muon ended 0.011 higher than this recipe.
 MODERN_RECIPE = dict(
     position="rope",
-    qk_norm=True,
+    use_qk_norm=True,
     mlp="swiglu",
     optimizer="muon",
     schedule="cosine",

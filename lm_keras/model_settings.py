@@ -30,7 +30,17 @@ _FRACTIONS = {
 
 
 def transformer_problem(
-    num_layers, num_heads, hidden_dim, mlp_dim, seq_len, dropout, position, mlp, norm, logit_softcap
+    num_layers,
+    num_heads,
+    hidden_dim,
+    mlp_dim,
+    seq_len,
+    dropout,
+    position,
+    mlp,
+    norm,
+    logit_softcap,
+    layer_norm_epsilon=1e-5,
 ):
     """The first problem of `TransformerLM`'s arguments (but `vocab_size`), or None.
 
@@ -53,6 +63,7 @@ def transformer_problem(
         or choice_problem("mlp", mlp, MLPS)
         or choice_problem("norm", norm, NORMS)
         or non_negative_problem("logit_softcap", logit_softcap, note=" (0 is off)")
+        or positive_problem("layer_norm_epsilon", layer_norm_epsilon)
         or heads_problem(hidden_dim, num_heads)
         or _rope_problem(position, hidden_dim, num_heads)
     )

@@ -53,7 +53,7 @@ def test_the_smallest_sentencepiece_vocab_size_it_accepts_trains(kind):
     "fields, message",
     [
         (dict(mlp="relu"), "--mlp must be one of gelu, gelu_tanh, relu2, swiglu; received mlp='relu'"),
-        (dict(norm_epsilon=0.0), "--norm_epsilon must be > 0; received norm_epsilon=0.0"),
+        (dict(layer_norm_epsilon=0.0), "--layer_norm_epsilon must be > 0; received layer_norm_epsilon=0.0"),
         (dict(norm="rms"), "--norm must be one of layernorm, rmsnorm; received norm='rms'"),
         (dict(logit_softcap=-2.0), r"--logit_softcap must be >= 0 \(0 is off\); received logit_softcap=-2.0"),
         (
@@ -75,13 +75,13 @@ def test_model_config_refuses_bad_values(fields, message):
 
 def test_defaults_are_the_articles_gpt():
     model = ModelConfig()
-    assert (model.mlp, model.norm_epsilon, model.norm, model.position) == (
+    assert (model.mlp, model.layer_norm_epsilon, model.norm, model.position) == (
         "gelu",
         1e-5,
         "layernorm",
         "learned",
     )
-    assert (model.qk_norm, model.tie_embeddings, model.zero_init_residual, model.logit_softcap) == (
+    assert (model.use_qk_norm, model.tie_embeddings, model.zero_init_residual, model.logit_softcap) == (
         False,
         True,
         False,

@@ -31,8 +31,8 @@ GOOD_TRANSFORMER = dict(
         ),
         (ms.positive_int_problem("mlp_dim", 8.0), "mlp_dim must be a positive int; received mlp_dim=8.0"),
         (
-            ms.positive_problem("norm_epsilon", float("nan")),
-            "norm_epsilon must be > 0; received norm_epsilon=nan",
+            ms.positive_problem("layer_norm_epsilon", float("nan")),
+            "layer_norm_epsilon must be > 0; received layer_norm_epsilon=nan",
         ),
         (
             ms.positive_problem("learning_rate", "1e-3"),

@@ -194,7 +194,7 @@ def test_modern_recipe(small_run):
             assert (runs / run / name).is_file(), f"{run}/{name}"
     config = json.loads((runs / "modern" / "config.json").read_text())
     assert config["preset"] == "shakespeare_char_cpu_modern" and config["train"]["optimizer"] == "muon"
-    for flag in ("--position", "--qk_norm", "--mlp", "--optimizer", "--learning_rate"):
+    for flag in ("--position", "--use_qk_norm", "--mlp", "--optimizer", "--learning_rate"):
         assert f"| `{flag}` |" in text  # the table of what the recipe changes
     bits = bits_per_char_column(text)
     expected = [

@@ -48,9 +48,9 @@ _HELP = {
     "position": "Transformer positions: learned, sinusoidal or rope (rotary, on queries and keys)",
     "mlp": "Transformer MLP: gelu (exact, nanoGPT's), gelu_tanh (GPT-2's tanh approximation), "
     "relu2 (squared ReLU) or swiglu",
-    "norm_epsilon": "epsilon of every Transformer norm",
+    "layer_norm_epsilon": "epsilon of every Transformer norm",
     "norm": "Transformer norms: layernorm or rmsnorm",
-    "qk_norm": "RMS-normalise each head's queries and keys",
+    "use_qk_norm": "RMS-normalise each head's queries and keys",
     "tie_embeddings": "the output projection is the token embedding; false: its own matrix, starting at zero",
     "zero_init_residual": "start the kernels that write into the residual stream at zero",
     "logit_softcap": "cap the logits smoothly at +-C (C tanh(logits / C)); 0 is off",

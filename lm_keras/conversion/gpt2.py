@@ -63,7 +63,7 @@ def model_config(hf_config, source):
         use_bias=True,
         position="learned",
         mlp=ACTIVATIONS[activation],
-        norm_epsilon=hf_config.get("layer_norm_epsilon", 1e-5),
+        layer_norm_epsilon=hf_config.get("layer_norm_epsilon", 1e-5),
     )
 
 
@@ -76,7 +76,7 @@ def check_exportable(config):
         "position": "learned",
         # Options of newer recipes, where this lm_keras has them.
         "norm": "layernorm",
-        "qk_norm": False,
+        "use_qk_norm": False,
         "tie_embeddings": True,
         "zero_init_residual": None,  # an initialisation only: any value exports
         "logit_softcap": 0.0,
@@ -120,7 +120,7 @@ def hf_config(model_config, end_of_text_id):
         "resid_pdrop": mc.dropout,
         "embd_pdrop": mc.dropout,
         "attn_pdrop": mc.dropout,
-        "layer_norm_epsilon": mc.norm_epsilon,
+        "layer_norm_epsilon": mc.layer_norm_epsilon,
         "initializer_range": 0.02,
         **_FIXED_OPTIONS,
         "use_cache": True,

@@ -27,7 +27,7 @@ class TransformerLM(keras.Model):
     The defaults are the article's GPT (nanoGPT's). The other options are those of
     modern recipes (modded-nanogpt, Llama, Gemma), each independent of the others:
     `position="rope"` (rotary embeddings in every attention, no position table),
-    `norm="rmsnorm"`, `qk_norm`, `mlp="relu2"` or `"swiglu"`, an untied head
+    `norm="rmsnorm"`, `use_qk_norm`, `mlp="relu2"` or `"swiglu"`, an untied head
     (`tie_embeddings=False`: its own `(d, V)` matrix, starting at zero),
     `zero_init_residual` (the kernels that write into the residual stream start
     at zero, so every block starts as the identity) and `logit_softcap=C`
@@ -36,7 +36,7 @@ class TransformerLM(keras.Model):
     Parameters (`V` vocab, `d` width, `m` MLP width, `N` blocks, `S` context,
     `D = d / num_heads`): `V d` (tied embedding; untied `2 V d`) `+ S d` (learned
     positions only) `+ N (4 d^2 + 2 d m + 2 d) + d` (swiglu: `3 d m` for `2 d m`;
-    `qk_norm`: `+ N 2 D`), plus biases with `use_bias=True`: `N (7 d + m) + d` with
+    `use_qk_norm`: `+ N 2 D`), plus biases with `use_bias=True`: `N (7 d + m) + d` with
     layer norms, `N (5 d + m)` with RMS norms (no shifts), and `N m` more for swiglu.
 
     The model is built on construction, so its weights exist at once.
@@ -57,7 +57,7 @@ class TransformerLM(keras.Model):
         mlp: the MLP, `"gelu"` (exact), `"gelu_tanh"` (GPT-2's), `"relu2"` or
             `"swiglu"`; see `TransformerBlock`.
         norm: `"layernorm"` or `"rmsnorm"`, every norm of the model.
-        qk_norm: bool, RMS-normalise queries and keys in every attention.
+        use_qk_norm: bool, RMS-normalise queries and keys in every attention.
         tie_embeddings: bool; `False` gives the model its own output projection,
             which starts at zero.
         zero_init_residual: bool, start the residual-writing kernels at zero.
@@ -95,7 +95,7 @@ class TransformerLM(keras.Model):
         layer_norm_epsilon=1e-5,
         mlp="gelu",
         norm="layernorm",
-        qk_norm=False,
+        use_qk_norm=False,
         tie_embeddings=True,
         zero_init_residual=False,
         logit_softcap=0.0,
@@ -114,6 +114,7 @@ class TransformerLM(keras.Model):
             mlp=mlp,
             norm=norm,
             logit_softcap=logit_softcap,
+            layer_norm_epsilon=layer_norm_epsilon,
         )
         if problem:
             raise ValueError(problem)
@@ -129,7 +130,7 @@ class TransformerLM(keras.Model):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.mlp = mlp
         self.norm = norm
-        self.qk_norm = qk_norm
+        self.use_qk_norm = use_qk_norm
         self.tie_embeddings = tie_embeddings
         self.zero_init_residual = zero_init_residual
         self.logit_softcap = logit_softcap
@@ -175,7 +176,7 @@ class TransformerLM(keras.Model):
                 kernel_initializer=initializer.clone(),
                 output_kernel_initializer=residual_initializer.clone(),
                 norm=norm,
-                use_qk_norm=qk_norm,
+                use_qk_norm=use_qk_norm,
                 use_rope=position == "rope",
                 dtype=self.dtype_policy,
                 name=f"block_{i}",
@@ -208,10 +209,10 @@ class TransformerLM(keras.Model):
             dropout=model_config.dropout,
             use_bias=model_config.use_bias,
             position=model_config.position,
-            layer_norm_epsilon=model_config.norm_epsilon,
+            layer_norm_epsilon=model_config.layer_norm_epsilon,
             mlp=model_config.mlp,
             norm=model_config.norm,
-            qk_norm=model_config.qk_norm,
+            use_qk_norm=model_config.use_qk_norm,
             tie_embeddings=model_config.tie_embeddings,
             zero_init_residual=model_config.zero_init_residual,
             logit_softcap=model_config.logit_softcap,
@@ -324,7 +325,7 @@ class TransformerLM(keras.Model):
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "mlp": self.mlp,
                 "norm": self.norm,
-                "qk_norm": self.qk_norm,
+                "use_qk_norm": self.use_qk_norm,
                 "tie_embeddings": self.tie_embeddings,
                 "zero_init_residual": self.zero_init_residual,
                 "logit_softcap": self.logit_softcap,

@@ -55,9 +55,7 @@ def resolve_config(model_dir, preset_name, overrides, preset_given=False):
                     f"({name}={getattr(getattr(stored, section), name)}): a run resumes with its own model "
                     "and data; drop the flag, or use a new --model_dir to start another run"
                 )
-        cfg = stored.replace(
-            **{k: v for k, v in overrides.items() if config_lib.FLAG_SECTIONS[k] == "train"}
-        )
+        cfg = stored.replace(**{k: v for k, v in overrides.items() if config_lib.FLAG_SECTIONS[k] == "train"})
         return cfg, raw.get("preset", preset_name)
     cfg = config_lib.preset(preset_name).replace(**overrides)
     if cfg.train.init_from:

@@ -96,7 +96,7 @@ def test_model_directory_is_ordinary(converted):
     assert sorted(p.name for p in model_dir.iterdir()) == ["checkpoints", "config.json", "tokenizer"]
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     assert config["model"]["mlp"] == "gelu_tanh" and config["model"]["use_bias"] is True
-    assert config["model"]["norm_epsilon"] == 1e-5 and config["model"]["seq_len"] == 64
+    assert config["model"]["layer_norm_epsilon"] == 1e-5 and config["model"]["seq_len"] == 64
     assert config["data"]["tokenizer"] == "gpt2_bpe" and config["converted_from"]["format"] == "huggingface"
     from lm_keras.model_dir import load_trained
 

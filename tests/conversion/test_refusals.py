@@ -104,7 +104,7 @@ def test_existing_directories_are_never_overwritten(sources, converted, tmp_path
         (dict(model="lstm"), r"this model has --model=lstm; .* needs --model=transformer"),
         (dict(position="rope"), r"--position=rope; .* needs --position=learned"),
         (dict(norm="rmsnorm"), r"--norm=rmsnorm; .* needs --norm=layernorm"),
-        (dict(qk_norm=True), r"--qk_norm=True; .* needs --qk_norm=False"),
+        (dict(use_qk_norm=True), r"--use_qk_norm=True; .* needs --use_qk_norm=False"),
         (dict(tie_embeddings=False), r"--tie_embeddings=False; .* needs --tie_embeddings=True"),
         (dict(logit_softcap=30.0), r"--logit_softcap=30\.0; .* needs --logit_softcap=0\.0"),
         (dict(mlp="relu2"), r"--mlp=relu2; .* needs --mlp=gelu_tanh or --mlp=gelu"),

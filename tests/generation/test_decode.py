@@ -193,14 +193,19 @@ OPTIONS = {
     "rope": dict(position="rope"),
     "sinusoidal": dict(position="sinusoidal"),
     "rmsnorm": dict(norm="rmsnorm"),
-    "qk_norm": dict(qk_norm=True),
+    "use_qk_norm": dict(use_qk_norm=True),
     "relu2": dict(mlp="relu2"),
     "swiglu": dict(mlp="swiglu"),
     "untied_softcap": dict(tie_embeddings=False, logit_softcap=2.0),
     "modern": dict(
-        position="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", tie_embeddings=False, logit_softcap=2.0
+        position="rope",
+        norm="rmsnorm",
+        use_qk_norm=True,
+        mlp="relu2",
+        tie_embeddings=False,
+        logit_softcap=2.0,
     ),
-    "gpt2": dict(use_bias=True, mlp="gelu_tanh", norm_epsilon=1e-5),
+    "gpt2": dict(use_bias=True, mlp="gelu_tanh", layer_norm_epsilon=1e-5),
 }
 
 

@@ -182,7 +182,7 @@ def test_from_model_config_maps_the_fields():
         use_bias=True,
         position="sinusoidal",
         mlp="gelu_tanh",
-        norm_epsilon=1e-6,
+        layer_norm_epsilon=1e-6,
     )
     model = build_model(cfg)
     assert isinstance(model, TransformerLM) and model.built
@@ -300,7 +300,7 @@ EPS = float(np.finfo(np.float32).eps)
 OPTIONS = {
     "rope": dict(position="rope"),
     "rmsnorm": dict(norm="rmsnorm"),
-    "qk_norm": dict(qk_norm=True),
+    "use_qk_norm": dict(use_qk_norm=True),
     "gelu_tanh": dict(mlp="gelu_tanh"),
     "relu2": dict(mlp="relu2"),
     "swiglu": dict(mlp="swiglu"),
@@ -312,7 +312,7 @@ RECIPES = {
     "modern_relu2": dict(
         position="rope",
         norm="rmsnorm",
-        qk_norm=True,
+        use_qk_norm=True,
         mlp="relu2",
         tie_embeddings=False,
         zero_init_residual=True,
@@ -321,7 +321,7 @@ RECIPES = {
     "modern_swiglu": dict(
         position="rope",
         norm="rmsnorm",
-        qk_norm=True,
+        use_qk_norm=True,
         mlp="swiglu",
         tie_embeddings=False,
         zero_init_residual=True,
@@ -337,7 +337,7 @@ def _expected_parameters(V, d, m, N, S, H, options):  # noqa: N803 (the docstrin
     embedding = V * d * (1 if o.get("tie_embeddings", True) else 2)
     positions = S * d if o["position"] == "learned" else 0
     mlp = (3 if o["mlp"] == "swiglu" else 2) * d * m
-    per_block = 4 * d * d + mlp + 2 * d + (2 * (d // H) if o.get("qk_norm") else 0)
+    per_block = 4 * d * d + mlp + 2 * d + (2 * (d // H) if o.get("use_qk_norm") else 0)
     total = embedding + positions + N * per_block + d
     if o["use_bias"]:
         shifts = 2 * d if o["norm"] == "layernorm" else 0
@@ -541,7 +541,7 @@ def test_layer_contract(tmp_path, position):
 
 def test_layer_contract_with_the_modern_options(tmp_path):
     v, d, m, n, s, h = 11, 16, 32, 2, 12, 2
-    options = dict(position="rope", norm="rmsnorm", qk_norm=True, mlp="swiglu", logit_softcap=30.0)
+    options = dict(position="rope", norm="rmsnorm", use_qk_norm=True, mlp="swiglu", logit_softcap=30.0)
     run_layer_test(
         TransformerLM,
         init_kwargs=dict(

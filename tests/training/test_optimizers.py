@@ -11,7 +11,7 @@ from lm_keras.training.optimizers import ADAM_EPSILON, Muon, make_optimizer, mak
 from lm_keras.training.warmup_cosine import WarmupCosine
 from lm_keras.training.warmup_stable_decay import WarmupStableDecay
 
-MODERN = dict(position="rope", norm="rmsnorm", qk_norm=True, mlp="swiglu", tie_embeddings=False)
+MODERN = dict(position="rope", norm="rmsnorm", use_qk_norm=True, mlp="swiglu", tie_embeddings=False)
 
 
 def _model(**options):

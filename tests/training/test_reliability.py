@@ -119,7 +119,7 @@ def test_muon_wsd_and_the_modern_model_resume_exactly_after_sigkill(tmp_path, sh
         "--decay_fraction=0.5",
         "--position=rope",
         "--norm=rmsnorm",
-        "--qk_norm",
+        "--use_qk_norm",
         "--mlp=relu2",
         "--tie_embeddings=false",
         "--zero_init_residual",
