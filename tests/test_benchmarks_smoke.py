@@ -190,10 +190,10 @@ def test_gpt2_quick(tmp_path):
     assert len(rows) == 3
 
 
-# The two benchmarks that start TensorFlow processes of their own (prepare and train runs;
-# servers) take 70-80 s each in --quick on the shared 2-core machine, where the four above
-# take 10-40 s: they run with -m slow. The default suite runs the load test's own code in
-# tests/test_serve_cli.py.
+# The two benchmarks that start TensorFlow processes of their own (train runs, servers) took
+# 59 s and 38 s in --quick on the shared 2-core machine, where the four above take 18-34 s
+# (108 s for this module's default tests): they run with -m slow. The default suite runs the
+# load test's own code in tests/test_serve_cli.py.
 @pytest.mark.slow
 def test_datasets_quick(tmp_path):
     _, result, rows = run_quick("datasets", tmp_path, "--scratch", str(tmp_path / "scratch"))
