@@ -116,6 +116,7 @@ def main():
         # the server does not hold: that is a figure, "missed"); a stale JSON never does.
         if path.is_file() and (args.render_only or path.stat().st_mtime >= started):
             rendered[name] = render_rows(name, json.loads(path.read_text()))
+    print("".join(line + "\n" for rows in rendered.values() for line in rows), end="")
     print(f"rows of {', '.join(rendered) or 'nothing'} written into {write_results(rendered, results)}")
     if failed:
         sys.exit(f"run_all: {', '.join(failed)} exited non-zero (see above)")
