@@ -35,7 +35,7 @@ WSD = dict(schedule="wsd", decay_fraction=0.3)
 SPEEDRUN_MODEL = dict(
     position="rope",
     norm="rmsnorm",
-    qk_norm=True,
+    use_qk_norm=True,
     mlp="relu2",
     tie_embeddings=False,
     zero_init_residual=True,
@@ -46,7 +46,7 @@ VARIANTS = {
     "base": {},
     "rope": dict(position="rope"),
     "rmsnorm": dict(norm="rmsnorm"),
-    "qk_norm": dict(qk_norm=True),
+    "qk_norm": dict(use_qk_norm=True),
     "relu2": dict(mlp="relu2"),
     "swiglu": dict(mlp="swiglu"),
     "untied_zero_head": dict(tie_embeddings=False),
@@ -59,7 +59,7 @@ VARIANTS = {
     "all_model_muon_wsd": dict(SPEEDRUN, **WSD),
     # The model changes that helped alone on seeds 1337 and 1, with Muon: the recipe of the
     # `shakespeare_char_cpu_modern` preset (MODERN_RECIPE less the base's learning rates).
-    "helpful_model_muon": dict(position="rope", qk_norm=True, mlp="swiglu", optimizer="muon"),
+    "helpful_model_muon": dict(position="rope", use_qk_norm=True, mlp="swiglu", optimizer="muon"),
     # Newton-Schulz costs the same per step whatever the batch: twice the batch for half the
     # steps (the same tokens) runs it half as often.
     "all_model_muon_batch24": dict(SPEEDRUN, batch_size=24, max_steps=1000, warmup_steps=50),

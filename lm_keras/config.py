@@ -455,7 +455,7 @@ PRESETS = {
         log_every=100,
     ),
 }
-# The modern recipe, chosen by benchmarks/ablations.py (RESULTS.md's ablation table, 3 seeds):
+# The modern recipe, chosen by experiments/ablations.py (RESULTS.md's ablation table, 3 seeds):
 # nanoGPT's CPU shape and budgets, with rotary positions, QK-norm, a SwiGLU MLP, Muon on the
 # hidden matrices and the cosine schedule at 3e-3. The speedrun's other model changes (RMS
 # norms, an untied zero head, zero-initialised projections, a logit soft-cap) each hurt alone

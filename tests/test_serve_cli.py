@@ -291,10 +291,9 @@ def test_concurrent_sampled_requests_each_get_their_own_seed(server, trained):
 
 
 def test_a_short_load_of_good_and_bad_requests_holds(server):
-    """benchmarks/serve_load.py for a few seconds: every bad request a 4xx (the stalled client
-    closed by the timeout), no 5xx, good requests answered throughout, RSS flat, server alive."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import serve_load
+    """python -m benchmarks.serve_load for a few seconds: every bad request a 4xx (the stalled
+    client closed by the timeout), no 5xx, good requests answered throughout, RSS flat, server alive."""
+    from benchmarks import serve_load
 
     url, process = server
     result = serve_load.run_load(

@@ -39,7 +39,17 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 LOCK = "/tmp/lm_keras_heavy.lock"
-COPIED = ("lm_keras", "tests", "benchmarks", "notebooks", "data", "setup.cfg", "setup.py", "README.md")
+COPIED = (
+    "lm_keras",
+    "tests",
+    "benchmarks",
+    "experiments",
+    "notebooks",
+    "data",
+    "setup.cfg",
+    "setup.py",
+    "README.md",
+)
 # Test modules whose code under test is not (only) the mirrored module. Paths of the command
 # modules are tried under lm_keras/commands/ too.
 TARGETS = {
@@ -62,7 +72,12 @@ TARGETS = {
     "tests/training/test_train_cli.py": ["lm_keras/train.py", "lm_keras/training/trainer.py"],
     "tests/test_export_cli.py": ["lm_keras/export.py", "lm_keras/serving/saved_model_export.py"],
     "tests/test_serve_cli.py": ["lm_keras/serve.py", "lm_keras/serving/model_server.py"],
-    "tests/test_benchmarks_smoke.py": ["benchmarks/common.py", "benchmarks/quality_spread.py"],
+    "tests/test_benchmarks_smoke.py": [
+        "benchmarks/common.py",
+        "benchmarks/run_all.py",
+        "experiments/quality_spread.py",
+        "experiments/ablations.py",
+    ],
     "tests/test_notebooks.py": [],  # the notebooks themselves; nothing to mutate in Python
 }
 # Modules a whole pass leaves out unless named on the command line, and why.

@@ -5,7 +5,7 @@ patterns that approximate GPT-2's lookahead and ASCII-only `\\s`, and its eager 
 Hugging Face `tokenizers` with Llama 3's split pattern instead of GPT-2's. On 1,500 random
 strings of GPT-2's hard cases (whitespace runs, contractions, digits, other scripts) its
 eager path gave ids other than GPT-2's (Hugging Face's) for 392 and its graph path for 49
-(benchmarks/gpt2_tokenizer_agreement.py), so its two paths disagree with each other too.
+(experiments/gpt2_tokenizer_agreement.py), so its two paths disagree with each other too.
 It caches every word it has seen in a table that grows without bound in a server. This
 module gives `tokenizers`' ids for all of them and keeps no state.
 """

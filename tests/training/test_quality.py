@@ -1,6 +1,6 @@
 """The quality bar: nanoGPT's CPU configuration, trained in full, as CI's guard of the mission.
 
-Measured here over 8 seeds each (benchmarks/quality_spread.py, full validation split):
+Measured here over 8 seeds each (experiments/quality_spread.py, full validation split):
 lm_keras 1.907 +- 0.006 nats/char (1.894 to 1.915), a PyTorch nanoGPT 1.910 +- 0.007
 (1.900 to 1.920). nanoGPT's own figure, 1.8857, is one run's 20-batch estimate, whose
 spread is 0.014 for a fixed model; the issue's bar of 1.88 sits about 0.03 below what this
@@ -18,7 +18,7 @@ REGRESSION_BOUND = 1.93
 
 
 # 2,000 steps (4.5 minutes here, a fifth of the default suite): in `-m slow`, beside
-# benchmarks/quality_spread.py. The default suite's training checks are tiny runs.
+# experiments/quality_spread.py. The default suite's training checks are tiny runs.
 @pytest.mark.slow
 def test_shakespeare_char_cpu_reaches_the_reference_loss(tmp_path):
     model_dir = tmp_path / "shakespeare_char_cpu"
