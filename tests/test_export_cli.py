@@ -323,6 +323,7 @@ def test_a_taken_version_or_a_file_is_one_line_before_tensorflow_loads(export, m
             "--max_prompts_per_request must be an int > 0; received max_prompts_per_request=0",
         ),
         ("--max_prompt_bytes=-1", "--max_prompt_bytes must be an int > 0; received max_prompt_bytes=-1"),
+        ("--seed=-2", "--seed must be an int in [0, 2**62); received seed=-2"),
         # There is no auto: the export cannot see the server's device (see the command's docstring).
         ("--jit_compile=auto", "flag --jit_compile=auto: ('Non-boolean argument to boolean flag'"),
     ],

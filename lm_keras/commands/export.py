@@ -9,7 +9,10 @@ never touches earlier ones), and an example of TF Serving's batching parameters 
 it in `EXP/<version>/assets.extra/batching_parameters.txt`. Signatures:
 `serving_default` (prompt -> continuation, with the settings below), `generate`
 (every setting per prompt), `next_token_logits`, `tokenize` and `detokenize`; see
-`lm_keras.serving.generation_module.GenerationModule`.
+`lm_keras.serving.generation_module.GenerationModule`. Both answer `continuation`
+and `prompt_tokens_dropped` (how many leading prompt tokens did not fit the model's
+context). `serving_default` samples with a random seed per prompt, or with `--seed`
+for every prompt: then a prompt gets the same answer at every request.
 
 `--jit_compile` chooses the decoding loop's form. Off (the default): a plain graph,
 which every server runs. On: an XLA program, several times faster, for servers that
