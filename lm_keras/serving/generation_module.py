@@ -30,8 +30,8 @@ class GenerationModule(tf.Module):
     - `generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)`: the same
       with every setting per prompt, each `(B,)` (or `(1,)`, which applies to every
       prompt). The SignatureDef records the export's settings as defaults (`seed`
-      -1, a random seed, unless the export fixed one), which TF Serving's gRPC Predict applies to inputs a
-      request leaves out (predict_util.cc). Its REST JSON parser
+      -1, a random seed, unless the export fixed one), which TF Serving's gRPC
+      Predict applies to inputs a request leaves out (predict_util.cc). Its REST JSON parser
       (json_tensor.cc) asks every instance for every input of the signature, so
       over REST give all six.
     - `next_token_logits(token_ids)`: int32 `(B, T)` in; `logits` float32 `(B, V)`,
