@@ -1,4 +1,4 @@
-"""Extraction: the first proper name (a person or a place) in a line of the corpus."""
+"""Extraction: the first proper name in a line of the corpus (of a person, a place, a people, a day)."""
 
 from lm_keras.tasks import shakespeare
 

@@ -53,6 +53,8 @@ def test_a_smaller_max_chars_is_kept_and_one_too_small_for_the_counts_is_refused
     assert max(len(p) + len(c) for ex in splits.values() for p, c in ex) <= 36
     with pytest.raises(ValueError, match=r"--task=addition has 0 examples of at most --max_chars=8 "):
         tasks.make_splits("addition", max_chars=8)
+    with pytest.raises(ValueError, match=r"unknown task 'sums': one of addition, speaker, name, pig_latin"):
+        tasks.make_splits("sums")
     with pytest.raises(ValueError, match=r"has 10000 examples .* fewer than the 10001 asked for"):
         tasks.make_splits("addition", counts={"train": 9801, "validation": 100, "test": 100})
 
