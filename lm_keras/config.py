@@ -171,9 +171,18 @@ class DataConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Optimisation, evaluation, checkpointing and the device set-up."""
+    """Optimisation, evaluation, checkpointing and the device set-up.
+
+    `batch_size` is the windows of one forward and backward pass (all replicas together), and
+    `grad_accum_steps` how many such micro-batches one optimizer step sums, as nanoGPT's
+    `batch_size` and `gradient_accumulation_steps`: a step trains on `batch_size *
+    grad_accum_steps` windows, the very windows (in the same order) and, up to float32
+    rounding, the very gradient of `batch_size * grad_accum_steps` with no accumulation,
+    while memory holds one micro-batch's activations. Evaluation batches are `batch_size`.
+    """
 
     batch_size: int = 12
+    grad_accum_steps: int = 1
     max_steps: int = 2000
     optimizer: str = "adamw"
     learning_rate: float = 1e-3
@@ -230,6 +239,7 @@ class TrainConfig:
             first_problem(choice_problem(name, getattr(self, name), names) for name, names in choices)
             or first_problem(positive_problem(name, getattr(self, name)) for name in positive)
             or first_problem(non_negative_problem(name, getattr(self, name)) for name in non_negative)
+            or positive_int_problem("grad_accum_steps", self.grad_accum_steps)
             or fraction_problem("decay_fraction", self.decay_fraction, "(0, 1]")
             or _learning_rates_problem(self.min_learning_rate, self.learning_rate)
         )

@@ -60,6 +60,9 @@ _HELP = {
     "tokenizer": "char, SentencePiece bpe/unigram, or gpt2_bpe (GPT-2's byte-level BPE)",
     "val_fraction": "the last fraction of the text that validates",
     "batch_size": "global batch size (split across replicas)",
+    "grad_accum_steps": "N: each optimizer step sums the gradients of N micro-batches of --batch_size "
+    "windows (nanoGPT's gradient_accumulation_steps), so it trains on batch_size * N windows: the same "
+    "windows and gradient as --batch_size=batch_size*N --grad_accum_steps=1, in one micro-batch's memory",
     "max_steps": "optimizer steps to train to (a rerun resumes to here)",
     "optimizer": "adamw (decoupled weight decay on matrices), adam (no weight decay), or muon "
     "(Newton-Schulz-orthogonalised momentum on the hidden matrices, AdamW on the rest)",
@@ -94,6 +97,7 @@ _HELP = {
 # --help lists the flags under these headings, in this order.
 _OPTIMISATION = (
     "batch_size",
+    "grad_accum_steps",
     "max_steps",
     "optimizer",
     "learning_rate",

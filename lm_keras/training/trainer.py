@@ -105,10 +105,18 @@ class Trainer:
         self.manager = md.checkpoint_manager(self.checkpoint, self.work_dir, tc.keep_checkpoints)
         self.jit = resolve_jit(tc.jit_compile, cfg.model.model)
         self.view = family(cfg.model.model).view
-        # Input tokens per global batch, and the targets they train on: every position for
-        # the sequence models, one per window for the documented LSTM.
-        self.global_tokens = tc.batch_size * cfg.model.seq_len
-        self.global_targets = self.global_tokens if self.view == "next_token" else tc.batch_size
+        # Every replica's share of a micro-batch is whole (`train_batches` cuts the step's windows).
+        replicas = self.strategy.num_replicas_in_sync
+        if tc.batch_size % replicas:
+            raise UserError(
+                f"--batch_size={tc.batch_size} must be divisible by the {replicas} replicas of the "
+                "distributed run (each trains on its share of every micro-batch)"
+            )
+        # Input tokens of one optimizer step (all its micro-batches), and the targets they train
+        # on: every position for the sequence models, one per window for the documented LSTM.
+        self.step_windows = tc.batch_size * tc.grad_accum_steps
+        self.global_tokens = self.step_windows * cfg.model.seq_len
+        self.global_targets = self.global_tokens if self.view == "next_token" else self.step_windows
 
     def _restore(self):
         """Returns the step to start after: the latest checkpoint's, or 0."""
@@ -125,20 +133,47 @@ class Trainer:
     # ----------------------------------------------------------- compiled steps
 
     def make_train_step(self):
-        """The compiled step: a distributed batch in, the global mean loss out (it updates the model)."""
+        """The compiled step: a distributed batch in, the global mean loss out (it updates the model).
+
+        With `grad_accum_steps` N > 1 each replica's windows are N micro-batches, run one after
+        another in a `tf.while_loop` (one micro-batch's activations alive at a time) and their
+        gradients summed; every loss is divided by the targets of the whole step, so the sum is
+        the gradient of the step's mean loss, as one batch of all its windows gives. Clipping,
+        the loss scale's check and the optimizer then act once, on the sum.
+        """
         tc = self.config.train
         strategy, model, optimizer = self.strategy, self.model, self.optimizer
         replicas = strategy.num_replicas_in_sync
         loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         global_count = float(self.global_targets)
         variables = model.trainable_variables
-        view = self.view
+        view, accum = self.view, tc.grad_accum_steps
 
-        def loss_and_grads(x, y):
+        def micro_loss_and_grads(x, y):
             with tf.GradientTape() as tape:
                 loss = tf.reduce_sum(per_example_loss(view, y, model(x, training=True))) / global_count
                 scaled = optimizer.scale_loss(loss) if loss_scaled else loss
             return loss, [tf.convert_to_tensor(g) for g in tape.gradient(scaled, variables)]
+
+        def accumulated_loss_and_grads(x, y):
+            xs = tf.reshape(x, [accum, -1, *x.shape[1:]])  # (b N, T) -> (N, b, T)
+            ys = tf.reshape(y, [accum, -1, *y.shape[1:]])  # (N, b, T), or (N, b, V) one-hot
+
+            def body(i, loss, grads):
+                micro_loss, micro_grads = micro_loss_and_grads(xs[i], ys[i])
+                return i + 1, loss + micro_loss, [a + g for a, g in zip(grads, micro_grads)]
+
+            zeros = [tf.zeros(v.shape, v.dtype) for v in variables]
+            # parallel_iterations=1: the micro-batches run in turn, never several at once in memory.
+            _, loss, grads = tf.while_loop(
+                lambda i, loss, grads: i < accum,
+                body,
+                (tf.constant(0), tf.constant(0.0), zeros),
+                parallel_iterations=1,
+            )
+            return loss, grads
+
+        loss_and_grads = micro_loss_and_grads if accum == 1 else accumulated_loss_and_grads
 
         # One replica: XLA compiles the whole step, optimizer update included.
         # Several: XLA compiles the gradient; the all-reduce stays outside it.
@@ -207,23 +242,33 @@ class Trainer:
         return self._restore()
 
     def train_batches(self, start):
-        """An iterator of distributed global batches for the steps after `start`."""
+        """An iterator of distributed global batches for the steps after `start`.
+
+        A step's windows are one batch of `batch_size * grad_accum_steps` of the pipeline (which
+        the step cuts into micro-batches), so the data position is the step's whatever N is.
+        """
         tc, mc = self.config.train, self.config.model
-        return iter(
-            self.strategy.distribute_datasets_from_function(
-                lambda ctx: train_dataset(
-                    self.train_split,
-                    seq_len=mc.seq_len,
-                    batch_size=tc.batch_size,
-                    seed=tc.seed,
-                    view=self.view,
-                    vocab_size=mc.vocab_size,
-                    start_step=start,
-                    num_steps=tc.max_steps - start,
-                    input_context=ctx,
-                )
+        replicas = self.strategy.num_replicas_in_sync
+
+        def dataset_fn(ctx):
+            windows = train_dataset(
+                self.train_split,
+                seq_len=mc.seq_len,
+                batch_size=self.step_windows,
+                seed=tc.seed,
+                view=self.view,
+                vocab_size=mc.vocab_size,
+                start_step=start,
+                num_steps=tc.max_steps - start,
+                input_context=ctx,
             )
-        )
+            # A pipeline that feeds several replicas (one worker's GPUs, a TPU host's cores) hands
+            # them consecutive elements in turn: cut its slice of each step into one per replica.
+            if replicas > ctx.num_input_pipelines:
+                windows = windows.rebatch(self.step_windows // replicas, drop_remainder=True)
+            return windows
+
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
     def run(self):
         """Trains to `max_steps` (resuming if possible); returns the results dict."""
@@ -236,12 +281,14 @@ class Trainer:
             else tf.summary.create_noop_writer()
         )
         eval_step = make_eval_step(self.model, self.view, self.jit)
+        accumulation = f" | {tc.grad_accum_steps} micro-batches a step" if tc.grad_accum_steps > 1 else ""
         self.log(
             f"{mc.model}: {self.model.count_params():,} parameters | "
             f"vocab {mc.vocab_size} ({cfg.data.tokenizer}) | "
             f"corpus {self.dataset.manifest['corpus']['name']}: "
             f"{self.train_split.tokens:,} train / {self.val_split.tokens:,} val tokens | "
             f"{self.strategy.num_replicas_in_sync} replica(s) | jit={self.jit} | {tc.mixed_precision}"
+            f"{accumulation}"
         )
         clock = _Clock(time.monotonic() - float(self.wall_seconds.numpy()))
         if start < tc.max_steps:
