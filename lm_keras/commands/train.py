@@ -59,7 +59,8 @@ _HELP = {
     "tfds_data_dir": "where TFDS datasets live (for --corpus=tfds:...)",
     "tokenizer": "char, SentencePiece bpe/unigram, or gpt2_bpe (GPT-2's byte-level BPE)",
     "val_fraction": "the last fraction of the text that validates",
-    "batch_size": "global batch size (split across replicas)",
+    "batch_size": "windows per forward/backward pass, all replicas together (split across them); a step "
+    "trains on batch_size * --grad_accum_steps",
     "grad_accum_steps": "N: each optimizer step sums the gradients of N micro-batches of --batch_size "
     "windows (nanoGPT's gradient_accumulation_steps), so it trains on batch_size * N windows: the same "
     "windows and gradient as --batch_size=batch_size*N --grad_accum_steps=1, in one micro-batch's memory",
