@@ -27,7 +27,7 @@ def run_demo(tmp_path, env=None):
 def test_demo_trains_samples_and_exports(tmp_path, shakespeare):
     # The user's command line on a shorter tinyshakespeare.txt (its first 200,000 characters, in
     # a data folder of the test's own): the whole 1 MB would spend most of the run preparing
-    # and scoring its 111,540 validation targets.
+    # and scoring its 111,537 validation targets.
     data = tmp_path / "data"
     data.mkdir()
     (data / "tinyshakespeare.txt").write_text(shakespeare.text[:200_000], encoding="utf-8")
