@@ -8,6 +8,7 @@ commands that check flags with it) load no TensorFlow.
 """
 
 import dataclasses
+import functools
 import importlib
 
 
@@ -113,7 +114,10 @@ def resolve_jit(flag, name, device=None):
     return (device or device_kind()) in family(name).xla_devices
 
 
+@functools.cache
 def _load(path):
+    # Cached: a decoder is looked up again inside traced functions, where AutoGraph would try
+    # (and fail, with a warning) to convert importlib's machinery.
     module, _, attribute = path.partition(":")
     value = importlib.import_module(module)
     for part in attribute.split("."):
