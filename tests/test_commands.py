@@ -114,9 +114,8 @@ def test_python_m_runs_the_command(command):
     assert result.returncode == 1, result.stderr[-2000:]  # absl's exit code after printing help
     first_line = importlib.import_module(f"lm_keras.commands.{command}").__doc__.splitlines()[0]
     assert result.stdout.startswith(first_line)  # the command's own usage text
-    first_flag = {"serve": "--export_dir", "convert": "--source", "prepare": "--corpus"}.get(
-        command, "--model_dir"
-    )
+    first_flags = {"serve": "--export_dir", "convert": "--source", "prepare": "--corpus", "tasks": "--task"}
+    first_flag = first_flags.get(command, "--model_dir")
     assert first_flag in result.stdout  # absl lists the command's own flags
 
 
@@ -126,7 +125,9 @@ def test_every_command_has_its_entry_module_its_code_and_a_console_script():
     modules = {p.stem for p in (REPO / "lm_keras" / "commands").glob("*.py")} - {"__init__", "cli"}
     assert set(COMMANDS) == modules
     for command in COMMANDS:
-        entry = (REPO / "lm_keras" / f"{command}.py").read_text(encoding="utf-8")
+        package = REPO / "lm_keras" / command  # a package's entry module is its __main__
+        path = package / "__main__.py" if package.is_dir() else REPO / "lm_keras" / f"{command}.py"
+        entry = path.read_text(encoding="utf-8")
         assert f"from lm_keras.commands.{command} import run\n" in entry, command
     setup = configparser.ConfigParser()
     setup.read(REPO / "setup.cfg")

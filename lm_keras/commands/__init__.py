@@ -1,7 +1,7 @@
 """The command lines: thin absl programs that parse flags and call the library.
 
 `COMMANDS` is their one list. For each name, `python -m lm_keras.<name>` (a one-line
-entry module) and the console script `lm-keras-<name>` (setup.cfg) both call
+entry module, or a package's `__main__`) and the console script `lm-keras-<name>` (setup.cfg) both call
 `lm_keras.commands.<name>.run`; `python -m lm_keras` prints the list, and
 tests/test_commands.py checks that the entry modules and console scripts match it.
 
@@ -19,5 +19,6 @@ COMMANDS = {
     "export": "write a SavedModel for TF Serving, or a Hugging Face GPT-2 folder",
     "serve": "serve an export over TF Serving's REST API",
     "convert": "turn a pre-trained GPT-2 into a model directory",
+    "tasks": "write a task's prompt-completion examples (train, validation, test JSONL)",
     "demo": "train the default preset briefly, sample, export (the README's first command)",
 }
