@@ -10,6 +10,7 @@ import sysconfig
 import pytest
 
 from tests.generation.tiny_models import trained_model_dir
+from tests.test_commands import run_until_exit
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BARE_CHECK = REPO / "tests" / "serving" / "bare_process_check.py"
@@ -287,18 +288,9 @@ def test_versions_are_numbered_and_never_overwritten(export, model_dir):
 def export_without_tensorflow(*flags):
     """(exit code, stderr lines, whether TensorFlow was imported) of `lm_keras.export` run with
     `flags` in a fresh process that stops at the command's exit."""
-    probe = (
-        "import sys\n"
-        f"sys.argv = {['lm_keras.export', *flags]!r}\n"
-        "import lm_keras.export\n"
-        "try:\n    lm_keras.export.run()\n"
-        "except SystemExit as e:\n    print('EXIT', e.code, 'tensorflow' in sys.modules)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
-    )
-    code, tensorflow = result.stdout.split()[1:]
-    return int(code), result.stderr.strip().splitlines(), tensorflow == "True"
+    stdout, stderr = run_until_exit(["lm_keras.export", *flags])
+    code, tensorflow = stdout.split()[-2:]
+    return int(code), stderr.splitlines(), tensorflow == "True"
 
 
 def test_a_taken_version_or_a_file_is_one_line_before_tensorflow_loads(export, model_dir, tmp_path):

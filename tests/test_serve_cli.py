@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 
 from tests.generation.tiny_models import trained_model_dir
+from tests.test_commands import run_until_exit
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 START_TIMEOUT = 180
@@ -322,18 +323,9 @@ def test_a_short_load_of_good_and_bad_requests_holds(server):
 def serve_without_tensorflow(*flags):
     """(exit code, stderr lines, whether TensorFlow was imported) of `lm_keras.serve` run with
     `flags` in a fresh process that stops at the command's exit."""
-    probe = (
-        "import sys\n"
-        f"sys.argv = {['lm_keras.serve', *flags]!r}\n"
-        "import lm_keras.serve\n"
-        "try:\n    lm_keras.serve.run()\n"
-        "except SystemExit as e:\n    print('EXIT', e.code, 'tensorflow' in sys.modules)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
-    )
-    code, tensorflow = result.stdout.split()[1:]
-    return int(code), result.stderr.strip().splitlines(), tensorflow == "True"
+    stdout, stderr = run_until_exit(["lm_keras.serve", *flags])
+    code, tensorflow = stdout.split()[-2:]
+    return int(code), stderr.splitlines(), tensorflow == "True"
 
 
 @pytest.mark.parametrize(
