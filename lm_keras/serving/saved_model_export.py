@@ -1,11 +1,9 @@
 """`export_saved_model`: a model directory -> `EXPORT_DIR/<version>/`, as TF Serving expects."""
 
-import os
 import pathlib
-import shutil
-import tempfile
 
 from lm_keras import generation_settings
+from lm_keras.files import replace_dir_atomic
 from lm_keras.serving.export_dir import resolve_version
 
 # Inside a version folder: TF Serving's place for files that go with a SavedModel but are
@@ -67,18 +65,16 @@ def save_version(module, export_dir, version=None):
     export_dir = pathlib.Path(export_dir)
     version = resolve_version(export_dir, version)
     final = export_dir / str(version)
-    export_dir.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(dir=export_dir, prefix=f".export-{version}-"))
-    try:
+
+    def fill(tmp):
         with stock_ops_only():  # saving traces the signatures: keep those traces servable
             tf.saved_model.save(module, str(tmp), signatures=module.signatures())
         (tmp / BATCHING_PARAMETERS).parent.mkdir()
         parameters = batching_parameters(module.max_prompts_per_request)
         (tmp / BATCHING_PARAMETERS).write_text(parameters, encoding="utf-8")
-        os.rename(tmp, final)  # atomic: the version appears whole or not at all
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    # The version appears whole or not at all (resolve_version refused a taken one above).
+    replace_dir_atomic(fill, final)
     return final
 
 
