@@ -6,8 +6,6 @@ directory (config.json, tokenizer/, checkpoints/), so `train --init_from=OUT`,
 `evaluate`, `generate`, `export`, `serve` and `lm_keras.interpret` work on it.
 """
 
-import pathlib
-
 from absl import flags
 
 from lm_keras.commands import cli
@@ -30,17 +28,13 @@ def main(argv):
         )
     if not FLAGS.model_dir:
         cli.fail("--model_dir is required: the model directory to write", cli.EXIT_USAGE)
+    from lm_keras.conversion.model_dir import check_source
     from lm_keras.errors import UserError
     from lm_keras.model_dir import check_new
 
     # Both paths are refused before TensorFlow loads (seconds); convert() checks them again.
-    if not pathlib.Path(FLAGS.source).is_dir():
-        cli.fail(
-            f"--source={FLAGS.source} is not a folder: pass a Hugging Face GPT-2 folder or a keras-hub "
-            "preset",
-            cli.EXIT_FAILURE,
-        )
     try:
+        check_source(FLAGS.source)
         check_new(FLAGS.model_dir, "--model_dir")
     except UserError as e:
         cli.fail(str(e), cli.EXIT_FAILURE)

@@ -10,13 +10,19 @@ from lm_keras.errors import UserError
 from lm_keras.files import replace_dir_atomic
 
 
-def read_source(source):
-    """(format name, Hugging Face config dict, tensors, tokenizer) of a GPT-2 folder of either format."""
+def check_source(source):
+    """The folder of `--source`, refused in one line when it is none (TensorFlow-free)."""
     folder = pathlib.Path(source)
     if not folder.is_dir():
         raise UserError(
             f"--source={source} is not a folder: pass a Hugging Face GPT-2 folder or a keras-hub preset"
         )
+    return folder
+
+
+def read_source(source):
+    """(format name, Hugging Face config dict, tensors, tokenizer) of a GPT-2 folder of either format."""
+    folder = check_source(source)
     if keras_hub_preset.is_preset(folder):
         return ("keras_hub", *keras_hub_preset.read_preset(folder))
     if huggingface.is_checkpoint(folder) or (folder / huggingface.WEIGHTS_FILE).is_file():
