@@ -168,7 +168,7 @@ def prepare_run(model_dir, config, *, preset=None, log=print):
 
     model_dir = pathlib.Path(model_dir)
     chief, _ = worker()
-    stored, _ = stored_config(model_dir)
+    _, stored = stored_config(model_dir)
     dataset = _dataset(model_dir, config, stored, log)
     theirs = shards.tokenizer_sha256(dataset.tokenizer_dir)
     own = model_dir / TOKENIZER
@@ -198,7 +198,8 @@ def prepare_run(model_dir, config, *, preset=None, log=print):
 
 
 def _dataset(model_dir, config, stored, log):
-    """The `PreparedDataset` a run trains on, checked against the run that stored `stored`."""
+    """The `PreparedDataset` a run trains on, checked against `stored`, the config.json dict of the
+    run it resumes (None for a new run)."""
     from lm_keras.data import shards
     from lm_keras.data.prepare import corpus_changes, prepare
 
@@ -235,10 +236,9 @@ def _dataset(model_dir, config, stored, log):
     if stored is not None:
         # A dataset of the run's own (data/) was checked against its corpus above; one given
         # as --corpus must be the very dataset the run started on.
-        _, raw = read_config(model_dir)
-        then = raw.get("dataset", {}).get("manifest_sha256")
+        then = stored.get("dataset", {}).get("manifest_sha256")
         moved = given and then and then != dataset.manifest_sha256
-        if moved or raw["corpus"]["sha256"] != dataset.manifest["corpus"]["sha256"]:
+        if moved or stored["corpus"]["sha256"] != dataset.manifest["corpus"]["sha256"]:
             raise UserError(
                 f"the dataset {dataset.path} changed since this run started in {model_dir} "
                 f"(manifest sha256 {(then or '?')[:12]}... then, {dataset.manifest_sha256[:12]}... now): "
