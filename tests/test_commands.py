@@ -29,14 +29,15 @@ def test_every_command_imports_together_without_tensorflow():
 
 
 def run_until_exit(argv):
-    """Runs `lm_keras.<command>` with `argv` in a fresh Python; (stdout, stderr), where stdout
-    ends with "EXIT <code> <whether TensorFlow was loaded>"."""
+    """Runs the command `argv[0]` (`lm_keras.<command>`, which calls `lm_keras.commands.<command>.run`)
+    with `argv` in a fresh Python; (stdout, stderr), where stdout ends with
+    "EXIT <code> <whether TensorFlow was loaded>"."""
     command = argv[0].removeprefix("lm_keras.")
     probe = (
         "import sys\n"
         f"sys.argv = {argv!r}\n"
-        f"import lm_keras.{command}\n"
-        f"try:\n    lm_keras.{command}.run()\n"
+        f"import lm_keras.commands.{command}\n"
+        f"try:\n    lm_keras.commands.{command}.run()\n"
         "except SystemExit as e:\n    print('EXIT', e.code, 'tensorflow' in sys.modules)\n"
     )
     result = subprocess.run(

@@ -9,23 +9,14 @@ import sys
 
 import pytest
 
+from tests.test_commands import run_until_exit as commands_run_until_exit
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def run_until_exit(argv):
-    """Runs the command with `argv` in a fresh Python; (stdout, stderr), where stdout ends with
-    "EXIT <code> <whether TensorFlow was loaded>"."""
-    probe = (
-        "import sys\n"
-        f"sys.argv = ['lm_keras.tasks', *{argv!r}]\n"
-        "import lm_keras.tasks.__main__ as command\n"
-        "try:\n    command.run()\n"
-        "except SystemExit as e:\n    print('EXIT', e.code, 'tensorflow' in sys.modules)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
-    )
-    return result.stdout.strip(), result.stderr.strip()
+    """`tests.test_commands.run_until_exit` of `python -m lm_keras.tasks` with `argv`."""
+    return commands_run_until_exit(["lm_keras.tasks", *argv])
 
 
 def contents(folder):

@@ -14,6 +14,7 @@ from lm_keras.config import Config, TrainConfig
 from lm_keras.errors import UserError
 from lm_keras.models import build_model
 from lm_keras.training.trainer import Trainer
+from tests.test_commands import run_until_exit
 from tests.training.helpers import REPO, checkpoint_weights, max_abs_diff
 
 STEPS = 3
@@ -198,18 +199,9 @@ def test_two_replicas_each_accumulating_their_share_train_as_one(tmp_path, datas
 
 
 def test_grad_accum_steps_must_be_a_positive_int_before_tensorflow_loads():
-    probe = (
-        "import sys\n"
-        "sys.argv = ['lm_keras.train', '--model_dir=/tmp/x', '--grad_accum_steps=0']\n"
-        "import lm_keras.train\n"
-        "try:\n    lm_keras.train.run()\n"
-        "except SystemExit as e:\n    print('EXIT', e.code, 'tensorflow' in sys.modules)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
-    )
-    assert result.stdout.strip() == "EXIT 2 False"
-    assert result.stderr.strip().splitlines() == [
+    stdout, stderr = run_until_exit(["lm_keras.train", "--model_dir=/tmp/x", "--grad_accum_steps=0"])
+    assert stdout == "EXIT 2 False"
+    assert stderr.splitlines() == [
         "error: --grad_accum_steps must be a positive int; received grad_accum_steps=0"
     ]
 
