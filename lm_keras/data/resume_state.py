@@ -20,9 +20,10 @@ def _per_split():
 class ResumeState:
     """What the scan found, and how far the encoding got: a rerun goes on from it.
 
-    Saved as state.json beside a tail file (the ids encoded but not yet in a shard). Every
-    save names a new tail file and writes it before the state that names it, so a kill
-    between the two leaves the previous state and its tail whole.
+    Saved as state.json beside a tail file (the ids encoded but not yet in a shard; for
+    examples, a mask tail beside it). Every save names a new tail file and writes it before
+    the state that names it, so a kill between the two leaves the previous state and its
+    tail whole.
 
     Attributes:
         settings: the run's settings (`dataclasses.asdict` of prepare's `Settings`).
@@ -38,6 +39,8 @@ class ResumeState:
         tokens: {split: tokens in those shards}.
         saves: how many times this run saved (numbers the tail files).
         tail: the tail file's name in the work folder, "" before the first save.
+        examples: for a .jsonl corpus, how far the examples got (format, line, counts,
+            longest, ...; see `lm_keras.data.prepare`); None for text.
 
     Example:
         state = ResumeState.load(work) or ResumeState(settings, fingerprints, corpus, tokenizer, boundary)
@@ -58,6 +61,7 @@ class ResumeState:
     tokens: dict = dataclasses.field(default_factory=_per_split)
     saves: int = 0
     tail: str = ""
+    examples: dict = None
 
     @property
     def tokens_written(self):
@@ -78,8 +82,17 @@ class ResumeState:
         """The ids the last save left out of the shards."""
         return np.fromfile(pathlib.Path(work) / self.tail, dtype) if self.tail else np.zeros(0, dtype)
 
-    def saver(self, work, tail):
-        """A call that saves the state as it is now, with `tail` (the ids not yet in a shard).
+    def read_mask_tail(self, work):
+        """The loss mask of the ids the last save left out of the shards (examples only)."""
+        return (
+            np.fromfile(pathlib.Path(work) / _mask(self.tail), np.uint8)
+            if self.tail
+            else np.zeros(0, np.uint8)
+        )
+
+    def saver(self, work, tail, mask=None):
+        """A call that saves the state as it is now, with `tail` (the ids not yet in a shard)
+        and, for examples, `mask` (their loss mask).
 
         The state is copied now and written when the call runs, so it can wait its turn
         behind the shard writes before it.
@@ -90,11 +103,20 @@ class ResumeState:
         self.tail = name = f"tail-{self.saves}.bin"
         snapshot = (json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True) + "\n").encode("utf-8")
         data = tail.tobytes()
+        mask_data = None if mask is None else mask.tobytes()
 
         def save():
             write_file(work / name, data)
+            if mask_data is not None:
+                write_file(work / _mask(name), mask_data)
             write_file(work / STATE, snapshot)
             if previous:
                 (work / previous).unlink(missing_ok=True)
+                (work / _mask(previous)).unlink(missing_ok=True)
 
         return save
+
+
+def _mask(tail_name):
+    """The mask tail's file beside the tail file `tail_name`."""
+    return tail_name[: -len(".bin")] + ".mask"

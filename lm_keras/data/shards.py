@@ -5,12 +5,18 @@
                          per-shard token counts, the train/validation boundary, library
                          versions; no timestamps (the same input gives the same bytes)
       tokenizer/         the tokenizer's own files
-      shards/            train-000000.bin ..., val-000000.bin ...
+      shards/            train-000000.bin ..., val-000000.bin ...; for examples (a .jsonl
+                         corpus) also train-000000.mask ... (the loss mask, uint8, one per
+                         id) and train-examples.idx, val-examples.idx (each example's first
+                         token in its split, uint64)
 
 A shard is a 16-byte header (magic b"LMKT", format version uint16, bytes per token
 uint16, token count uint64; little-endian), then its token ids: uint16 where the
 vocabulary has at most 65,535 ids, uint32 otherwise. Every shard of a split but its last
 holds exactly `tokens_per_shard` tokens, so where any token lies follows from arithmetic.
+A mask shard and an example index have the same header (their own item size, 1 and 8).
+A dataset of examples has manifest version 2 (an older lm_keras, which would ignore the
+masks, refuses it) and an "examples" section (see `manifest`).
 
 A dataset is complete when manifest.json exists: prepare writes it last (`manifest`
 makes it; `PreparedDataset` reads it). Opening a dataset reads the manifest only, never
@@ -32,7 +38,8 @@ MANIFEST = "manifest.json"
 TOKENIZER = "tokenizer"
 SHARDS = "shards"
 FORMAT = "lm_keras prepared dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # of the shard header and of a text corpus's manifest
+EXAMPLES_VERSION = 2  # the manifest of a dataset of examples; the newest this lm_keras reads
 MAGIC = b"LMKT"
 HEADER = struct.Struct("<4sHHQ")
 HEADER_BYTES = HEADER.size
@@ -50,6 +57,16 @@ def shard_name(split, index):
     return f"{split}-{index:06d}.bin"
 
 
+def mask_name(split, index):
+    """The loss-mask shard beside `shard_name(split, index)`."""
+    return f"{split}-{index:06d}.mask"
+
+
+def index_name(split):
+    """The example index of a split: the first token of each example."""
+    return f"{split}-examples.idx"
+
+
 def shard_header(count, itemsize):
     return HEADER.pack(MAGIC, FORMAT_VERSION, itemsize, count)
 
@@ -57,7 +74,7 @@ def shard_header(count, itemsize):
 VALIDATION_RULE = "the first line that starts at or after (1 - fraction) of the characters"
 
 
-def manifest(settings, corpus, tokenizer, shard_tokens, first_val_character, versions):
+def manifest(settings, corpus, tokenizer, shard_tokens, first_val_character, versions, examples=None):
     """The manifest.json of a dataset, as `PreparedDataset` reads it back.
 
     Args:
@@ -68,14 +85,28 @@ def manifest(settings, corpus, tokenizer, shard_tokens, first_val_character, ver
         shard_tokens: {split: the token count of each of its shards}.
         first_val_character: the index of the first validation character (the boundary).
         versions: {library: version} of what wrote the dataset.
+        examples: for a .jsonl corpus, the "examples" section: {format, eot_id, splits:
+            {split: {examples, characters, loss_tokens, longest: {tokens, at}}}, longest:
+            {tokens, at ("file:line")}, validation: how the split was cut}; its
+            "validation" replaces the character rule, and each split's characters are
+            those its examples encode.
 
     Returns:
         The manifest as a dict: no timestamps, so the same input gives the same bytes.
     """
     characters = {"train": first_val_character, "val": corpus["characters"] - first_val_character}
-    return {
+    validation = {
+        "fraction": settings["val_fraction"],
+        "first_character": first_val_character,
+        "rule": VALIDATION_RULE,
+    }
+    if examples is not None:
+        characters = {split: examples["splits"][split]["characters"] for split in SPLITS}
+        validation = examples["validation"]
+        examples = {k: v for k, v in examples.items() if k != "validation"}
+    result = {
         "format": FORMAT,
-        "version": FORMAT_VERSION,
+        "version": FORMAT_VERSION if examples is None else EXAMPLES_VERSION,
         "settings": settings,
         "corpus": corpus,
         "tokenizer": tokenizer,
@@ -92,13 +123,12 @@ def manifest(settings, corpus, tokenizer, shard_tokens, first_val_character, ver
             }
             for split in SPLITS
         },
-        "validation": {
-            "fraction": settings["val_fraction"],
-            "first_character": first_val_character,
-            "rule": VALIDATION_RULE,
-        },
+        "validation": validation,
         "versions": versions,
     }
+    if examples is not None:
+        result["examples"] = examples
+    return result
 
 
 def is_prepared(path):
@@ -127,6 +157,9 @@ class TokenSplit:
         tokens_per_shard: the token count of every shard but the last.
         counts: the token count of each shard.
         characters: the characters the split's text holds.
+        examples: the examples it holds (a .jsonl corpus), 0 for text: then mask shards
+            and an example index lie beside the id shards.
+        eot_id: the end-of-text id, which pads example windows (-1 for text).
     """
 
     name: str
@@ -135,6 +168,8 @@ class TokenSplit:
     tokens_per_shard: int
     counts: tuple
     characters: int
+    examples: int = 0
+    eot_id: int = -1
 
     @property
     def tokens(self):
@@ -146,6 +181,33 @@ class TokenSplit:
 
     def path(self, index):
         return os.path.join(self.directory, shard_name(self.name, index))
+
+    def mask_path(self, index):
+        return os.path.join(self.directory, mask_name(self.name, index))
+
+    def index_path(self):
+        return os.path.join(self.directory, index_name(self.name))
+
+    def read_mask(self, start, stop):
+        """The loss mask [start, stop) of a split of examples, as a uint8 array (checked)."""
+        stop = min(stop, self.tokens)
+        parts, first = [], 0
+        for index, count in enumerate(self.counts):
+            lo, hi = max(start, first), min(stop, first + count)
+            if lo < hi:
+                path = self.mask_path(index)
+                _check_file(path, count, 1)
+                parts.append(np.fromfile(path, np.uint8, hi - lo, offset=HEADER_BYTES + lo - first))
+            first += count
+            if first >= stop:
+                break
+        return np.concatenate(parts) if parts else np.zeros((0,), np.uint8)
+
+    def example_starts(self):
+        """The first token of each example of the split, int64 (examples,) (checked)."""
+        path = self.index_path()
+        _check_file(path, self.examples, 8)
+        return np.fromfile(path, "<u8", self.examples, offset=HEADER_BYTES).astype(np.int64)
 
     def check_shard(self, index):
         """Raises `UserError` naming the shard if it is missing, truncated or not a shard."""
@@ -162,6 +224,8 @@ class TokenSplit:
                 f"shard {path} is truncated or damaged ({size:,} bytes, expected {expected:,} with its "
                 "header): prepare the dataset again"
             )
+        if self.examples:
+            _check_file(self.mask_path(index), self.counts[index], 1)
 
     def read(self, start, stop):
         """The ids [start, stop) of the split as an int32 array, read from the shards (checked)."""
@@ -177,6 +241,22 @@ class TokenSplit:
             if first >= stop:
                 break
         return np.concatenate(parts).astype(np.int32) if parts else np.zeros((0,), np.int32)
+
+
+def _check_file(path, count, itemsize):
+    """Raises `UserError` naming a mask shard or example index that is missing, truncated or damaged."""
+    expected = HEADER_BYTES + count * itemsize
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEADER_BYTES)
+            size = f.seek(0, os.SEEK_END)
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing: prepare the dataset again") from None
+    if size != expected or head != shard_header(count, itemsize):
+        raise UserError(
+            f"{path} is truncated or damaged ({size:,} bytes, expected {expected:,} with its header): "
+            "prepare the dataset again"
+        )
 
 
 class PreparedDataset:
@@ -211,13 +291,14 @@ class PreparedDataset:
                 raise KeyError("format")
         except (ValueError, KeyError, TypeError):
             raise UserError(f"{manifest_path} is not the manifest of a prepared dataset") from None
-        if manifest.get("version", 0) > FORMAT_VERSION:
+        if manifest.get("version", 0) > EXAMPLES_VERSION:
             raise UserError(
                 f"{manifest_path} has format version {manifest['version']}, newer than this lm_keras "
-                f"reads ({FORMAT_VERSION}); upgrade lm_keras"
+                f"reads ({EXAMPLES_VERSION}); upgrade lm_keras"
             )
         self.manifest = manifest
         shards = manifest["shards"]
+        examples = manifest.get("examples")
         for name in SPLITS:
             split = manifest["splits"][name]
             value = TokenSplit(
@@ -227,6 +308,8 @@ class PreparedDataset:
                 tokens_per_shard=shards["tokens_per_shard"],
                 counts=tuple(split["shard_tokens"]),
                 characters=split["characters"],
+                examples=examples["splits"][name]["examples"] if examples else 0,
+                eot_id=examples["eot_id"] if examples else -1,
             )
             setattr(self, name, value)
 
@@ -243,11 +326,18 @@ class PreparedDataset:
 
         return tokenizers.load(self.tokenizer_dir)
 
+    @property
+    def examples(self):
+        """The manifest's "examples" section (a dataset of a .jsonl corpus), or None for text."""
+        return self.manifest.get("examples")
+
     def check_ends(self):
-        """Checks the first and last shard of each split: a quick look, whatever the dataset's size."""
+        """Checks the first and last shard of each split (and any example index): a quick look."""
         for split in (self.train, self.val):
             for index in sorted({0, len(split.counts) - 1}):
                 split.check_shard(index)
+            if split.examples:
+                _check_file(split.index_path(), split.examples, 8)
 
     def __repr__(self):
         return f"PreparedDataset({str(self.path)!r}, train={self.train.tokens:,}, val={self.val.tokens:,})"

@@ -61,6 +61,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         padding_mask: optional `(B, T)` bool or int tensor, true/1 for real tokens;
             keys at padded positions get zero weight.
         use_causal_mask: bool, whether position `i` attends only to positions `<= i`.
+        segment_ids: optional `(B, T)` int tensor: a query attends only to keys of its own
+            segment (several examples packed in one window; see `segment_ids`).
+        positions: optional `(B, T)` int32 tensor, each token's position for the rotary
+            embeddings (packed examples restart at 0; see `segment_positions`).
         return_attention_scores: bool, whether to also return the attention weights.
         cache: optional key/value cache for incremental decoding, a pair `(keys,
             values)` of `(B, H, S, D)` tensors (`S` positions, at most the context).
@@ -178,6 +182,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         cache=None,
         cache_index=None,
         training=None,
+        segment_ids=None,
+        positions=None,
     ):
         if cache is not None and cache_index is None:
             raise ValueError("cache_index is required with a cache")
@@ -189,8 +195,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             query, key = self.query_norm(query), self.key_norm(key)
         if self.use_rope:
             start = 0 if cache is None else ops.cast(cache_index, "int32")
-            query = self.rotary_embedding(query, start_index=start)
-            key = self.rotary_embedding(key, start_index=start)
+            query = self.rotary_embedding(query, start_index=start, positions=positions)
+            key = self.rotary_embedding(key, start_index=start, positions=positions)
         # Scaling the queries is cheaper than scaling the (B, H, T, S) scores.
         query = query * ops.cast(1.0 / math.sqrt(self.key_dim), query.dtype)
 
@@ -207,7 +213,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             mask = _cache_mask(ops.shape(query)[1], ops.shape(key)[2], cache_index)  # (T, S)
             scores_equation, heads_equation = "bthk,bhsk->bhts", "bhts,bhsk->bthk"
         else:
-            mask = _attention_mask(ops.shape(inputs)[1], padding_mask, use_causal_mask)
+            mask = _attention_mask(ops.shape(inputs)[1], padding_mask, use_causal_mask, segment_ids)
 
         scores = ops.einsum(scores_equation, query, key)  # (B, H, T, S)
         scores = ops.cast(scores, "float32")
@@ -241,6 +247,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         cache=None,
         cache_index=None,
         training=None,
+        segment_ids=None,
+        positions=None,
     ):
         # A functional call learns its outputs here, so they follow `call`'s tuple.
         outputs = (keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.compute_dtype),)
@@ -272,7 +280,26 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         return config
 
 
-def _attention_mask(length, padding_mask, use_causal_mask):
+def segment_ids(token_ids, end_of_text_id):
+    """`(B, T)` int32: which packed example each token belongs to, counted from 0.
+
+    An example ends with its end-of-text id, so token `t`'s segment is the number of
+    end-of-text ids before it: the id itself closes its example.
+    """
+    ends = ops.cast(ops.equal(token_ids, end_of_text_id), "int32")  # (B, T)
+    return ops.cumsum(ends, axis=1) - ends  # (B, T), exclusive
+
+
+def segment_positions(segment_ids):
+    """`(B, T)` int32: each token's position inside its segment (0 at a segment's first token)."""
+    same = ops.equal(segment_ids[:, :, None], segment_ids[:, None, :])  # (B, T, T)
+    length = ops.shape(segment_ids)[1]
+    causal = ops.arange(length)[:, None] >= ops.arange(length)[None, :]  # (T, T)
+    # Segments are contiguous: the earlier tokens of a token's own segment are its position.
+    return ops.sum(ops.cast(ops.logical_and(same, causal), "int32"), axis=-1) - 1  # (B, T)
+
+
+def _attention_mask(length, padding_mask, use_causal_mask, segment_ids=None):
     """The bool mask, broadcastable to the scores (B, H, T, T), true where a query may attend."""
     mask = None
     if use_causal_mask:
@@ -281,6 +308,9 @@ def _attention_mask(length, padding_mask, use_causal_mask):
     if padding_mask is not None:
         keys = ops.cast(padding_mask, "bool")[:, None, None, :]  # (B, 1, 1, T)
         mask = keys if mask is None else ops.logical_and(mask, keys)  # (B, 1, T, T)
+    if segment_ids is not None:
+        same = ops.equal(segment_ids[:, None, :, None], segment_ids[:, None, None, :])  # (B, 1, T, T)
+        mask = same if mask is None else ops.logical_and(mask, same)
     return mask
 
 

@@ -23,10 +23,12 @@ class PositionEmbedding(keras.layers.Layer):
             added to; only its shape is used.
         start_index: int or scalar int32 tensor, the position of the first token
             (nonzero when decoding with a cache).
+        positions: optional `(B, T)` int32 tensor, each token's own position (packed
+            examples restart at 0); it replaces `start_index`.
 
     Returns:
-        `(B, T, d)` position embeddings of positions `start_index .. start_index + T - 1`,
-        in the compute dtype.
+        `(B, T, d)` position embeddings of positions `start_index .. start_index + T - 1`
+        (or of `positions`), in the compute dtype.
 
     Example:
 
@@ -49,8 +51,10 @@ class PositionEmbedding(keras.layers.Layer):
             initializer=self.initializer,
         )
 
-    def call(self, inputs, start_index=0):
+    def call(self, inputs, start_index=0, positions=None):
         shape = ops.shape(inputs)
+        if positions is not None:
+            return ops.cast(ops.take(self.embeddings, positions, axis=0), self.compute_dtype)  # (B, T, d)
         if isinstance(start_index, int) and start_index == 0:
             positions = self.embeddings[: shape[1]]  # (T, d)
         else:

@@ -29,6 +29,8 @@ class RotaryEmbedding(keras.layers.Layer):
         inputs: `(B, T, H, D)` queries or keys, `D` even.
         start_index: int or scalar int32 tensor, the position of the first token
             (nonzero when decoding with a cache).
+        positions: optional `(B, T)` int32 tensor, each token's own position (packed
+            examples restart at 0); it replaces `start_index`.
 
     Returns:
         `(B, T, H, D)`, rotated: the angles in float32, the result in the input's dtype.
@@ -53,12 +55,15 @@ class RotaryEmbedding(keras.layers.Layer):
                 f"the last axis (the head width) must be known and even; received shape {input_shape}"
             )
 
-    def call(self, inputs, start_index=0):
+    def call(self, inputs, start_index=0, positions=None):
         length, half = ops.shape(inputs)[1], inputs.shape[-1] // 2
-        positions = ops.cast(ops.arange(length) + start_index, "float32")  # (T,)
+        if positions is None:
+            positions = ops.arange(length) + start_index  # (T,)
+        positions = ops.cast(positions, "float32")  # (T,) or (B, T)
         exponents = ops.cast(ops.arange(half), "float32") * (-2.0 / inputs.shape[-1])  # (D/2,)
         inverse_frequencies = ops.power(float(self.max_wavelength), exponents)  # (D/2,)
-        angles = positions[:, None, None] * inverse_frequencies  # (T, 1, D/2): one per head too
+        # (T, 1, D/2) or (B, T, 1, D/2): one angle per head too
+        angles = ops.expand_dims(ops.expand_dims(positions, -1), -1) * inverse_frequencies
         cos = ops.cast(ops.cos(angles), inputs.dtype)
         sin = ops.cast(ops.sin(angles), inputs.dtype)
         first, second = inputs[..., :half], inputs[..., half:]  # 2 x (B, T, H, D/2)

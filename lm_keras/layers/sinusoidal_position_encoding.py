@@ -24,6 +24,8 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
             added to; only its shape is used.
         start_index: int or scalar int32 tensor, the position of the first token
             (nonzero when decoding with a cache).
+        positions: optional `(B, T)` int32 tensor, each token's own position (packed
+            examples restart at 0); it replaces `start_index`.
 
     Returns:
         `(B, T, d)` encodings of positions `start_index .. start_index + T - 1`,
@@ -42,16 +44,18 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
             raise ValueError(problem)
         self.max_wavelength = max_wavelength
 
-    def call(self, inputs, start_index=0):
+    def call(self, inputs, start_index=0, positions=None):
         shape = ops.shape(inputs)
         length, width = shape[1], shape[2]
-        positions = ops.cast(ops.arange(length) + start_index, "float32")  # (T,)
+        if positions is None:
+            positions = ops.arange(length) + start_index  # (T,)
+        positions = ops.cast(positions, "float32")  # (T,) or (B, T)
         dims = ops.arange(width)  # (d,)
         # Dimensions 2i and 2i + 1 share the frequency 1 / max_wavelength^(2i / d).
         exponents = ops.cast(2 * (dims // 2), "float32") / ops.cast(width, "float32")
         inverse_frequencies = ops.power(float(self.max_wavelength), -exponents)  # (d,)
-        angles = positions[:, None] * inverse_frequencies[None, :]  # (T, d)
-        encoding = ops.where(dims % 2 == 0, ops.sin(angles), ops.cos(angles))  # (T, d)
+        angles = ops.expand_dims(positions, -1) * inverse_frequencies  # (T, d) or (B, T, d)
+        encoding = ops.where(dims % 2 == 0, ops.sin(angles), ops.cos(angles))
         return ops.broadcast_to(ops.cast(encoding, self.compute_dtype), shape)  # (B, T, d)
 
     def compute_output_shape(self, input_shape):

@@ -63,6 +63,9 @@ class TransformerBlock(keras.layers.Layer):
             values)` of `(B, H, S, d / H)` tensors; see `MultiHeadSelfAttention`.
         cache_index: scalar int32 tensor, the position of the first input token.
         training: bool, whether dropout is active.
+        segment_ids, positions: optional `(B, T)` int tensors for packed examples: each
+            token attends within its segment, at its position there (see
+            `MultiHeadSelfAttention`).
 
     Returns:
         `(B, T, d)`; with `return_attention_scores`, also the weights; with a
@@ -182,6 +185,8 @@ class TransformerBlock(keras.layers.Layer):
         cache=None,
         cache_index=None,
         training=None,
+        segment_ids=None,
+        positions=None,
     ):
         results = self.attention(
             self.attention_norm(inputs),
@@ -191,6 +196,8 @@ class TransformerBlock(keras.layers.Layer):
             cache=cache,
             cache_index=cache_index,
             training=training,
+            segment_ids=segment_ids,
+            positions=positions,
         )
         if isinstance(results, tuple):
             attended, extras = results[0], results[1:]
@@ -212,6 +219,8 @@ class TransformerBlock(keras.layers.Layer):
         cache=None,
         cache_index=None,
         training=None,
+        segment_ids=None,
+        positions=None,
     ):
         # The residual stream has the attention output's shape and dtype, so the block's
         # outputs are its attention's (with the scores and cache when asked for).

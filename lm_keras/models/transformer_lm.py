@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from lm_keras.layers.multi_head_self_attention import segment_positions
 from lm_keras.layers.position_embedding import PositionEmbedding
 from lm_keras.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from lm_keras.layers.transformer_block import TransformerBlock, make_norm
@@ -229,7 +230,7 @@ class TransformerLM(keras.Model):
         self.final_norm.build(hidden_shape)
         self.built = True
 
-    def _embed(self, token_ids, start_index=0, training=None):
+    def _embed(self, token_ids, start_index=0, training=None, positions=None):
         length = token_ids.shape[1]
         if length is not None and length > self.seq_len:
             raise ValueError(
@@ -237,16 +238,24 @@ class TransformerLM(keras.Model):
             )
         x = self.token_embedding(token_ids)  # (B, T, d)
         if self.position_embedding is not None:
-            x = x + self.position_embedding(x, start_index=start_index)
+            x = x + self.position_embedding(x, start_index=start_index, positions=positions)
         return self.embedding_dropout(x, training=training)
 
     def _logits(self, x):
         return self.token_embedding(self.final_norm(x), reverse=True)  # (B, T, V) float32
 
-    def call(self, token_ids, training=None):
-        x = self._embed(token_ids, training=training)
+    def call(self, token_ids, training=None, segment_ids=None):
+        """`(B, T, V)` float32 logits of `token_ids` `(B, T)`.
+
+        `segment_ids` `(B, T)` (optional, from `segment_ids(token_ids, end_of_text_id)`)
+        packs several examples in a row: each token attends only within its example and
+        its position restarts at 0 there, so a packed example computes what it computes
+        alone from position 0.
+        """
+        positions = None if segment_ids is None else segment_positions(segment_ids)  # (B, T)
+        x = self._embed(token_ids, training=training, positions=positions)
         for block in self.blocks:
-            x = block(x, training=training)
+            x = block(x, training=training, segment_ids=segment_ids, positions=positions)
         return self._logits(x)
 
     def attention_maps(self, token_ids):

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from lm_keras.config import ModelConfig
 from lm_keras.errors import UserError
+from lm_keras.layers.multi_head_self_attention import segment_ids, segment_positions
 from lm_keras.models import TransformerLM, build_model
 from tests.layer_test_case import run_layer_test
 from tests.models.helpers import VOCAB, train_with_xla
@@ -83,6 +84,22 @@ def test_is_causal(position):
     changed[:, 7:] = (changed[:, 7:] + 1) % 11
     np.testing.assert_allclose(model(changed)[:, :7], model(ids)[:, :7], atol=1e-6)
     assert np.abs(np.asarray(model(changed)[:, 7:]) - np.asarray(model(ids)[:, 7:])).max() > 1e-4
+
+
+@pytest.mark.parametrize("position", ["learned", "sinusoidal", "rope"])
+def test_packed_examples_compute_what_each_computes_alone(position):
+    # Three examples ended by the end-of-text id 10, packed in one window: with their
+    # segments, each attends only to itself and restarts at position 0.
+    model = _tiny(position=position)
+    ids = np.array([[3, 4, 10, 5, 6, 7, 10, 8, 9, 1, 2, 3]], np.int32)
+    segments = segment_ids(ids, 10)
+    np.testing.assert_array_equal(segments, [[0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2]])
+    np.testing.assert_array_equal(segment_positions(segments), [[0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 4]])
+    packed = model(ids, segment_ids=segments).numpy()
+    for start, end in ((0, 3), (3, 7), (7, 12)):
+        np.testing.assert_allclose(packed[:, start:end], model(ids[:, start:end]).numpy(), atol=2e-6)
+    # Without segments the later examples see the earlier ones.
+    assert np.abs(model(ids).numpy()[:, 3:7] - packed[:, 3:7]).max() > 1e-3
 
 
 @pytest.mark.parametrize("position", ["learned", "sinusoidal"])
