@@ -39,6 +39,9 @@ OPTIMIZERS = ("adamw", "adam", "muon")
 SCHEDULES = ("cosine", "constant", "wsd")
 # A SentencePiece vocabulary holds the unknown id, the newline, the 256 byte pieces and at
 # least one character, so a smaller --vocab_size fails for any text; the text-dependent
+# Task examples (a .jsonl corpus): how windows hold them, and which targets the loss scores.
+PACKINGS = ("packed", "padded")
+LOSS_ON = ("completion", "all")
 # limits (one piece per distinct character, the most pieces the text supports) are found
 # when the tokenizer trains.
 MIN_SENTENCEPIECE_VOCAB_SIZE = 1 + 1 + 256 + 1
@@ -150,7 +153,9 @@ class DataConfig:
 
     `corpus` is a prepared dataset's folder, or a corpus spec (a name, a path, a glob,
     `tfds:NAME[/CONFIG][:SPLIT]`) that training prepares into MODEL_DIR/data first;
-    `tfds_data_dir` is where TFDS datasets live.
+    `tfds_data_dir` is where TFDS datasets live. A `corpus` ending in .jsonl is a file of
+    task examples; `validation_data` (another .jsonl file) is then its validation split,
+    and "" splits the examples by `val_fraction`.
     """
 
     corpus: str = "tiny_shakespeare"
@@ -158,12 +163,14 @@ class DataConfig:
     vocab_size: int = 0
     val_fraction: float = 0.1
     tfds_data_dir: str = ""
+    validation_data: str = ""
 
     def __post_init__(self):
         problem = (
             choice_problem("tokenizer", self.tokenizer, TOKENIZERS)
             or fraction_problem("val_fraction", self.val_fraction, "(0, 1)")
             or _vocab_size_problem(self.tokenizer, self.vocab_size)
+            or _validation_data_problem(self.corpus, self.validation_data)
         )
         if problem:
             raise UserError("--" + problem)
@@ -208,6 +215,8 @@ class TrainConfig:
     tpu: str = ""
     init_from: str = ""
     sample_tokens: int = 500
+    packing: str = "packed"
+    loss_on: str = "completion"
 
     def __post_init__(self):
         choices = (
@@ -216,6 +225,8 @@ class TrainConfig:
             ("jit_compile", JIT_CHOICES),
             ("mixed_precision", PRECISIONS),
             ("strategy", STRATEGIES),
+            ("packing", PACKINGS),
+            ("loss_on", LOSS_ON),
         )
         positive = (
             "batch_size",
@@ -310,6 +321,19 @@ def _vocab_size_problem(tokenizer, vocab_size):
             f"--tokenizer={tokenizer} (the unknown id, newline, 256 byte pieces and one "
             "piece per character of the text); "
             f"received vocab_size={vocab_size} (try --vocab_size=1024)"
+        )
+    return None
+
+
+def _validation_data_problem(corpus, validation_data):
+    if not validation_data:
+        return None
+    if not validation_data.lower().endswith(".jsonl"):
+        return f"validation_data must be a .jsonl file of examples; received {validation_data}"
+    if not corpus.lower().endswith(".jsonl"):
+        return (
+            f"validation_data is the validation split of a --corpus=FILE.jsonl of examples; received "
+            f"corpus={corpus} (drop --validation_data, or give the examples' .jsonl file)"
         )
     return None
 

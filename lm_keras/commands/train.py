@@ -31,6 +31,8 @@ _CHOICES = {
     "strategy": config_lib.STRATEGIES,
     "optimizer": config_lib.OPTIMIZERS,
     "schedule": config_lib.SCHEDULES,
+    "packing": config_lib.PACKINGS,
+    "loss_on": config_lib.LOSS_ON,
 }
 _HELP = {
     "model": "model family: transformer, lstm (efficient LSTM LM) or documented_lstm "
@@ -59,6 +61,12 @@ _HELP = {
     "tfds_data_dir": "where TFDS datasets live (for --corpus=tfds:...)",
     "tokenizer": "char, SentencePiece bpe/unigram, or gpt2_bpe (GPT-2's byte-level BPE)",
     "val_fraction": "the last fraction of the text that validates",
+    "validation_data": "with --corpus=FILE.jsonl: a .jsonl file of validation examples (default: the last "
+    "--val_fraction of the examples)",
+    "packing": "examples (--corpus=FILE.jsonl): packed (each window from an example's start, the examples "
+    "after it following) or padded (one example per window)",
+    "loss_on": "examples: completion (the loss on completions and assistant replies only) or all (every "
+    "token)",
     "batch_size": "windows per forward/backward pass, all replicas together (split across them); a step "
     "trains on batch_size * --grad_accum_steps",
     "grad_accum_steps": "N: each optimizer step sums the gradients of N micro-batches of --batch_size "
