@@ -1,7 +1,9 @@
 """Prepare a corpus once: `python -m lm_keras.prepare --corpus=SPEC --output_dir=DIR [flags]`.
 
 Streams the corpus into DIR (in memory that does not grow with it): the tokenizer,
-token shards and manifest.json (see `lm_keras.data.shards`). Train on it with
+token shards and manifest.json (see `lm_keras.data.shards`). A --corpus=FILE.jsonl of
+task examples (see `lm_keras.data.examples`) gets a loss mask beside its ids and an
+example index; --validation_data=FILE.jsonl is then its validation split. Train on it with
 `python -m lm_keras.train --corpus=DIR`. Killed or failed (a full disk), it resumes
 when rerun with the same flags, and writes the same bytes as a run that never stopped.
 """
@@ -21,7 +23,14 @@ def define_flags():
         "corpus",
         None,
         "tiny_shakespeare, python_docs, a UTF-8 text file, a directory of .txt files, a glob, "
-        "or tfds:NAME[/CONFIG][:SPLIT]",
+        "or tfds:NAME[/CONFIG][:SPLIT]; or FILE.jsonl of task examples ({text}, {prompt, completion} or "
+        "{messages}, one format per file)",
+    )
+    flags.DEFINE_string(
+        "validation_data",
+        "",
+        "with --corpus=FILE.jsonl: a .jsonl file of validation examples (default: the last --val_fraction "
+        "of the examples)",
     )
     flags.DEFINE_string("output_dir", None, "the dataset's folder (new, or an unfinished run of these flags)")
     flags.DEFINE_enum("tokenizer", "char", list(config_lib.TOKENIZERS), "the tokenizer kind to train")
@@ -55,9 +64,12 @@ def main(argv):
                 tokenizer=FLAGS.tokenizer,
                 vocab_size=FLAGS.vocab_size,
                 val_fraction=FLAGS.val_fraction,
+                validation_data=FLAGS.validation_data,
             )
         elif not 0.0 < FLAGS.val_fraction < 1.0:
             raise ValueError(f"--val_fraction must be in (0, 1); received {FLAGS.val_fraction}")
+        else:
+            config_lib.DataConfig(corpus=FLAGS.corpus, validation_data=FLAGS.validation_data)
     except ValueError as e:
         cli.fail(str(e), cli.EXIT_USAGE)
     if FLAGS.corpus.startswith("tfds:"):
@@ -75,6 +87,7 @@ def main(argv):
             tokenizer_from=FLAGS.tokenizer_from,
             tokens_per_shard=FLAGS.tokens_per_shard,
             tfds_data_dir=FLAGS.tfds_data_dir,
+            validation_data=FLAGS.validation_data,
             log=lambda line: print(line, flush=True),
         )
     except UserError as e:

@@ -94,7 +94,7 @@ def read_records(path, name=None, start=0, line=1, on_bytes=None):
                 ) from None
             if text.strip():
                 try:
-                    value = json.loads(text)
+                    value = json.loads(text.rstrip("\r\n"))
                 except json.JSONDecodeError as e:
                     raise UserError(
                         f"{where}: malformed JSON ({e.msg} at column {e.colno}): write one JSON object "

@@ -13,6 +13,11 @@ Views of the ids:
   (B, T) -> (B, V). The one-hot targets are made per batch, so categorical
   cross-entropy fits in memory for any corpus.
 
+Task examples (a .jsonl corpus's split, with its loss mask and example index) have their
+own pipelines, `example_train_dataset` and `example_eval_dataset`: each window starts at
+an example's start, and the batches carry weights (x, y, w), w the loss mask of each
+target; see their docstrings for packing, padding and the documented LSTM's form.
+
 Training batches are drawn like nanoGPT's: window starts sampled uniformly, here with a
 stateless generator keyed by (seed, step), among the positions where a whole window of
 T + 1 tokens lies inside one shard (a shard of 131,072 tokens loses T of them as
@@ -28,6 +33,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from lm_keras.config import LOSS_ON, PACKINGS
 from lm_keras.data import shards as fmt
 from lm_keras.errors import UserError
 
@@ -53,7 +59,7 @@ def check_windows(tokens, seq_len, split, corpus_name):
 def dataset_error(error):
     """The `UserError` naming the shard behind a `tf.errors.OpError` from a pipeline, or None."""
     message = str(error)
-    shard = re.search(r"([^\s\[\]'\"]+\.bin)\b", message)
+    shard = re.search(r"([^\s\[\]'\"]+\.(?:bin|mask))\b", message)
     if shard is None:
         return None
     path = shard.group(1)
@@ -224,6 +230,206 @@ def first_eval_target(view, seq_len):
     return 1 if view == "next_token" else seq_len
 
 
+def example_train_dataset(
+    split,
+    *,
+    seq_len,
+    batch_size,
+    seed,
+    packing="packed",
+    loss_on="completion",
+    view="next_token",
+    vocab_size=None,
+    start_step=0,
+    num_steps=None,
+    input_context=None,
+):
+    """Training windows of a split of examples, each from an example's start, one global batch per step.
+
+    next_token: each row is the seq_len + 1 tokens from the start of an example drawn
+    uniformly (a stateless generator keyed by (seed, step): batch `step` is a pure function
+    of both, so a resumed run sees exactly the batches it would have seen). A window that
+    runs past the split's end is filled with end-of-text ids of weight 0.
+    - packed: the examples after the first follow it (the last may be cut by the window's
+      end); every target is weighted by its loss mask.
+    - padded: only the first example is scored: after its end-of-text the window holds
+      end-of-text ids, of weight 0.
+    - loss_on="all": weight 1 on every target of real data (packed), or of the first
+      example (padded), whatever the mask.
+
+    many_to_one (the documented Sequential LSTM, which predicts one token after T): an
+    example is drawn uniformly, then one of its tokens uniformly as the target; x is the
+    T tokens before it (earlier examples' tokens, end-of-text ids before the split's
+    start), y its one-hot, and the weight its loss mask (loss_on="all": 1). It cannot keep
+    the context inside the example (the model has no segments: it sees the earlier
+    examples, their end-of-text ids between), and learns one target per window where the
+    sequence models learn T; `packing` does not apply to it.
+
+    Args:
+        split: a `TokenSplit` of examples (a .jsonl corpus's), or, in memory, a dict of
+            "ids" (N,), "mask" (N,), "starts" (examples,) and "eot_id".
+        seq_len: window length T; no example should be longer than T + 1 tokens (see
+            `lm_keras.data.examples.check_example_lengths`): a longer one is cut here.
+        batch_size: the global batch size B.
+        seed: int.
+        packing: "packed" or "padded".
+        loss_on: "completion" (the loss mask) or "all".
+        view: "next_token" or "many_to_one".
+        vocab_size: needed for the one-hot targets of "many_to_one".
+        start_step: the first step to produce.
+        num_steps: how many batches; None for an endless stream.
+        input_context: a `tf.distribute.InputContext`: each input pipeline yields its own
+            contiguous slice of every global batch, as `train_dataset`'s.
+
+    Returns:
+        A dataset of (x, y, w): x int32 (b, T); next_token: y int32 (b, T), w float32
+        (b, T); many_to_one: y float32 one-hot (b, V), w float32 (b,).
+    """
+    _check_view(view, vocab_size)
+    _check_choices(packing, loss_on)
+    source = _Examples(split, seq_len)
+    local_batch, first = _local_batch(batch_size, input_context)
+    starts, ends = source.starts_tensor, source.ends_tensor
+
+    def make_batch(step):
+        draws = tf.random.stateless_uniform(
+            [batch_size, 2], seed=tf.stack([tf.cast(seed, tf.int64), step]), dtype=tf.float64
+        )[first : first + local_batch]  # (b, 2)
+        example = tf.minimum(
+            tf.cast(draws[:, 0] * source.num_examples, tf.int64), source.num_examples - 1
+        )  # (b,)
+        start, end = tf.gather(starts, example), tf.gather(ends, example)  # (b,), (b,)
+        if view == "many_to_one":
+            target = start + tf.minimum(
+                tf.cast(draws[:, 1] * tf.cast(end - start, tf.float64), tf.int64), end - start - 1
+            )  # (b,)
+            ids, mask, real = source.spans(target - seq_len, seq_len + 1, local_batch)  # (b, T+1) each
+            weights = real[:, -1] * (mask[:, -1] if loss_on == "completion" else 1.0)  # (b,)
+            return ids[:, :-1], tf.one_hot(ids[:, -1], vocab_size, dtype=tf.float32), weights
+        ids, mask, real = source.spans(start, seq_len + 1, local_batch)  # (b, T+1) each
+        if packing == "padded":
+            inside = start[:, None] + tf.range(seq_len + 1, dtype=tf.int64) < end[:, None]  # (b, T+1)
+            ids = tf.where(inside, ids, source.eot_id)
+            real = real * tf.cast(inside, tf.float32)
+        weights = real[:, 1:] * (mask[:, 1:] if loss_on == "completion" else 1.0)  # (b, T)
+        return ids[:, :-1], ids[:, 1:], weights
+
+    stop = tf.int64.max if num_steps is None else start_step + num_steps
+    return (
+        tf.data.Dataset.range(start_step, stop)
+        .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def example_eval_dataset(
+    split, *, seq_len, batch_size, loss_on="completion", view="next_token", vocab_size=None
+):
+    """Every example of a split once, in order, in batches of static shape.
+
+    next_token: one row per example, its seq_len + 1 tokens from its start; the targets
+    after its end-of-text are end-of-text ids of weight 0, the others weighted by their
+    loss mask (loss_on="all": 1). many_to_one: one row per token of the split, x the T
+    tokens before it (end-of-text ids before the split's start), weight its loss mask.
+    The last batch is padded with weight-0 rows. Each shard is read once (with the first
+    T + 1 tokens of the next), so memory does not grow with the split.
+
+    Args:
+        split: as for `example_train_dataset`.
+        seq_len: window length T; an example longer than T + 1 tokens is scored on its
+            first T targets only (`check_example_lengths` refuses such data first).
+        batch_size: rows per batch B.
+        loss_on: "completion" or "all".
+        view: "next_token" or "many_to_one".
+        vocab_size: needed for the one-hot targets of "many_to_one".
+
+    Returns:
+        A dataset of (x, y, w) as `example_train_dataset`'s, with b = B.
+    """
+    _check_view(view, vocab_size)
+    _check_choices("packed", loss_on)
+    source = _Examples(split, seq_len)
+    size, eot = source.shard_tokens, source.eot_id
+    starts, ends = source.starts_tensor, source.ends_tensor
+    # The examples starting in each shard: [first[j], first[j + 1]).
+    first = np.searchsorted(source.starts, np.arange(source.num_shards + 1, dtype=np.int64) * size)
+    first = tf.constant(first, tf.int64)
+
+    def shard_rows(j):
+        begin = j * size
+        nxt = tf.minimum(j + 1, source.num_shards - 1)
+        pieces = []
+        for mask in (False, True):
+            after = tf.cond(
+                j + 1 < source.num_shards, lambda m=mask: source.read(nxt, 0, seq_len + 1, mask=m), _empty
+            )
+            pieces.append(tf.concat([source.read(j, mask=mask), after], axis=0))
+        ids, mask = pieces
+        real = tf.ones_like(ids, tf.float32)
+        if view == "many_to_one":  # the T tokens before the shard, from the one before it
+            prev = tf.maximum(j - 1, 0)
+            before = tf.cond(
+                j > 0, lambda: source.read(prev, size - seq_len, seq_len), lambda: tf.fill([seq_len], eot)
+            )
+            ids = tf.concat([before, ids], axis=0)
+            mask = tf.concat([tf.zeros([seq_len], tf.int32), mask], axis=0)
+            positions = tf.range(source.count(j))[:, None] + tf.range(seq_len + 1, dtype=tf.int64)  # (m, T+1)
+            windows = tf.gather(ids, positions)
+            target_mask = tf.cast(tf.gather(mask, positions[:, -1]), tf.float32)  # (m,)
+            weights = target_mask if loss_on == "completion" else tf.ones_like(target_mask)
+            return windows, weights
+        ids = tf.concat([ids, tf.fill([seq_len + 1], eot)], axis=0)  # a window may run past the end
+        mask = tf.concat([mask, tf.zeros([seq_len + 1], tf.int32)], axis=0)
+        real = tf.concat([real, tf.zeros([seq_len + 1], tf.float32)], axis=0)
+        start = tf.gather(starts, tf.range(first[j], first[j + 1]))  # (m,)
+        end = tf.gather(ends, tf.range(first[j], first[j + 1]))  # (m,)
+        positions = start[:, None] - begin + tf.range(seq_len + 1, dtype=tf.int64)  # (m, T+1)
+        inside = tf.cast(start[:, None] + tf.range(seq_len + 1, dtype=tf.int64) < end[:, None], tf.float32)
+        windows = tf.where(inside > 0, tf.gather(ids, positions), eot)  # (m, T+1)
+        weights = (tf.gather(real, positions) * inside)[:, 1:]  # (m, T)
+        if loss_on == "completion":
+            weights *= tf.cast(tf.gather(mask, positions), tf.float32)[:, 1:]
+        return windows, weights
+
+    def pad_and_split(windows, weights):
+        missing = batch_size - tf.shape(windows)[0]
+        windows = tf.pad(windows, [[0, missing], [0, 0]], constant_values=eot)  # (B, T+1)
+        weights = tf.pad(weights, [[0, missing]] + [[0, 0]] * (len(weights.shape) - 1))
+        windows = tf.ensure_shape(windows, [batch_size, seq_len + 1])
+        weights = tf.ensure_shape(weights, [batch_size, seq_len] if view == "next_token" else [batch_size])
+        x, y = _split_window(windows, view, vocab_size)
+        return x, y, weights
+
+    return (
+        tf.data.Dataset.range(source.num_shards)
+        .map(shard_rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .unbatch()
+        .batch(batch_size)
+        .map(pad_and_split, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _check_choices(packing, loss_on):
+    if packing not in PACKINGS:
+        raise ValueError(f"packing must be one of {PACKINGS}; received packing={packing!r}")
+    if loss_on not in LOSS_ON:
+        raise ValueError(f"loss_on must be one of {LOSS_ON}; received loss_on={loss_on!r}")
+
+
+def _local_batch(batch_size, input_context):
+    """(this pipeline's slice of the global batch: its size, its first row)."""
+    if input_context is None or input_context.num_input_pipelines <= 1:
+        return batch_size, 0
+    if batch_size % input_context.num_input_pipelines:
+        raise UserError(
+            f"--batch_size={batch_size} must be divisible by the {input_context.num_input_pipelines} "
+            "input pipelines of the distributed run"
+        )
+    local_batch = batch_size // input_context.num_input_pipelines
+    return local_batch, input_context.input_pipeline_id * local_batch
+
+
 class _Source:
     """A split's shards as TensorFlow reads them: files of a `TokenSplit`, or one array in memory."""
 
@@ -245,14 +451,17 @@ class _Source:
         """Tokens in shard j (a tensor): every shard but the last is full."""
         return tf.where(j < self.num_shards - 1, tf.constant(self.shard_tokens, tf.int64), self.counts[-1])
 
-    def read(self, j, start=0, length=None):
-        """Ids [start, start + length) of shard j (to its end when length is None), int32."""
+    def read(self, j, start=0, length=None, mask=False):
+        """Ids [start, start + length) of shard j (to its end when length is None), int32; with
+        `mask`, their loss mask instead (a split of examples), int32 0 or 1."""
         if self.split is None:
             end = self.counts[0] if length is None else start + length
-            return self.array[start:end]
-        path = tf.strings.join([self.prefix, tf.strings.as_string(j, width=6, fill="0"), ".bin"])
+            return (self.mask_array if mask else self.array)[start:end]
+        suffix, itemsize, dtype = (
+            (".mask", 1, tf.uint8) if mask else (".bin", self.split.itemsize, self.dtype)
+        )
+        path = tf.strings.join([self.prefix, tf.strings.as_string(j, width=6, fill="0"), suffix])
         content = tf.io.read_file(path)
-        itemsize = self.split.itemsize
         count, start = self.count(j), tf.cast(start, tf.int64)
         intact = tf.logical_and(
             tf.equal(
@@ -265,7 +474,7 @@ class _Source:
         length = count - start if length is None else tf.minimum(tf.cast(length, tf.int64), count - start)
         with tf.control_dependencies(checks):
             piece = tf.strings.substr(content, fmt.HEADER_BYTES + start * itemsize, length * itemsize)
-        return tf.cast(tf.io.decode_raw(piece, self.dtype), tf.int32)
+        return tf.cast(tf.io.decode_raw(piece, dtype), tf.int32)
 
     def windows(self, shard, starts, length):
         """(b, length) windows: row i is ids starts[i] .. starts[i] + length - 1 of shard shard[i]."""
@@ -290,3 +499,71 @@ def _check_view(view, vocab_size):
         raise ValueError(f"view must be one of {VIEWS}; received view={view!r}")
     if view == "many_to_one" and not vocab_size:
         raise ValueError("view='many_to_one' needs vocab_size for its one-hot targets")
+
+
+class _Examples(_Source):
+    """A split of examples as TensorFlow reads it: the ids and mask shards and the example index.
+
+    Args:
+        split: a `TokenSplit` with examples, or a dict of "ids", "mask", "starts", "eot_id".
+        seq_len: T; a window of T + 1 tokens then spans at most two shards.
+    """
+
+    def __init__(self, split, seq_len):
+        if isinstance(split, fmt.TokenSplit):
+            if not split.examples:
+                raise UserError(
+                    f"the {split.name} split holds no examples (its corpus was text): prepare a .jsonl "
+                    "corpus for example windows"
+                )
+            super().__init__(split)
+            self.starts, self.eot_id = split.example_starts(), int(split.eot_id)
+        else:
+            super().__init__(split["ids"])
+            self.mask_array = tf.constant(np.asarray(split["mask"], dtype=np.int32))
+            self.starts, self.eot_id = np.asarray(split["starts"], np.int64), int(split["eot_id"])
+            if self.mask_array.shape[0] != self.tokens:
+                raise ValueError(f"mask has {self.mask_array.shape[0]} entries for {self.tokens} ids")
+        self.num_examples = len(self.starts)
+        if not self.num_examples:
+            raise UserError("the split holds no examples")
+        if self.num_shards > 1 and self.shard_tokens < seq_len + 1:
+            raise UserError(
+                f"shards of {self.shard_tokens} tokens are shorter than a window of seq_len + 1 = "
+                f"{seq_len + 1}; prepare the dataset again with a larger --tokens_per_shard"
+            )
+        ends = np.concatenate([self.starts[1:], [self.tokens]])
+        self.starts_tensor, self.ends_tensor = tf.constant(self.starts), tf.constant(ends)
+
+    def span(self, g, length):
+        """(ids, mask, real) of the `length` tokens from position g of the split (it may lie before
+        the start): int32, float32, float32 (length,); end-of-text ids of mask and real 0 outside."""
+        g = tf.cast(g, tf.int64)
+        lead = tf.minimum(tf.maximum(-g, 0), length)
+        g = tf.maximum(g, 0)
+        j = tf.minimum(g // self.shard_tokens, self.num_shards - 1)
+        offset, want = g - j * self.shard_tokens, length - lead
+        nxt = tf.minimum(j + 1, self.num_shards - 1)
+        parts = []
+        for mask in (False, True):
+            here = self.read(j, offset, want, mask=mask)
+            rest = want - tf.shape(here, out_type=tf.int64)[0]
+            more = tf.cond(
+                tf.logical_and(rest > 0, j + 1 < self.num_shards),
+                lambda m=mask, r=rest: self.read(nxt, 0, r, mask=m),
+                _empty,
+            )
+            parts.append(tf.concat([here, more], axis=0))
+        ids, mask = parts
+        got = tf.shape(ids, out_type=tf.int64)[0]
+        after = length - lead - got
+        ids = tf.concat([tf.fill([lead], self.eot_id), ids, tf.fill([after], self.eot_id)], axis=0)
+        mask = tf.pad(mask, [[lead, after]])
+        real = tf.concat([tf.zeros([lead]), tf.ones([got]), tf.zeros([after])], axis=0)
+        ids, mask, real = (tf.ensure_shape(t, [length]) for t in (ids, mask, real))
+        return ids, tf.cast(mask, tf.float32), real
+
+    def spans(self, starts, length, rows):
+        """`span` of each of `rows` starts: three (rows, length) tensors."""
+        parts = [self.span(starts[i], length) for i in range(rows)]
+        return tuple(tf.stack([p[k] for p in parts]) for k in range(3))

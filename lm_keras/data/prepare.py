@@ -545,7 +545,7 @@ class _ExamplesRun(_Run):
             first_val = int(total * (1.0 - s.val_fraction))
             if not 0 < first_val < total:
                 raise UserError(
-                    f"{parts[0].name}: {total} examples are too few to split at --val_fraction="
+                    f"{parts[0].name}: too few examples ({total}) to split at --val_fraction="
                     f"{s.val_fraction}: give more examples, or --validation_data=FILE.jsonl"
                 )
         if self.given is not None:
