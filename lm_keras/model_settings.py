@@ -20,6 +20,17 @@ MODELS = tuple(FAMILIES)  # ("transformer", "lstm", "documented_lstm")
 POSITIONS = ("learned", "sinusoidal", "rope")
 MLPS = ("gelu", "gelu_tanh", "relu2", "swiglu")
 NORMS = ("layernorm", "rmsnorm")
+# What `--lora_targets` adapts in every block (`TransformerLM.enable_lora`): "attention" is the
+# query and value projections (keras-hub's `enable_lora`, the LoRA paper's choice); "attention_mlp"
+# adds the MLP's dense layers; "all" adapts every projection of the block (query, key, value, the
+# attention output and the MLP's). The embeddings, the norms and the head stay frozen in all three.
+LORA_TARGETS = {
+    "attention": (("query", "value"), False),
+    "attention_mlp": (("query", "value"), True),
+    "all": (("query", "key", "value", "output"), True),
+}
+# The attention projections an adapter can target (`MultiHeadSelfAttention.enable_lora`).
+LORA_ATTENTION_PROJECTIONS = ("query", "key", "value", "output")
 
 # The intervals `fraction_problem` knows, each with its test.
 _FRACTIONS = {
@@ -66,6 +77,21 @@ def transformer_problem(
         or positive_problem("layer_norm_epsilon", layer_norm_epsilon)
         or heads_problem(hidden_dim, num_heads)
         or _rope_problem(position, hidden_dim, num_heads)
+    )
+
+
+def lora_problem(rank, alpha, targets):
+    """The first problem of a LoRA setting (`TransformerLM.enable_lora`'s arguments), or None.
+
+    `alpha=0` (or None) means the rank, PEFT's default scale of 1.
+
+    >>> lora_problem(8, 16.0, "mlp")
+    "lora_targets must be one of attention, attention_mlp, all; received lora_targets='mlp'"
+    """
+    return (
+        positive_int_problem("lora_rank", rank)
+        or non_negative_problem("lora_alpha", 0.0 if alpha is None else alpha, note=" (0 means the rank)")
+        or choice_problem("lora_targets", targets, tuple(LORA_TARGETS))
     )
 
 

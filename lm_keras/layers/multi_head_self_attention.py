@@ -6,7 +6,12 @@ import keras
 from keras import ops
 
 from lm_keras.layers.rotary_embedding import RotaryEmbedding
-from lm_keras.model_settings import fraction_problem, positive_int_problem
+from lm_keras.model_settings import (
+    LORA_ATTENTION_PROJECTIONS,
+    fraction_problem,
+    lora_problem,
+    positive_int_problem,
+)
 
 # Added to masked scores before the softmax (computed in float32); exp() of it is exactly 0.
 _MASKED_SCORE = -1e9
@@ -40,6 +45,16 @@ class MultiHeadSelfAttention(keras.layers.Layer):
       it bounds the scores' scale (QK-norm, Dehghani et al., 2023).
     - `use_rope`: queries and keys are rotated by their positions (`RotaryEmbedding`),
       `0 .. T - 1`, or `cache_index ..` with a cache; `D` must be even.
+
+    LoRA (Hu et al., 2021; `enable_lora`): a low-rank pair `A (d, r)`, `B (r, H, D)`
+    per adapted projection adds `(alpha / r) x A B` to the query, key or value, and
+    `A (H, D, r)`, `B (r, d)` adds `(alpha / r) heads A B` to the output. The layer
+    holds raw kernels, not `Dense`/`EinsumDense` sublayers, so Keras's own
+    `enable_lora` cannot adapt the query and the value alone inside the fused
+    `qkv_kernel`: this layer has its own, which works the same way (the pairs are
+    float32 whatever the dtype policy, `A` random (He uniform), `B` zeros, so an
+    enabled adapter starts as the identity; the adapted kernels are frozen), and
+    `merged_kernels` folds the pairs into the kernels for a plain layer.
 
     Args:
         num_heads: int, the number of heads `H`.
@@ -127,6 +142,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.qk_norm_epsilon = qk_norm_epsilon
         self.use_rope = use_rope
         self.rope_max_wavelength = rope_max_wavelength
+        # LoRA is off until `enable_lora` (not a constructor argument: it adapts a built layer).
+        self.lora_rank, self.lora_alpha, self.lora_targets = 0, 0.0, ()
 
     def build(self, input_shape):
         hidden_dim = input_shape[-1]
@@ -191,6 +208,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         if self.use_bias:
             qkv = qkv + ops.reshape(self.qkv_bias, (3, self.num_heads, self.key_dim))  # (3, H, D)
         query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # 3 x (B, T, H, D)
+        if self.lora_rank:
+            query, key, value = (
+                p + self._lora_delta(name, inputs) if name in self.lora_targets else p
+                for name, p in (("query", query), ("key", key), ("value", value))
+            )
         if self.use_qk_norm:
             query, key = self.query_norm(query), self.key_norm(key)
         if self.use_rope:
@@ -225,6 +247,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             attention = self.attention_dropout(attention, training=training)
         heads = ops.einsum(heads_equation, attention, value)  # (B, T, H, D)
         outputs = ops.einsum("bthk,hkd->btd", heads, self.output_kernel)  # (B, T, d)
+        if "output" in self.lora_targets:
+            outputs = outputs + self._lora_delta("output", heads)
         if self.use_bias:
             outputs = outputs + self.output_bias
 
@@ -234,6 +258,94 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         if cache is not None:
             results += (new_cache,)
         return results[0] if len(results) == 1 else results
+
+    def enable_lora(self, rank, alpha=None, targets=("query", "value")):
+        """Adds a trainable low-rank pair to each projection in `targets` and freezes the kernels.
+
+        Args:
+            rank: int, the rank `r` of every pair.
+            alpha: float, the scale's numerator (the update is `alpha / r` times `A B`);
+                None or 0 means `r` (a scale of 1, PEFT's default `lora_alpha=r=8`).
+            targets: some of `"query"`, `"key"`, `"value"` (the three parts of
+                `qkv_kernel`) and `"output"` (`output_kernel`).
+
+        Example:
+
+        >>> layer = MultiHeadSelfAttention(num_heads=4, key_dim=8)
+        >>> layer.build((None, None, 32))
+        >>> layer.enable_lora(4)
+        >>> [v.name for v in layer.trainable_weights if v.name.startswith("lora_")]
+        ['lora_query_a', 'lora_query_b', 'lora_value_a', 'lora_value_b']
+        >>> layer.qkv_kernel.trainable
+        False
+        """
+        if not self.built:
+            raise ValueError("enable_lora needs a built layer; build it (or call it) first")
+        if self.lora_rank:
+            raise ValueError(f"LoRA is already enabled on {self.name} (rank {self.lora_rank})")
+        problem = lora_problem(rank, alpha, "attention")
+        if problem:
+            raise ValueError(problem)
+        targets = tuple(targets)
+        unknown = [t for t in targets if t not in LORA_ATTENTION_PROJECTIONS]
+        if unknown or not targets:
+            raise ValueError(
+                f"targets must be some of {', '.join(LORA_ATTENTION_PROJECTIONS)}; "
+                f"received targets={targets!r}"
+            )
+        hidden_dim = self.qkv_kernel.shape[0]
+        heads = (self.num_heads, self.key_dim)
+        self._tracker.unlock()
+        for target in targets:
+            into, out_of = ((hidden_dim,), heads) if target != "output" else (heads, (hidden_dim,))
+            for suffix, shape, initializer in (
+                ("a", (*into, rank), keras.initializers.HeUniform()),  # a fresh seed per weight
+                ("b", (rank, *out_of), "zeros"),
+            ):
+                name = f"lora_{target}_{suffix}"
+                weight = self.add_weight(name=name, shape=shape, initializer=initializer, dtype="float32")
+                setattr(self, name, weight)
+        self._tracker.lock()
+        if set(targets) & {"query", "key", "value"}:
+            self.qkv_kernel.trainable = False
+        if "output" in targets:
+            self.output_kernel.trainable = False
+        self.lora_rank, self.lora_alpha, self.lora_targets = rank, float(alpha or rank), targets
+
+    def _lora_delta(self, target, x):
+        """What the `target` pair adds: `(alpha / r) x A B`, `(B, T, H, D)` for the query, key and
+        value (`x` the `(B, T, d)` input), `(B, T, d)` for the output (`x` the `(B, T, H, D)` heads)."""
+        a = ops.cast(getattr(self, f"lora_{target}_a"), x.dtype)
+        b = ops.cast(getattr(self, f"lora_{target}_b"), x.dtype)
+        if target == "output":
+            low = ops.einsum("bthk,hkr->btr", x, a)  # (B, T, r)
+            delta = ops.einsum("btr,rd->btd", low, b)  # (B, T, d)
+        else:
+            low = ops.einsum("btd,dr->btr", x, a)  # (B, T, r)
+            delta = ops.einsum("btr,rhk->bthk", low, b)  # (B, T, H, D)
+        return delta * ops.cast(self.lora_alpha / self.lora_rank, x.dtype)
+
+    def merged_kernels(self):
+        """The kernels with the LoRA pairs folded in: `{"qkv_kernel": (d, 3, H, D), "output_kernel":
+        (H, D, d)}` float32 tensors, what a plain layer (no adapters) needs to compute the same."""
+        qkv = ops.convert_to_tensor(self.qkv_kernel)
+        output = ops.convert_to_tensor(self.output_kernel)
+        scale = self.lora_alpha / self.lora_rank if self.lora_rank else 0.0
+
+        def product(target):
+            a = ops.convert_to_tensor(getattr(self, f"lora_{target}_a"))
+            b = ops.convert_to_tensor(getattr(self, f"lora_{target}_b"))
+            return ops.tensordot(a, b, axes=1) * scale  # (d, H, D), or (H, D, d) for the output
+
+        parts = [
+            qkv[:, i] + product(name) if name in self.lora_targets else qkv[:, i]
+            for i, name in enumerate(("query", "key", "value"))
+        ]
+        if set(self.lora_targets) & {"query", "key", "value"}:
+            qkv = ops.stack(parts, axis=1)  # (d, 3, H, D)
+        if "output" in self.lora_targets:
+            output = output + product("output")
+        return {"qkv_kernel": qkv, "output_kernel": output}
 
     def compute_output_shape(self, input_shape):
         return input_shape

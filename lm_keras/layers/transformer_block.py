@@ -5,11 +5,13 @@ from keras import ops
 
 from lm_keras.layers.multi_head_self_attention import MultiHeadSelfAttention
 from lm_keras.model_settings import (
+    LORA_TARGETS,
     MLPS,
     NORMS,
     choice_problem,
     fraction_problem,
     heads_problem,
+    lora_problem,
     positive_int_problem,
 )
 
@@ -207,6 +209,40 @@ class TransformerBlock(keras.layers.Layer):
         hidden = self._mlp_hidden(self.mlp_norm(x))  # (B, T, mlp_dim)
         x = x + self.mlp_dropout(self.mlp_out(hidden), training=training)
         return (x, *extras) if extras else x
+
+    def enable_lora(self, rank, alpha=None, targets="attention"):
+        """LoRA on this block (see `TransformerLM.enable_lora`): its attention's own adapters
+        (`MultiHeadSelfAttention.enable_lora`) and, for `"attention_mlp"` and `"all"`, Keras's
+        `Dense.enable_lora` on the MLP's dense layers.
+
+        Args:
+            rank: int, the rank `r` of every pair.
+            alpha: float, the scale is `alpha / r`; None or 0 means `r`.
+            targets: `"attention"`, `"attention_mlp"` or `"all"` (`model_settings.LORA_TARGETS`).
+        """
+        problem = lora_problem(rank, alpha, targets)
+        if problem:
+            raise ValueError(problem)
+        attention_targets, mlp = LORA_TARGETS[targets]
+        self.attention.enable_lora(rank, alpha, attention_targets)
+        if mlp:
+            for layer in self._mlp_dense_layers():
+                layer.enable_lora(rank, lora_alpha=float(alpha or rank))
+
+    def _mlp_dense_layers(self):
+        return [self.mlp_in, self.mlp_out] + ([self.mlp_gate] if self.mlp == "swiglu" else [])
+
+    def merged_kernels(self):
+        """{path of an adapted kernel: the float32 kernel with its LoRA pair folded in}."""
+        kernels = {}
+        if self.attention.lora_rank:
+            for name, value in self.attention.merged_kernels().items():
+                kernels[getattr(self.attention, name).path] = value
+        for layer in self._mlp_dense_layers():
+            if layer.lora_enabled:
+                product = ops.matmul(layer.lora_kernel_a, layer.lora_kernel_b)  # (d_in, d_out)
+                kernels[layer._kernel.path] = layer._kernel + (layer.lora_alpha / layer.lora_rank) * product
+        return kernels
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -9,7 +9,7 @@ from lm_keras.layers.multi_head_self_attention import segment_positions
 from lm_keras.layers.position_embedding import PositionEmbedding
 from lm_keras.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from lm_keras.layers.transformer_block import TransformerBlock, make_norm
-from lm_keras.model_settings import positive_int_problem, transformer_problem
+from lm_keras.model_settings import lora_problem, positive_int_problem, transformer_problem
 
 
 @keras.saving.register_keras_serializable(package="lm_keras")
@@ -257,6 +257,63 @@ class TransformerLM(keras.Model):
         for block in self.blocks:
             x = block(x, training=training, segment_ids=segment_ids, positions=positions)
         return self._logits(x)
+
+    def enable_lora(self, rank, alpha=None, targets="attention"):
+        """Parameter-efficient fine-tuning (LoRA, Hu et al., 2021): freezes every weight of the
+        model and adds a trainable float32 low-rank pair `A (in, r)`, `B (r, out)` to each adapted
+        projection of every block, which then computes `x W + (alpha / r) x A B`. `B` starts at
+        zero, so the model computes what it did before until the pairs train.
+
+        `targets` (`model_settings.LORA_TARGETS`): `"attention"`, the query and value projections
+        (keras-hub's and the LoRA paper's choice), `N 4 r d` trainable parameters;
+        `"attention_mlp"`, those and the MLP's dense layers (Keras's `Dense.enable_lora`),
+        `N (4 r d + 2 r (d + m))` (swiglu: `3 r (d + m)`); `"all"`, the query, key, value,
+        attention output and MLP projections, `N (8 r d + 2 r (d + m))` (swiglu: `3 r (d + m)`).
+        The embeddings, position table, norms and biases stay frozen. `get_config` stays the base
+        model's: the adapters are enabled on a built model, and `merge_lora` folds them away.
+
+        Args:
+            rank: int, the rank `r` of every pair.
+            alpha: float, the update's scale is `alpha / r`; None or 0 means `r` (PEFT's default).
+            targets: `"attention"`, `"attention_mlp"` or `"all"`.
+
+        Example:
+
+        >>> model = TransformerLM(vocab_size=65, num_layers=2, num_heads=4, hidden_dim=32,
+        ...                       mlp_dim=128, seq_len=16)
+        >>> model.enable_lora(4)
+        >>> sum(int(np.prod(v.shape)) for v in model.trainable_variables)  # 2 * 4 * 4 * 32
+        1024
+        """
+        problem = lora_problem(rank, alpha, targets)
+        if problem:
+            raise ValueError(problem)
+        for variable in self.weights:
+            variable.trainable = False
+        for block in self.blocks:
+            block.enable_lora(rank, alpha, targets)
+        self.lora_rank, self.lora_alpha, self.lora_targets = rank, float(alpha or rank), targets
+
+    @property
+    def lora_variables(self):
+        """The LoRA pairs' variables (empty before `enable_lora`), in the model's weight order."""
+        return [v for v in self.weights if v.name.startswith("lora_")]
+
+    def merge_lora(self):
+        """A plain `TransformerLM` (same config, no adapters) whose kernels have the LoRA pairs
+        folded in, `W + (alpha / r) A B` in float32: it computes what this model computes, at a
+        plain model's cost. This model is left as it is.
+        """
+        plain = type(self).from_config(self.get_config())
+        merged = {}
+        for block in self.blocks:
+            merged.update(block.merged_kernels())
+        base = [v for v in self.weights if not v.name.startswith("lora_")]
+        for mine, theirs in zip(base, plain.weights, strict=True):
+            if mine.path.split("/", 1)[-1] != theirs.path.split("/", 1)[-1]:
+                raise ValueError(f"merge_lora: {mine.path} and {theirs.path} do not correspond")
+            theirs.assign(merged.get(mine.path, mine))
+        return plain
 
     def attention_maps(self, token_ids):
         """The attention weights of every block and head.
