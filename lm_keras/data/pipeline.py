@@ -564,6 +564,9 @@ class _Examples(_Source):
         return ids, tf.cast(mask, tf.float32), real
 
     def spans(self, starts, length, rows):
-        """`span` of each of `rows` starts: three (rows, length) tensors."""
-        parts = [self.span(starts[i], length) for i in range(rows)]
-        return tuple(tf.stack([p[k] for p in parts]) for k in range(3))
+        """`span` of each of `rows` starts: three (rows, length) tensors (one traced span, mapped)."""
+        spec = (tf.TensorSpec([length], tf.int32), tf.TensorSpec([length], tf.float32))
+        ids, mask, real = tf.map_fn(
+            lambda g: self.span(g, length), starts, fn_output_signature=(*spec, spec[1])
+        )  # (rows, length) each
+        return tuple(tf.ensure_shape(t, [rows, length]) for t in (ids, mask, real))
