@@ -303,7 +303,7 @@ def test_a_vocabulary_over_65535_ids_switches_to_uint32(tmp_path):
     text = "".join("".join(chars[i : i + 100]) + "\n" for i in range(0, len(chars), 100)) * 2
     (tmp_path / "wide.txt").write_text(text, encoding="utf-8")
     dataset = prepare(str(tmp_path / "wide.txt"), tmp_path / "ds", log=lambda line: None)
-    assert dataset.vocab_size == 70_002 and dataset.manifest["shards"]["dtype"] == "uint32"
+    assert dataset.vocab_size == 70_003 and dataset.manifest["shards"]["dtype"] == "uint32"
     assert (tmp_path / "ds" / "shards" / "train-000000.bin").read_bytes()[6:8] == (4).to_bytes(2, "little")
     ids = np.concatenate([dataset.train.read(0, 10**9), dataset.val.read(0, 10**9)])
     assert ids.max() > 65_535 and dataset.tokenizer().decode(ids) == text
