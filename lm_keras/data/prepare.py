@@ -624,7 +624,8 @@ class _ExamplesRun(_Run):
     def _encode(self, state, tokenizer):
         ex = state.examples
         dtype = fmt.token_dtype(tokenizer.vocab_size)
-        tail, mask = state.read_tail(self.work, dtype), state.read_mask_tail(self.work)
+        pieces = _Pieces(state.read_tail(self.work, dtype), state.read_mask_tail(self.work))
+        size = self.settings.tokens_per_shard
         # The example index grows in the work folder; what a kill wrote after the last save goes.
         for split in fmt.SPLITS:
             with open(self._partial_index(split), "ab") as f:
@@ -640,13 +641,13 @@ class _ExamplesRun(_Run):
                 for record in self._records(i, position, line):
                     split = self._split_of(i, ex["index"], ex)
                     if split != state.split:  # the training split ends: its last shard
-                        tail, mask = self._write_example_shards(state, tail, mask, writer, last=True)
+                        self._write_example_shards(state, pieces, writer, last=True)
                         state.split = split
                     ids, loss_mask = examples_lib.encode_record(tokenizer, record.value, ex["format"])
-                    pending[split].append(state.tokens[split] + len(tail))
-                    tail = np.concatenate([tail, ids.astype(dtype)])
-                    mask = np.concatenate([mask, loss_mask])
-                    tail, mask = self._write_example_shards(state, tail, mask, writer)
+                    pending[split].append(state.tokens[split] + pieces.size)
+                    pieces.add(ids.astype(dtype), loss_mask)
+                    if pieces.size >= size:
+                        self._write_example_shards(state, pieces, writer)
                     ex["index"] += 1
                     ex["counts"][split] += 1
                     ex["characters"][split] += len(examples_lib.record_text(record.value, ex["format"]))
@@ -657,32 +658,34 @@ class _ExamplesRun(_Run):
                     position = record.next
                     state.next, ex["line"] = (i, record.next), record.line + 1
                     if time.monotonic() - saved >= SAVE_SECONDS:
-                        self._save(state, tail, mask, pending, writer)
+                        self._save(state, pieces, pending, writer)
                         saved = time.monotonic()
                     progress.update(state.bytes_done, state.tokens_written)
                 if i + 1 < len(self.source.parts):
                     state.next, ex["line"] = (i + 1, 0), 1
             if state.split != "done":
-                self._write_example_shards(state, tail, mask, writer, last=True)
+                self._write_example_shards(state, pieces, writer, last=True)
                 state.split = "done"
-                tail, mask = np.zeros(0, dtype), np.zeros(0, np.uint8)
-                self._save(state, tail, mask, pending, writer)
+                self._save(state, pieces, pending, writer)
         progress.done(state.bytes_done, state.tokens_written)
 
     def _partial_index(self, split):
         return self.work / f"{split}-examples.part"
 
-    def _save(self, state, tail, mask, pending, writer):
-        """Appends the example starts found since the last save, then saves the state naming them."""
+    def _save(self, state, pieces, pending, writer):
+        """Appends the example starts found since the last save, then saves the state naming them
+        with the ids and mask not yet in a shard."""
         for split in fmt.SPLITS:
             if pending[split]:
                 writer.submit(_append, self._partial_index(split), np.array(pending[split], "<u8").tobytes())
                 pending[split] = []
-        writer.submit(state.saver(self.work, tail, mask))
+        writer.submit(state.saver(self.work, *pieces.join()))
 
-    def _write_example_shards(self, state, ids, mask, writer, last=False):
-        """Writes the full shards of `ids` and their mask shards (with `last`, the rest too)."""
+    def _write_example_shards(self, state, pieces, writer, last=False):
+        """Writes the full shards of the `_Pieces` and their mask shards (with `last`, the rest too);
+        what is left stays in `pieces`."""
         split, size = state.split, self.settings.tokens_per_shard
+        ids, mask = pieces.join()
         while len(ids) >= size or (last and len(ids)):
             shard, ids = ids[:size], ids[size:]
             shard_mask, mask = mask[:size], mask[size:]
@@ -697,7 +700,7 @@ class _ExamplesRun(_Run):
             writer.submit(write_file, folder / fmt.shard_name(split, index), header + shard.tobytes())
             state.shards[split] += 1
             state.tokens[split] += len(shard)
-        return ids, mask
+        pieces.reset(ids, mask)
 
     # ------------------------------------------------------------------- finish
 
@@ -740,6 +743,28 @@ class _ExamplesRun(_Run):
             "longest": longest,
             "validation": validation,
         }
+
+
+class _Pieces:
+    """The ids and loss mask not yet in a shard, as a list of pieces joined only when a shard fills
+    or the state is saved: each example then costs its own length, not the tail's."""
+
+    def __init__(self, ids, mask):
+        self.reset(ids, mask)
+
+    def reset(self, ids, mask):
+        self.ids, self.mask, self.size = [ids], [mask], len(ids)
+
+    def add(self, ids, mask):
+        self.ids.append(ids)
+        self.mask.append(mask)
+        self.size += len(ids)
+
+    def join(self):
+        """(ids, mask), each one array."""
+        if len(self.ids) > 1:
+            self.ids, self.mask = [np.concatenate(self.ids)], [np.concatenate(self.mask)]
+        return self.ids[0], self.mask[0]
 
 
 def _append(path, data):
