@@ -16,9 +16,9 @@ without it.
 
 Example:
 
-    for record in read_records("train.jsonl"):
-        fmt = check_record(record, fmt)       # the first record's format, then checked
+    for record, fmt in read_examples("train.jsonl"):     # each checked, one format per file
         ids, mask = encode_record(tokenizer, record.value, fmt)
+        prompt, reference = prompt_and_reference(record, fmt)  # for scoring by generation
 """
 
 import dataclasses
@@ -185,6 +185,55 @@ def check_record(record, expected=None, set_by=None):
         if not value[field]:
             raise UserError(f"{where}: the field {field!r} is empty: give it text, or leave the record out")
     return fmt
+
+
+def read_examples(path, name=None):
+    """Yields (`Record`, format) for every record of a .jsonl file, each checked (see `check_record`).
+
+    Args:
+        path: the file.
+        name: its name in messages (default: the path).
+
+    Raises:
+        UserError: the first bad line, naming `file:line`; a file with no records.
+    """
+    fmt, set_by = None, None
+    for record in read_records(path, name):
+        fmt = check_record(record, fmt, set_by)
+        set_by = set_by or record.where
+        yield record, fmt
+    if fmt is None:
+        raise UserError(f"{name or path} holds no examples: give a file of one JSON object per line")
+
+
+def prompt_and_reference(record, fmt):
+    """What a model is asked and what it should answer, for scoring an example by generation.
+
+    Args:
+        record: a checked `Record`.
+        fmt: its format.
+
+    Returns:
+        (prompt, reference): for prompt_completion, the prompt text and the completion;
+        for messages, the messages before the last one (a list) and the last one's content.
+
+    Raises:
+        UserError: a text record (it has no answer to score), or messages that do not end
+            with the assistant's reply.
+    """
+    value = record.value
+    if fmt == "prompt_completion":
+        return value["prompt"], value["completion"]
+    if fmt == "messages" and value["messages"][-1]["role"] == chat_template.SCORED_ROLE:
+        return value["messages"][:-1], value["messages"][-1]["content"]
+    if fmt == "messages":
+        raise UserError(
+            f"{record.where}: the messages end with a {value['messages'][-1]['role']} message, so there "
+            "is no reply to score: end each conversation with the assistant's reply"
+        )
+    raise UserError(
+        f"{record.where}: a text record has no answer to score: give prompt/completion or messages records"
+    )
 
 
 def record_text(value, fmt):

@@ -11,7 +11,13 @@ import pytest
 
 from lm_keras import chat_template, tokenizers
 from lm_keras.data import check_example_lengths
-from lm_keras.data.examples import check_record, encode_record, read_records
+from lm_keras.data.examples import (
+    check_record,
+    encode_record,
+    prompt_and_reference,
+    read_examples,
+    read_records,
+)
 from lm_keras.data.prepare import prepare
 from lm_keras.errors import UserError
 from tests.data.test_prepare import run_prepare, tree_bytes
@@ -297,3 +303,20 @@ def test_the_command_takes_jsonl_and_validation_data(tmp_path):
     assert result.returncode == 1 and result.stderr.startswith(
         "error: bad.jsonl:2: the field 'completion' is"
     )
+
+
+def test_scoring_reads_each_prompt_and_its_reference(tmp_path):
+    conversation = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    path = tmp_path / "chat.jsonl"
+    write_jsonl(path, [{"messages": conversation + [{"role": "assistant", "content": "yo"}]}])
+    [(record, fmt)] = list(read_examples(path, "chat.jsonl"))
+    assert prompt_and_reference(record, fmt) == (conversation, "yo")
+    write_jsonl(path, [pc("2+2=", "4"), "", pc("1+1=", "2")])
+    pairs = [(r.line, prompt_and_reference(r, fmt)) for r, fmt in read_examples(path)]
+    assert pairs == [(1, ("2+2=", "4")), (3, ("1+1=", "2"))]
+    write_jsonl(path, [{"text": "abc"}])
+    with pytest.raises(UserError, match=r"^t\.jsonl:1: a text record has no answer to score"):
+        [prompt_and_reference(r, fmt) for r, fmt in read_examples(path, "t.jsonl")]
+    path.write_text("\n")
+    with pytest.raises(UserError, match=r"^e\.jsonl holds no examples"):
+        list(read_examples(path, "e.jsonl"))
