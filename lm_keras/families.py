@@ -25,6 +25,8 @@ class Family:
         xla_devices: the devices where `--jit_compile=auto` compiles its steps with XLA.
         builder: "module:callable" building it from a `ModelConfig`.
         decoder_path: "module:class" of its generation `Decoder`.
+        segments: whether its models take `segment_ids`, so that packed examples attend
+            only within themselves (the Transformer); the LSTMs carry their state across.
     """
 
     name: str
@@ -33,6 +35,7 @@ class Family:
     xla_devices: frozenset
     builder: str
     decoder_path: str
+    segments: bool = False
 
     def build(self, model_config):
         return _load(self.builder)(model_config)
@@ -57,6 +60,7 @@ FAMILIES = {
             frozenset({"CPU", "GPU", "TPU"}),
             "lm_keras.models.transformer_lm:TransformerLM.from_model_config",
             "lm_keras.generation.transformer_decoder:TransformerDecoder",
+            segments=True,
         ),
         Family(
             "lstm",

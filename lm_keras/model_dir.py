@@ -24,6 +24,7 @@ this module does not import TensorFlow: the commands check a directory before it
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
@@ -73,7 +74,7 @@ def stored_config(model_dir):
     return read_config(model_dir)
 
 
-def write_config(model_dir, config, *, preset=None, dataset=None, converted_from=None):
+def write_config(model_dir, config, *, preset=None, dataset=None, converted_from=None, lora_base=None):
     """Writes config.json: the one place its schema is written.
 
     Args:
@@ -83,8 +84,11 @@ def write_config(model_dir, config, *, preset=None, dataset=None, converted_from
             sha256, characters and the two splits' sizes in tokens) and the manifest's hash,
             which a resumed run checks.
         converted_from: a converted model's source ({format, source, config}).
+        lora_base: a LoRA run's base checkpoint ({model_dir, checkpoint, sha256}; `lora_base`).
     """
     record = {**config.to_dict(), "versions": library_versions()}
+    if lora_base is not None:
+        record[LORA_BASE] = lora_base
     if converted_from is not None:
         record["converted_from"] = converted_from
     else:
@@ -178,7 +182,7 @@ def prepare_run(model_dir, config, *, preset=None, log=print):
             f"{model_dir}: use the run's own data, or start a new --model_dir"
         )
     init_from = config.train.init_from
-    if init_from and shards.tokenizer_sha256(pathlib.Path(init_from) / TOKENIZER) != theirs:
+    if init_from and not _tokenizer_of(pathlib.Path(init_from) / TOKENIZER, theirs):
         raise UserError(
             f"the dataset {dataset.path} was prepared with another tokenizer than --init_from="
             f"{init_from}'s: prepare it with --tokenizer_from={init_from}"
@@ -188,13 +192,37 @@ def prepare_run(model_dir, config, *, preset=None, log=print):
         config, model=dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size)
     )
     name = dataset.manifest["corpus"]["name"]
-    check_windows(dataset.train, config.model.seq_len, "training", name)
-    check_windows(dataset.val, config.model.seq_len, "validation", name)
+    if dataset.manifest.get("examples"):
+        from lm_keras.data.examples import check_example_lengths
+
+        check_example_lengths(dataset, config.model.seq_len)
+    else:
+        check_windows(dataset.train, config.model.seq_len, "training", name)
+        check_windows(dataset.val, config.model.seq_len, "validation", name)
+    base = None
+    if config.train.lora_rank:
+        base = stored[LORA_BASE] if stored is not None and LORA_BASE in stored else lora_base(init_from)
     if chief:
         if not own.is_dir():
             replace_dir_atomic(tokenizer.save, own)
-        write_config(model_dir, config, preset=preset, dataset=dataset)
+        write_config(model_dir, config, preset=preset, dataset=dataset, lora_base=base)
     return config, dataset
+
+
+def _tokenizer_of(directory, sha256):
+    """Whether the tokenizer files hashing to `sha256` are `directory`'s tokenizer, or it with the
+    end-of-text id appended (a dataset of examples made from a run trained without one)."""
+    import tempfile
+
+    from lm_keras import tokenizers
+    from lm_keras.data import shards
+
+    if shards.tokenizer_sha256(directory) == sha256:
+        return True
+    grown = tokenizers.load(directory).with_end_of_text()
+    with tempfile.TemporaryDirectory() as tmp:
+        grown.save(tmp)
+        return shards.tokenizer_sha256(tmp) == sha256
 
 
 def _dataset(model_dir, config, stored, log):
@@ -230,6 +258,7 @@ def _dataset(model_dir, config, stored, log):
                 val_fraction=cfg.val_fraction,
                 tokenizer_from=str(own) if own.is_dir() else config.train.init_from,
                 tfds_data_dir=cfg.tfds_data_dir,
+                validation_data=cfg.validation_data,
                 log=log,
             )
     dataset.check_ends()
@@ -263,17 +292,24 @@ def run_dataset(model_dir):
 # ------------------------------------------------------------------- checkpoints
 
 
-def checkpoint(model, step, optimizer=None, wall_seconds=None, rng=None):
+def checkpoint(model, step, optimizer=None, wall_seconds=None, rng=None, lora_base=None):
     """What a checkpoint holds: `tf.train.Checkpoint` of the model's weights and the step, and
     for a training run also its optimizer, wall time and dropout's RNG state.
 
     Training saves all five, a converter the first two; `load_trained` reads the first two of
     either. Keras seed generators are not reachable through the layers by tf.train.Checkpoint,
-    so a run passes their state variables as `rng`.
+    so a run passes their state variables as `rng`. A LoRA run's model (`enable_lora`) is saved
+    as its adapters alone ("adapters", by their paths in the model), beside `lora_base`, a string
+    variable holding the sha256 of the base checkpoint they apply to (`apply_lora`).
     """
     import tensorflow as tf
 
     objects = dict(model=model, step=step, optimizer=optimizer, wall_seconds=wall_seconds, rng=rng)
+    if getattr(model, "lora_rank", 0):
+        objects.update(model=None, lora_base=lora_base)
+        objects["adapters"] = {
+            v.path.split("/", 1)[1].replace("/", "."): v.value for v in model.lora_variables
+        }
     return tf.train.Checkpoint(**{k: v for k, v in objects.items() if v is not None})
 
 
@@ -300,8 +336,13 @@ class TrainedModel:
     model_dir: str
 
 
-def load_trained(model_dir):
-    """Builds the model of `model_dir` and restores its latest weights (not the optimizer)."""
+def load_trained(model_dir, merge_lora=False):
+    """Builds the model of `model_dir` and restores its latest weights (not the optimizer).
+
+    A LoRA run's model is its base (the checkpoint config.json names, checked by its sha256)
+    with the run's adapters; `merge_lora=True` folds them in (`TransformerLM.merge_lora`), for
+    a plain model that computes the same (what export writes).
+    """
     import tensorflow as tf
 
     from lm_keras import tokenizers
@@ -317,7 +358,12 @@ def load_trained(model_dir):
     tokenizer = tokenizers.load(pathlib.Path(model_dir) / TOKENIZER)
     model = build_model(config.model)
     step = tf.Variable(0, dtype=tf.int64)
-    checkpoint(model, step).restore(latest).expect_partial()
+    base = apply_lora(model, model_dir, config.train) if config.train.lora_rank else None
+    checkpoint(model, step, lora_base=base).restore(latest).expect_partial()
+    if base is not None:
+        check_lora_checkpoint(base, model_dir, latest)
+        if merge_lora:
+            model = model.merge_lora()
     return TrainedModel(config, tokenizer, model, int(step.numpy()), str(model_dir))
 
 
@@ -327,8 +373,111 @@ def restore_weights(model, model_dir):
     latest = latest_checkpoint(model_dir)
     if latest is None:
         raise UserError(f"--init_from={model_dir} holds no checkpoint: train that run first")
+    if read_config(model_dir)[0].train.lora_rank:  # a LoRA run: its base with the adapters merged
+        merged = load_trained(model_dir, merge_lora=True).model
+        for mine, theirs in zip(model.weights, merged.weights, strict=True):
+            mine.assign(theirs)
+        return latest
+    base_config = read_config(model_dir)[0].model
+    if base_config.vocab_size == model.vocab_size - 1:
+        # The run's tokenizer is the base's with the end-of-text id appended (fine-tuning on
+        # examples): the embedding (and an untied head) grows by one row.
+        _restore_grown(model, base_config, latest)
+        return latest
     checkpoint(model, None).restore(latest).expect_partial().assert_existing_objects_matched()
     return latest
+
+
+def _restore_grown(model, base_config, path):
+    """Restores a checkpoint of a model one token smaller into `model`: every weight as it was,
+    and the new token's embedding row (and head column) the mean of the others, as Hugging Face's
+    `resize_token_embeddings` does, so the new token starts as a typical one."""
+    import numpy as np
+
+    from lm_keras.models import build_model
+
+    base = build_model(base_config)
+    checkpoint(base, None).restore(path).expect_partial().assert_existing_objects_matched()
+    for mine, theirs in zip(model.weights, base.weights, strict=True):
+        value = np.asarray(theirs.numpy())
+        grown = [axis for axis, (a, b) in enumerate(zip(mine.shape, value.shape)) if a == b + 1]
+        if grown:
+            axis = grown[0]  # (V, d) embeddings, or (d, V) for an untied head
+            value = np.concatenate([value, value.mean(axis=axis, keepdims=True)], axis=axis)
+        mine.assign(value)
+
+
+# ------------------------------------------------------------------------- LoRA
+
+LORA_BASE = "lora_base"  # config.json's record of the checkpoint a LoRA run adapts
+
+
+def checkpoint_sha256(prefix):
+    """The sha256 of a checkpoint's files (`prefix.index` and its data shards, names and bytes)."""
+    prefix = pathlib.Path(prefix)
+    files = sorted(prefix.parent.glob(prefix.name + ".index")) + sorted(
+        prefix.parent.glob(prefix.name + ".data-*")
+    )
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def lora_base(init_from):
+    """The record a new LoRA run keeps of its base: --init_from's latest checkpoint and its sha256."""
+    latest = latest_checkpoint(init_from)
+    if latest is None:
+        raise UserError(f"--init_from={init_from} holds no checkpoint: train that run first")
+    return {
+        "model_dir": str(pathlib.Path(init_from).resolve()),
+        "checkpoint": pathlib.Path(latest).name,
+        "sha256": checkpoint_sha256(latest),
+    }
+
+
+def apply_lora(model, model_dir, train_config):
+    """Restores the base a LoRA run adapts into `model` and enables the run's adapters on it.
+
+    The base is the checkpoint that `model_dir`'s config.json names; one whose files no longer
+    hash to the recorded sha256 (another base) is refused in one line. Returns a string
+    `tf.Variable` holding that sha256, which `checkpoint` saves beside the adapters.
+    """
+    import tensorflow as tf
+
+    base = read_config(model_dir)[1][LORA_BASE]
+    prefix = pathlib.Path(base["model_dir"]) / CHECKPOINTS / base["checkpoint"]
+    if not pathlib.Path(f"{prefix}.index").is_file():
+        raise UserError(
+            f"the LoRA run in {model_dir} adapts {prefix}, which is gone: restore that base "
+            "checkpoint, or start a new --model_dir"
+        )
+    now = checkpoint_sha256(prefix)
+    if now != base["sha256"]:
+        raise UserError(
+            f"the LoRA run in {model_dir} adapts {prefix} (sha256 {base['sha256'][:12]}...), which now "
+            f"holds other weights (sha256 {now[:12]}...): its adapters fit their base only; restore "
+            "it, or start a new --model_dir"
+        )
+    checkpoint(model, None).restore(str(prefix)).expect_partial().assert_existing_objects_matched()
+    tc = train_config
+    model.enable_lora(tc.lora_rank, tc.lora_alpha, tc.lora_targets)
+    return tf.Variable(base["sha256"], dtype=tf.string, trainable=False, name="lora_base")
+
+
+def check_lora_checkpoint(lora_base, model_dir, path):
+    """Refuses a LoRA checkpoint restored into `lora_base` (`apply_lora`'s variable) whose adapters
+    were trained on another base than config.json names."""
+    then = lora_base.numpy().decode()
+    base = read_config(model_dir)[1][LORA_BASE]
+    if then != base["sha256"]:
+        raise UserError(
+            f"{path} holds adapters of another base (sha256 {then[:12]}...) than {model_dir}'s config.json "
+            f"names ({base['sha256'][:12]}...): the run's files were mixed; start a new --model_dir"
+        )
 
 
 # ------------------------------------------------------------------- converters

@@ -15,14 +15,22 @@ import tensorflow as tf
 
 from lm_keras import model_dir as md
 from lm_keras.data import train_dataset
-from lm_keras.data.pipeline import shard_errors
+from lm_keras.data.pipeline import example_eval_dataset, example_train_dataset, shard_errors
 from lm_keras.errors import UserError
 from lm_keras.families import family, resolve_jit
 from lm_keras.files import write_json_atomic, write_text_atomic
+from lm_keras.layers.multi_head_self_attention import segment_ids
 from lm_keras.models import build_model
 from lm_keras.progress import duration
 from lm_keras.training.distribution import make_strategy
-from lm_keras.training.evaluation import LN2, estimate, full_evaluation, make_eval_step, per_example_loss
+from lm_keras.training.evaluation import (
+    LN2,
+    estimate,
+    evaluate,
+    full_evaluation,
+    make_eval_step,
+    per_example_loss,
+)
 from lm_keras.training.metrics_log import MetricsLog
 from lm_keras.training.optimizers import make_optimizer
 
@@ -71,6 +79,9 @@ class Trainer:
         self.config = config
         self.dataset = dataset
         self.train_split, self.val_split = dataset.train, dataset.val
+        # Task examples (a .jsonl corpus): example-aligned windows, each target weighted by its
+        # loss mask; the end-of-text id closes each example.
+        self.examples = dataset.manifest.get("examples")
         self.model_dir = pathlib.Path(model_dir)
         self.log = log or (lambda line: print(line, flush=True))
 
@@ -93,6 +104,8 @@ class Trainer:
         cfg, tc = self.config, self.config.train
         with self.strategy.scope():
             self.model = build_model(cfg.model)
+            # LoRA: the base restored and frozen, adapters on it; only they train and have optimizer state.
+            self.lora_base = md.apply_lora(self.model, self.model_dir, tc) if tc.lora_rank else None
             self.optimizer = make_optimizer(
                 tc, self.model.trainable_variables, self.strategy.num_replicas_in_sync
             )
@@ -101,10 +114,18 @@ class Trainer:
         # Dropout's RNG state lives in Keras seed generators, which tf.train.Checkpoint
         # does not see through the layers: save their variables explicitly.
         rng = [v.value for v in self.model.non_trainable_variables if "seed_generator" in v.path]
-        self.checkpoint = md.checkpoint(self.model, self.step, self.optimizer, self.wall_seconds, rng)
+        self.checkpoint = md.checkpoint(
+            self.model, self.step, self.optimizer, self.wall_seconds, rng, lora_base=self.lora_base
+        )
         self.manager = md.checkpoint_manager(self.checkpoint, self.work_dir, tc.keep_checkpoints)
         self.jit = resolve_jit(tc.jit_compile, cfg.model.model)
         self.view = family(cfg.model.model).view
+        # Packed examples attend only within themselves (the Transformer's segments); an LSTM
+        # carries its state across the end-of-text id, which it learns to treat as a reset.
+        self.segments_of = None
+        if self.examples and tc.packing == "packed" and family(cfg.model.model).segments:
+            eot = int(self.examples["eot_id"])
+            self.segments_of = lambda x: segment_ids(x, eot)
         # Every replica's share of a micro-batch is whole (`train_batches` cuts the step's windows).
         replicas = self.strategy.num_replicas_in_sync
         if tc.batch_size % replicas:
@@ -123,9 +144,14 @@ class Trainer:
         latest = self.manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
+            if self.lora_base is not None:
+                md.check_lora_checkpoint(self.lora_base, self.model_dir, latest)
             self.log(f"resuming from {latest} (step {int(self.step.numpy())})")
             return int(self.step.numpy())
-        if self.config.train.init_from:
+        if self.lora_base is not None:
+            adapters = sum(math.prod(v.shape) for v in self.model.trainable_variables)
+            self.log(f"LoRA fine-tuning of {self.config.train.init_from}: {adapters:,} adapter parameters")
+        elif self.config.train.init_from:
             source = md.restore_weights(self.model, self.config.train.init_from)
             self.log(f"fine-tuning from {source}: weights only, a fresh optimizer")
         return 0
@@ -137,7 +163,8 @@ class Trainer:
 
         With `grad_accum_steps` N > 1 each replica's windows are N micro-batches, run one after
         another in a `tf.while_loop` (one micro-batch's activations alive at a time) and their
-        gradients summed; every loss is divided by the targets of the whole step, so the sum is
+        gradients summed; every loss is divided by the targets of the whole step (for examples,
+        the loss-mask weight of all its windows, on every replica), so the sum is
         the gradient of the step's mean loss, as one batch of all its windows gives. Clipping,
         the loss scale's check and the optimizer then act once, on the sum.
         """
@@ -145,22 +172,27 @@ class Trainer:
         strategy, model, optimizer = self.strategy, self.model, self.optimizer
         replicas = strategy.num_replicas_in_sync
         loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-        global_count = float(self.global_targets)
         variables = model.trainable_variables
-        view, accum = self.view, tc.grad_accum_steps
+        view, accum, segments_of = self.view, tc.grad_accum_steps, self.segments_of
 
-        def micro_loss_and_grads(x, y):
+        def outputs(x):
+            if segments_of is None:
+                return model(x, training=True)
+            return model(x, training=True, segment_ids=segments_of(x))
+
+        def micro_loss_and_grads(x, y, w, count):
             with tf.GradientTape() as tape:
-                loss = tf.reduce_sum(per_example_loss(view, y, model(x, training=True))) / global_count
+                loss = tf.reduce_sum(per_example_loss(view, y, outputs(x)) * w) / count
                 scaled = optimizer.scale_loss(loss) if loss_scaled else loss
             return loss, [tf.convert_to_tensor(g) for g in tape.gradient(scaled, variables)]
 
-        def accumulated_loss_and_grads(x, y):
+        def accumulated_loss_and_grads(x, y, w, count):
             xs = tf.reshape(x, [accum, -1, *x.shape[1:]])  # (b N, T) -> (N, b, T)
             ys = tf.reshape(y, [accum, -1, *y.shape[1:]])  # (N, b, T), or (N, b, V) one-hot
+            ws = tf.reshape(w, [accum, -1, *w.shape[1:]])  # (N, b, T), or (N, b)
 
             def body(i, loss, grads):
-                micro_loss, micro_grads = micro_loss_and_grads(xs[i], ys[i])
+                micro_loss, micro_grads = micro_loss_and_grads(xs[i], ys[i], ws[i], count)
                 return i + 1, loss + micro_loss, [a + g for a, g in zip(grads, micro_grads)]
 
             zeros = [tf.zeros(v.shape, v.dtype) for v in variables]
@@ -181,8 +213,16 @@ class Trainer:
         if self.jit and not whole:
             loss_and_grads = tf.function(loss_and_grads, jit_compile=True)
 
-        def replica_step(x, y):
-            loss, grads = loss_and_grads(x, y)
+        def replica_step(x, y, w=None):
+            if w is None:  # a corpus: every target counts, a constant number of them per step
+                w = tf.ones(tf.shape(y) if view == "next_token" else tf.shape(y)[:1], tf.float32)
+                count = tf.constant(float(self.global_targets))
+            else:  # examples: the step's loss-mask tokens, over every micro-batch and replica
+                count = tf.reduce_sum(w)
+                if replicas > 1:
+                    count = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, count)
+                count = tf.maximum(count, 1.0)
+            loss, grads = loss_and_grads(x, y, w, count)
             if replicas > 1 and tc.grad_clip > 0:
                 context = tf.distribute.get_replica_context()
                 grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
@@ -202,8 +242,11 @@ class Trainer:
     # -------------------------------------------------------------- evaluation
 
     def _estimate(self, eval_step, tokens):
-        """Mean loss over `eval_batches` fixed random windows of a split."""
+        """Mean loss over `eval_batches` fixed random windows of a split (of examples: over the
+        loss-mask targets of its first `eval_batches` batches of examples)."""
         tc, mc = self.config.train, self.config.model
+        if self.examples:
+            return self._example_loss(eval_step, tokens, batches=tc.eval_batches)[0]
         return estimate(
             eval_step,
             tokens,
@@ -214,9 +257,35 @@ class Trainer:
             batches=tc.eval_batches,
         )
 
+    def _example_loss(self, eval_step, split, batches=None):
+        """(mean loss, targets) over the loss-mask targets of a split's examples, each once."""
+        tc, mc = self.config.train, self.config.model
+        ds = example_eval_dataset(
+            split,
+            seq_len=mc.seq_len,
+            batch_size=tc.batch_size,
+            loss_on=tc.loss_on,
+            view=self.view,
+            vocab_size=mc.vocab_size,
+        )
+        total, count = evaluate(eval_step, ds if batches is None else ds.take(batches))
+        return total / max(count, 1.0), int(count)
+
     def evaluate_full(self, eval_step):
-        """The final evaluation: the first `eval_tokens` validation targets (0: all)."""
+        """The final evaluation: the first `eval_tokens` validation targets (0: all); for examples,
+        every validation example's loss-mask targets (`completion_loss` with loss_on=completion)."""
         mc = self.config.model
+        if self.examples:
+            loss, count = self._example_loss(eval_step, self.val_split)
+            return {
+                "val_loss": loss,
+                "val_perplexity": math.exp(loss),
+                "val_bits_per_char": None,
+                "val_tokens": count,
+                "val_split_targets": count,
+                "completion_loss": loss if self.config.train.loss_on == "completion" else None,
+                "examples": self.examples["splits"]["val"]["examples"],
+            }
         return full_evaluation(
             eval_step,
             self.val_split,
@@ -251,8 +320,7 @@ class Trainer:
         replicas = self.strategy.num_replicas_in_sync
 
         def dataset_fn(ctx):
-            windows = train_dataset(
-                self.train_split,
+            common = dict(
                 seq_len=mc.seq_len,
                 batch_size=self.step_windows,
                 seed=tc.seed,
@@ -262,6 +330,12 @@ class Trainer:
                 num_steps=tc.max_steps - start,
                 input_context=ctx,
             )
+            if self.examples:
+                windows = example_train_dataset(
+                    self.train_split, packing=tc.packing, loss_on=tc.loss_on, **common
+                )
+            else:
+                windows = train_dataset(self.train_split, **common)
             # A pipeline that feeds several replicas (one worker's GPUs, a TPU host's cores) hands
             # them consecutive elements in turn: cut its slice of each step into one per replica.
             if replicas > ctx.num_input_pipelines:
@@ -352,14 +426,14 @@ class Trainer:
         """The validation and training estimates on their fixed windows."""
         val = self._estimate(eval_step, self.val_split)
         train = self._estimate(eval_step, self.train_split)
-        bpc = val / LN2 * self.val_split.tokens / self.val_split.characters
+        # Bits per character are a corpus's measure; an example's loss is over its completion.
+        bpc = None if self.examples else val / LN2 * self.val_split.tokens / self.val_split.characters
         self.metrics.write(kind="eval", step=step, val_loss=val, train_loss=train, val_bits_per_char=bpc)
         with self.writer.as_default(step=step):
             tf.summary.scalar("eval/val_loss", val)
             tf.summary.scalar("eval/train_loss", train)
-        self.log(
-            f"eval {step:>6} | val loss {val:.4f} nats/token | {bpc:.3f} bits/char | train loss {train:.4f}"
-        )
+        bits = "" if bpc is None else f" | {bpc:.3f} bits/char"
+        self.log(f"eval {step:>6} | val loss {val:.4f} nats/token{bits} | train loss {train:.4f}")
 
     def _checkpoint(self, step, clock):
         """Saves weights, optimizer, step, RNG state and wall time (after the metrics they cover)."""
@@ -386,14 +460,19 @@ class Trainer:
         write_json_atomic(self.model_dir / md.RESULTS, results)
         self._write_samples()
         scored = f"over all {full['val_tokens']:,} validation targets"
-        if full["val_tokens"] < full["val_split_targets"]:
+        if self.examples:
+            scored = (
+                f"over the {full['val_tokens']:,} {self.config.train.loss_on} targets of "
+                f"{full['examples']:,} validation examples"
+            )
+        elif full["val_tokens"] < full["val_split_targets"]:
             scored = (
                 f"over the first {full['val_tokens']:,} of {full['val_split_targets']:,} validation "
                 "targets (--eval_tokens)"
             )
+        bits = "" if full["val_bits_per_char"] is None else f"{full['val_bits_per_char']:.3f} bits/char | "
         self.log(
-            f"final | val loss {full['val_loss']:.4f} nats/token | "
-            f"{full['val_bits_per_char']:.3f} bits/char | "
+            f"final | val loss {full['val_loss']:.4f} nats/token | {bits}"
             f"perplexity {full['val_perplexity']:.2f} | {scored}"
         )
         return results
