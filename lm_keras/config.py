@@ -37,14 +37,14 @@ PRECISIONS = ("float32", "bfloat16", "float16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 OPTIMIZERS = ("adamw", "adam", "muon")
 SCHEDULES = ("cosine", "constant", "wsd")
-# A SentencePiece vocabulary holds the unknown id, the newline, the 256 byte pieces and at
-# least one character, so a smaller --vocab_size fails for any text; the text-dependent
 # Task examples (a .jsonl corpus): how windows hold them, and which targets the loss scores.
 PACKINGS = ("packed", "padded")
 LOSS_ON = ("completion", "all")
-# limits (one piece per distinct character, the most pieces the text supports) are found
-# when the tokenizer trains.
-MIN_SENTENCEPIECE_VOCAB_SIZE = 1 + 1 + 256 + 1
+# A SentencePiece vocabulary holds the unknown id, the newline, the 256 byte pieces, at
+# least one character and the end-of-text id, so a smaller --vocab_size fails for any text;
+# the text-dependent limits (one piece per distinct character, the most pieces the text
+# supports) are found when the tokenizer trains.
+MIN_SENTENCEPIECE_VOCAB_SIZE = 1 + 1 + 256 + 1 + 1
 # The final evaluation scores the first this many validation targets: tiny Shakespeare's
 # 111,537 whole, a 20-million-target split in a minute rather than in hours.
 DEFAULT_EVAL_TOKENS = 1_000_000
@@ -318,8 +318,8 @@ def _vocab_size_problem(tokenizer, vocab_size):
     if tokenizer != "char" and vocab_size < MIN_SENTENCEPIECE_VOCAB_SIZE:
         return (
             f"vocab_size must be at least {MIN_SENTENCEPIECE_VOCAB_SIZE} for "
-            f"--tokenizer={tokenizer} (the unknown id, newline, 256 byte pieces and one "
-            "piece per character of the text); "
+            f"--tokenizer={tokenizer} (the unknown id, newline, 256 byte pieces, one "
+            "piece per character of the text and the end-of-text id); "
             f"received vocab_size={vocab_size} (try --vocab_size=1024)"
         )
     return None

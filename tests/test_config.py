@@ -22,7 +22,7 @@ from lm_keras.errors import UserError
         (
             "data",
             {"tokenizer": "unigram", "vocab_size": 100},
-            r"--vocab_size must be at least 259 for --tokenizer=unigram .* received vocab_size=100",
+            r"--vocab_size must be at least 260 for --tokenizer=unigram .* received vocab_size=100",
         ),
         ("train", {"batch_size": 0}, r"--batch_size must be > 0; received batch_size=0"),
         ("train", {"min_learning_rate": 1.0}, r"--min_learning_rate must not exceed --learning_rate"),

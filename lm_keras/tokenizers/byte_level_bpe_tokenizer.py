@@ -11,7 +11,7 @@ VOCAB_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"
 # The first line of GPT-2's merges.txt, which readers skip.
 MERGES_HEADER = "#version: 0.2"
-END_OF_TEXT = "<|endoftext|>"
+END_OF_TEXT = tokenizer_lib.END_OF_TEXT
 INSTALL_HINT = "pip install 'lm_keras[gpt2]'"
 
 
@@ -45,8 +45,13 @@ class ByteLevelBPETokenizer(tokenizer_lib.Tokenizer):
     token, so `decode(encode(s)) == s` for any str s without lone surrogates.
     Encoding and decoding run Hugging Face `tokenizers` (the implementation that
     `transformers` uses for GPT-2); `in_graph()` gives the same ids with stock
-    TensorFlow ops. The text "<|endoftext|>" is ordinary text here: it encodes
-    to its characters, and only the id of that token decodes to it.
+    TensorFlow ops.
+
+    The end-of-text id is the id of the token "<|endoftext|>" (GPT-2's 50256, and the
+    last id of a trained one), whatever tokenizer.json says. The text "<|endoftext|>"
+    is ordinary text here: it encodes to its characters (GPT-2's pre-tokenizer cuts
+    it into "<|", "endoftext", "|>", so no merge can make the token), and the id
+    decodes to "".
 
     Args:
         vocab: dict token -> id, ids 0 .. n - 1 (GPT-2's vocab.json).
@@ -99,9 +104,20 @@ class ByteLevelBPETokenizer(tokenizer_lib.Tokenizer):
         return len(self.vocab)
 
     @property
-    def end_of_text_id(self):
+    def eot_id(self):
         """The id of "<|endoftext|>", or None if the vocabulary has no such token."""
         return self.vocab.get(END_OF_TEXT)
+
+    @property
+    def end_of_text_id(self):
+        """The same as `eot_id` (the conversion code's name for it)."""
+        return self.eot_id
+
+    def with_end_of_text(self):
+        """Returns this tokenizer with "<|endoftext|>" as its last id; itself if its vocabulary has it."""
+        if self.eot_id is not None:
+            return self
+        return ByteLevelBPETokenizer({**self.vocab, END_OF_TEXT: len(self.vocab)}, self.merges)
 
     @classmethod
     def train(cls, text, vocab_size):
@@ -186,8 +202,9 @@ class ByteLevelBPETokenizer(tokenizer_lib.Tokenizer):
         return np.asarray(self._tokenizer.encode(text).ids, np.int32)
 
     def decode(self, ids):
-        """Returns the text of `ids`; bytes that spell no valid UTF-8 give U+FFFD."""
-        return self._tokenizer.decode(self._as_ids(ids).tolist(), skip_special_tokens=False)
+        """Returns the text of `ids`; bytes that spell no valid UTF-8 give U+FFFD, the end-of-text id ""."""
+        ids = self._without_end_of_text(self._as_ids(ids))
+        return self._tokenizer.decode(ids.tolist(), skip_special_tokens=False)
 
     def token_bytes(self, token_id):
         """The bytes that token `token_id` stands for."""
@@ -195,6 +212,8 @@ class ByteLevelBPETokenizer(tokenizer_lib.Tokenizer):
 
     def id_to_piece(self, token_id):
         """Returns the text of `token_id`; a token that is not whole UTF-8 shows its bytes ('<0xE2>')."""
+        if self._check_id(token_id) == self.eot_id:
+            return END_OF_TEXT
         data = self.token_bytes(token_id)
         try:
             return data.decode("utf-8")
@@ -205,7 +224,7 @@ class ByteLevelBPETokenizer(tokenizer_lib.Tokenizer):
         """Returns a `ByteLevelBPETokenizerGraph` (see `Tokenizer.in_graph`)."""
         from lm_keras.tokenizers.byte_level_bpe_tokenizer_graph import ByteLevelBPETokenizerGraph
 
-        return ByteLevelBPETokenizerGraph(self.vocab, self.merges)
+        return ByteLevelBPETokenizerGraph(self.vocab, self.merges, eot_id=self.eot_id)
 
     def save_files(self, directory):
         """Writes GPT-2's `vocab.json` and `merges.txt` into `directory`."""
@@ -226,16 +245,23 @@ class ByteLevelBPETokenizer(tokenizer_lib.Tokenizer):
                 "vocab_file": VOCAB_FILE,
                 "merges_file": MERGES_FILE,
                 "tokenizers_version": _import_tokenizers().__version__,
+                **self._end_of_text_config(),
             },
         )
 
     @classmethod
     def from_config(cls, config, directory):
-        """Returns the tokenizer that `save` wrote; `config` is its tokenizer.json."""
+        """Returns the tokenizer that `save` wrote; `config` is its tokenizer.json.
+
+        Its eot_id is the id of "<|endoftext|>" in vocab.json, also for a
+        tokenizer.json written before lm_keras recorded it.
+        """
         tok = cls.from_files(
             tokenizer_lib.join(directory, config.get("vocab_file", VOCAB_FILE)),
             tokenizer_lib.join(directory, config.get("merges_file", MERGES_FILE)),
         )
+        if "eot_id" in config:
+            tokenizer_lib.eot_id_from_config(config, tok.eot_id, directory)
         if tok.vocab_size != config["vocab_size"]:
             raise UserError(
                 f"{directory}/{VOCAB_FILE} has {tok.vocab_size} tokens but tokenizer.json says "

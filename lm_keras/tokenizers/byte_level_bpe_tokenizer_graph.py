@@ -63,6 +63,8 @@ class ByteLevelBPETokenizerGraph(tf.Module):
     Args:
         vocab: dict token -> id (GPT-2's vocab.json), ids 0 .. n - 1.
         merges: list of (left, right) token pairs in rank order (GPT-2's merges.txt).
+        eot_id: None, or the id of "<|endoftext|>": tokenize never gives it (no word
+            is that token), and detokenize drops it.
 
     Call arguments:
         tokenize(strings): tf.string (B,).
@@ -82,16 +84,20 @@ class ByteLevelBPETokenizerGraph(tf.Module):
     ' 🙂'
     """
 
-    def __init__(self, vocab, merges, name="byte_level_bpe_tokenizer"):
+    def __init__(self, vocab, merges, eot_id=None, name="byte_level_bpe_tokenizer"):
         super().__init__(name=name)
         self.vocab_size = len(vocab)
+        self.eot_id = eot_id
         starts, codes = class_codes()
         self._class_starts = tf.constant(starts, tf.int32)
         self._class_codes = tf.constant(codes, tf.int32)
         self._byte_ids = tf.constant([vocab[BYTE_CHARS[b]] for b in range(256)], tf.int32)
         char_bytes = {c: b for b, c in BYTE_CHARS.items()}
         id_to_token = sorted(vocab, key=vocab.get)
-        self._token_bytes = tf.constant([bytes(char_bytes[c] for c in t) for t in id_to_token], tf.string)
+        token_bytes = [bytes(char_bytes[c] for c in t) for t in id_to_token]
+        if eot_id is not None:
+            token_bytes[eot_id] = b""  # detokenize drops the end-of-text id
+        self._token_bytes = tf.constant(token_bytes, tf.string)
 
         # A pair listed twice keeps its last rank, as tokenizers' BPE does.
         rank_of = {(vocab[a], vocab[b]): rank for rank, (a, b) in enumerate(merges)}

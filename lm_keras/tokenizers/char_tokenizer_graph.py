@@ -16,6 +16,8 @@ class CharTokenizerGraph(tf.Module):
 
     Args:
         characters: str, the vocabulary in id order (ids 1..n); id 0 is unknown.
+        eot_id: None, or n + 1: the end-of-text id, which tokenize never gives and
+            detokenize drops.
 
     Call arguments:
         tokenize(strings): tf.string (B,).
@@ -36,9 +38,12 @@ class CharTokenizerGraph(tf.Module):
     array([b'hold'], dtype=object)
     """
 
-    def __init__(self, characters, name="char_tokenizer"):
+    def __init__(self, characters, eot_id=None, name="char_tokenizer"):
         super().__init__(name=name)
-        self.vocab_size = len(characters) + 1
+        if eot_id is not None and eot_id != len(characters) + 1:
+            raise ValueError(f"eot_id must be None or {len(characters) + 1}; received {eot_id}")
+        self.eot_id = eot_id
+        self.vocab_size = len(characters) + 1 + (eot_id is not None)
         codepoints = np.array([ord(c) for c in characters], np.int32)
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
@@ -60,6 +65,6 @@ class CharTokenizerGraph(tf.Module):
 
     @tf.function
     def detokenize(self, ids):
-        ids = graph_ops.as_ragged_ids(ids, self.vocab_size)  # (B, None) int32
+        ids = graph_ops.drop_id(graph_ops.as_ragged_ids(ids, self.vocab_size), self.eot_id)  # (B, None) int32
         codepoints = ids.with_flat_values(tf.gather(tf.constant(self._id_to_codepoint), ids.flat_values))
         return tf.strings.unicode_encode(codepoints, "UTF-8")  # (B,)

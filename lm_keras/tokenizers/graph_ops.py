@@ -24,6 +24,13 @@ def as_ragged_ids(ids, vocab_size):
     return ids.with_flat_values(flat)
 
 
+def drop_id(ids, token_id):
+    """`ids` (RaggedTensor (B, None)) without every `token_id` (a Python int; None drops nothing)."""
+    if token_id is None:
+        return ids
+    return tf.ragged.boolean_mask(ids, tf.not_equal(ids, token_id))  # (B, None)
+
+
 def join_parts(part_ids, row_splits, separator_ids):
     """Concatenates the ids of each row's parts, with `separator_ids` between parts.
 

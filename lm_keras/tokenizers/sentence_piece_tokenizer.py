@@ -64,9 +64,15 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
     spaces, emoji and scripts absent from the training text (those are spelled
     by byte-fallback ids `<0x00>`..`<0xFF>`). Train one with `train`.
 
+    The end-of-text id is one id after the model's pieces (eot_id = the number of
+    pieces); SentencePiece itself never sees it: `encode` cannot give it and
+    `decode` drops it.
+
     Args:
         model_proto: bytes, a serialized SentencePiece `ModelProto`.
         kind: "bpe" or "unigram", the model's type.
+        end_of_text: whether the id after the pieces is the end-of-text id (`train`
+            gives it; a tokenizer saved before lm_keras had one loads without it).
 
     Example:
 
@@ -75,7 +81,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
     True
     """
 
-    def __init__(self, model_proto, kind):
+    def __init__(self, model_proto, kind, end_of_text=False):
         import sentencepiece
 
         if kind not in KINDS:
@@ -83,6 +89,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         self.kind = kind
         self.model_proto = bytes(model_proto)
         self._processor = sentencepiece.SentencePieceProcessor(model_proto=self.model_proto)
+        self._eot_id = self._processor.get_piece_size() if end_of_text else None
         if self._processor.get_piece_size() < 256 or not self._byte_ids_present():
             raise UserError(
                 "model_proto must be a SentencePiece model trained with byte_fallback=True; "
@@ -108,10 +115,12 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         Args:
             kind: "bpe" or "unigram".
             text: str, the training split.
-            vocab_size: int, the number of ids, unknown id and byte pieces included.
+            vocab_size: int, the number of ids: the unknown id, the newline, the 256
+                byte pieces, the learned pieces and the end-of-text id (so the model
+                trains vocab_size - 1 pieces).
 
         Returns:
-            A `SentencePieceTokenizer`.
+            A `SentencePieceTokenizer` with an end-of-text id.
 
         Raises:
             UserError: vocab_size is outside what the text supports; the message says
@@ -139,16 +148,26 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
                 sentence_iterator=iter(sentences),
                 model_writer=model,
                 model_type=kind,
-                vocab_size=int(vocab_size),
+                vocab_size=int(vocab_size) - 1,  # the pieces; the end-of-text id comes after them
                 **TRAINER_SETTINGS,
             )
         except RuntimeError as e:
             raise _vocab_size_error(kind, int(vocab_size), str(e)) from None
-        return cls(model.getvalue(), kind)
+        return cls(model.getvalue(), kind, end_of_text=True)
 
     @property
     def vocab_size(self):
-        return self._processor.get_piece_size()
+        return self._processor.get_piece_size() + (self._eot_id is not None)
+
+    @property
+    def eot_id(self):
+        return self._eot_id
+
+    def with_end_of_text(self):
+        """Returns this tokenizer with the end-of-text id after its pieces; itself if it has it."""
+        if self._eot_id is not None:
+            return self
+        return SentencePieceTokenizer(self.model_proto, self.kind, end_of_text=True)
 
     def encode(self, text):
         """Returns the ids of `text` (any str without lone surrogates) as int32, shape (n,)."""
@@ -178,15 +197,18 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         return np.asarray(ids, np.int32)
 
     def decode(self, ids):
-        """Returns the text of `ids`; byte ids that spell no valid UTF-8 give U+FFFD."""
-        return self._processor.decode(self._as_ids(ids).tolist())
+        """Returns the text of `ids`; byte ids that spell no valid UTF-8 give U+FFFD; eot_id gives ""."""
+        return self._processor.decode(self._without_end_of_text(self._as_ids(ids)).tolist())
 
     def id_to_piece(self, token_id):
         """Returns the text of `token_id`, spaces shown as spaces.
 
-        Byte-fallback pieces show as '<0xE2>', the unknown id as '<unk>'.
+        Byte-fallback pieces show as '<0xE2>', the unknown id as '<unk>', the
+        end-of-text id as '<|endoftext|>'.
         """
         token_id = self._check_id(token_id)
+        if token_id == self._eot_id:
+            return tokenizer_lib.END_OF_TEXT
         piece = self._processor.id_to_piece(token_id)
         if self._processor.is_byte(token_id) or self._processor.is_unknown(token_id):
             return piece
@@ -196,7 +218,9 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         """Returns a `SentencePieceTokenizerGraph` (see `Tokenizer.in_graph`)."""
         from lm_keras.tokenizers.sentence_piece_tokenizer_graph import SentencePieceTokenizerGraph
 
-        return SentencePieceTokenizerGraph(self.model_proto, self.escaped_space_ids, self.newline_ids)
+        return SentencePieceTokenizerGraph(
+            self.model_proto, self.escaped_space_ids, self.newline_ids, eot_id=self._eot_id
+        )
 
     def save(self, directory):
         """Writes `sentencepiece.model` and `tokenizer.json` into `directory`."""
@@ -212,12 +236,17 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
                 "vocab_size": self.vocab_size,
                 "model_file": MODEL_FILE,
                 "sentencepiece_version": sentencepiece.__version__,
+                **self._end_of_text_config(),
             },
         )
 
     @classmethod
     def from_config(cls, config, directory):
-        """Returns the tokenizer that `save` wrote; `config` is its tokenizer.json."""
+        """Returns the tokenizer that `save` wrote; `config` is its tokenizer.json.
+
+        A tokenizer.json without "eot_id" (written before lm_keras had one) gives a
+        tokenizer whose eot_id is None.
+        """
         path = tokenizer_lib.join(directory, config.get("model_file", MODEL_FILE))
         if not tokenizer_lib.exists(path):
             raise UserError(
@@ -225,9 +254,12 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
             )
         with tokenizer_lib.open_file(path, "rb") as f:
             tok = cls(f.read(), config["kind"])
+        if tokenizer_lib.eot_id_from_config(config, tok.vocab_size, directory) is not None:
+            tok = tok.with_end_of_text()
         if tok.vocab_size != config["vocab_size"]:
+            eot = " + the end-of-text id" if tok.eot_id is not None else ""
             raise UserError(
-                f"{path} has {tok.vocab_size} pieces but tokenizer.json says "
+                f"{path} has {tok._processor.get_piece_size()} pieces{eot} but tokenizer.json says "
                 f"vocab_size={config['vocab_size']}; the files are from different tokenizers, "
                 "save the tokenizer again"
             )
@@ -260,18 +292,19 @@ _TOO_LARGE = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to 
 
 def _vocab_size_error(kind, vocab_size, message):
     """The UserError for a failed training run, naming the size limit SentencePiece reported."""
+    # SentencePiece counts pieces; vocab_size counts them and the end-of-text id.
     small = _TOO_SMALL.search(message)
     if small:
         return UserError(
             f"vocab_size={vocab_size} is too small for a {kind} tokenizer of this text: the "
-            f"smallest size it supports is {small.group(2)} (the unknown id, newline, 256 byte "
-            "pieces and one piece per distinct character); pass a larger vocab_size"
+            f"smallest size it supports is {int(small.group(2)) + 1} (the unknown id, newline, 256 byte "
+            "pieces, one piece per distinct character and the end-of-text id); pass a larger vocab_size"
         )
     large = _TOO_LARGE.search(message)
     if large:
         return UserError(
             f"vocab_size={vocab_size} is too large for a {kind} tokenizer of this text: the "
-            f"largest size it supports is {large.group(2)}; pass a smaller vocab_size or more text"
+            f"largest size it supports is {int(large.group(2)) + 1}; pass a smaller vocab_size or more text"
         )
     return UserError(
         f"SentencePiece could not train a {kind} tokenizer with "

@@ -20,6 +20,8 @@ class SentencePieceTokenizerGraph(tf.Module):
         escaped_space_ids: the 3 byte-fallback ids of U+2581's UTF-8 bytes, which
             stand for a literal U+2581 in the text (see `SentencePieceTokenizer`).
         newline_ids: the id of the newline piece, as a one-element list.
+        eot_id: None, or the number of pieces: the end-of-text id after them, which
+            tokenize never gives and detokenize drops.
 
     Call arguments:
         tokenize(strings): tf.string (B,).
@@ -39,10 +41,16 @@ class SentencePieceTokenizerGraph(tf.Module):
     '▁ 🙂'
     """
 
-    def __init__(self, model_proto, escaped_space_ids, newline_ids, name="sentence_piece_tokenizer"):
+    def __init__(
+        self, model_proto, escaped_space_ids, newline_ids, eot_id=None, name="sentence_piece_tokenizer"
+    ):
         super().__init__(name=name)
         self._sentencepiece = tf_text.SentencepieceTokenizer(model=model_proto, out_type=tf.int32)
-        self.vocab_size = int(self._sentencepiece.vocab_size())
+        pieces = int(self._sentencepiece.vocab_size())
+        if eot_id is not None and eot_id != pieces:
+            raise ValueError(f"eot_id must be None or {pieces} (the number of pieces); received {eot_id}")
+        self.eot_id = eot_id
+        self.vocab_size = pieces + (eot_id is not None)
         self._escaped_space_ids = [int(i) for i in escaped_space_ids]
         self._newline_ids = [int(i) for i in newline_ids]
         # SavedModel keeps the traced functions only: trace detokenize for both id types.
@@ -66,5 +74,5 @@ class SentencePieceTokenizerGraph(tf.Module):
 
     @tf.function
     def detokenize(self, ids):
-        ids = graph_ops.as_ragged_ids(ids, self.vocab_size)  # (B, None) int32
+        ids = graph_ops.drop_id(graph_ops.as_ragged_ids(ids, self.vocab_size), self.eot_id)  # (B, None) int32
         return self._sentencepiece.detokenize(ids)  # (B,)

@@ -5,11 +5,15 @@ import os
 
 import numpy as np
 
+from lm_keras import chat_template
 from lm_keras.errors import UserError
 
 # The format of `tokenizer.json`; `load` refuses files written by a newer format.
 FORMAT_VERSION = 1
 CONFIG_FILE = "tokenizer.json"
+# The name shown for the end-of-text id (GPT-2's token). Text never encodes to that id,
+# this string included: it is ordinary text to every tokenizer.
+END_OF_TEXT = "<|endoftext|>"
 
 
 class Tokenizer:
@@ -22,7 +26,12 @@ class Tokenizer:
 
     Attributes:
         kind: "char", "bpe", "unigram" or "gpt2_bpe".
-        vocab_size: the number of ids; every id is in `[0, vocab_size)`.
+        vocab_size: the number of ids; every id is in `[0, vocab_size)`, the
+            end-of-text id included: it is the number of rows a model's embedding needs.
+        eot_id: the end-of-text id (an int), or None for a tokenizer saved before
+            lm_keras had one (`with_end_of_text()` adds it). `encode` never gives it,
+            not even for the text "<|endoftext|>"; `decode` drops it. It ends each
+            document and chat message, so a model learns to emit it where text ends.
 
     Example:
 
@@ -35,6 +44,24 @@ class Tokenizer:
 
     @property
     def vocab_size(self):
+        raise NotImplementedError
+
+    @property
+    def eot_id(self):
+        raise NotImplementedError
+
+    @property
+    def chat_template(self):
+        """The chat template's record (`lm_keras.chat_template.record()`), or None without an eot_id."""
+        return None if self.eot_id is None else chat_template.record()
+
+    def with_end_of_text(self):
+        """Returns this tokenizer with an end-of-text id; itself if it has one.
+
+        For "char", "bpe" and "unigram" the id is appended after the tokenizer's own
+        ids (eot_id = the old vocab_size), so every other id keeps its meaning and a
+        model trained without it needs one more embedding row. `save` records it.
+        """
         raise NotImplementedError
 
     def encode(self, text):
@@ -66,9 +93,20 @@ class Tokenizer:
         raise NotImplementedError
 
     def __repr__(self):
-        return f"{type(self).__name__}(kind={self.kind!r}, vocab_size={self.vocab_size})"
+        name = type(self).__name__
+        return f"{name}(kind={self.kind!r}, vocab_size={self.vocab_size}, eot_id={self.eot_id})"
 
     # Helpers shared by the subclasses.
+
+    def _end_of_text_config(self):
+        """The tokenizer.json entries of the end-of-text id and the chat template (none without it)."""
+        if self.eot_id is None:
+            return {}
+        return {"eot_id": self.eot_id, "chat_template": self.chat_template}
+
+    def _without_end_of_text(self, ids):
+        """`ids` (int64 (n,), checked by `_as_ids`) without the end-of-text id."""
+        return ids if self.eot_id is None else ids[ids != self.eot_id]
 
     def _check_text(self, text):
         if not isinstance(text, str):
@@ -128,7 +166,7 @@ def write_config(directory, config):
 
 
 def read_config(directory):
-    """Reads `directory/tokenizer.json`, checking that this library can read its format."""
+    """Reads `directory/tokenizer.json`, checking that this library can read its format and chat template."""
     path = join(directory, CONFIG_FILE)
     if not exists(path):
         raise UserError(
@@ -146,7 +184,27 @@ def read_config(directory):
             f"{path} has format version {version!r}, which this lm_keras cannot read (it reads "
             f"versions up to {FORMAT_VERSION}); upgrade lm_keras"
         )
+    if "chat_template" in config:
+        chat_template.check_record(config["chat_template"], path)
     return config
+
+
+def eot_id_from_config(config, expected, directory):
+    """The eot_id that `config` (a tokenizer.json) records: None if it has none, else `expected`.
+
+    Raises:
+        UserError: the file records an id other than `expected`, the id the
+            tokenizer's own files give it.
+    """
+    recorded = config.get("eot_id")
+    if recorded is None:
+        return None
+    if recorded != expected:
+        raise UserError(
+            f"{join(directory, CONFIG_FILE)} says eot_id={recorded!r}, but this {config.get('kind')} "
+            f"tokenizer's end-of-text id is {expected}; the file is damaged, save the tokenizer again"
+        )
+    return expected
 
 
 # File access: local paths with the standard library; URLs such as gs://bucket/dir with

@@ -61,7 +61,7 @@ def test_the_dataset_on_disk(tmp_path, shakespeare):
         {"name": "tinyshakespeare.txt", "bytes": 1_115_394, "sha256": shakespeare.sha256}
     ]
     assert manifest["corpus"]["sha256"] == shakespeare.sha256
-    assert manifest["tokenizer"]["kind"] == "char" and manifest["tokenizer"]["vocab_size"] == 66
+    assert manifest["tokenizer"]["kind"] == "char" and manifest["tokenizer"]["vocab_size"] == 67
     assert manifest["tokenizer"]["sha256"] == shards.tokenizer_sha256(out / "tokenizer")
     assert manifest["shards"] == {"dtype": "uint16", "header_bytes": 16, "tokens_per_shard": 131_072}
     assert manifest["validation"]["first_character"] == 1_003_856

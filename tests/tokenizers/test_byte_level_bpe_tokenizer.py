@@ -74,9 +74,12 @@ def test_any_unicode_gives_hugging_faces_ids_and_round_trips(tok, reference, tex
     assert tok.decode(ids) == text
 
 
-def test_end_of_text_is_ordinary_text_and_its_id_decodes_to_it(tok):
-    assert tok.end_of_text_id not in tok.encode(END_OF_TEXT)
-    assert tok.decode([tok.end_of_text_id]) == END_OF_TEXT
+def test_end_of_text_is_ordinary_text_and_its_id_decodes_to_nothing(tok):
+    assert tok.eot_id == tok.end_of_text_id == VOCAB_SIZE - 1
+    assert tok.eot_id not in tok.encode(END_OF_TEXT)
+    assert tok.decode([tok.eot_id]) == ""
+    assert tok.decode([*tok.encode("a"), tok.eot_id, *tok.encode("b")]) == "ab"
+    assert tok.id_to_piece(tok.eot_id) == END_OF_TEXT
 
 
 def test_decode_of_a_partial_character_gives_the_replacement_character(tok, reference):

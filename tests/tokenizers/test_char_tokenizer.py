@@ -20,15 +20,17 @@ def tok(trained):
     return trained("char")
 
 
-def test_vocabulary_is_the_train_split_characters_plus_unknown(tok, train_text):
+def test_vocabulary_is_the_train_split_characters_plus_unknown_and_end_of_text(tok, train_text):
     assert isinstance(tok, CharTokenizer)
     assert tok.kind == "char"
     assert tok.characters == SHAKESPEARE_CHARS == "".join(sorted(set(train_text)))
-    assert tok.vocab_size == 66  # nanoGPT's 65 characters + the unknown id 0
+    assert tok.vocab_size == 67  # the unknown id 0, nanoGPT's 65 characters, the end-of-text id 66
     assert tok.unknown_id == 0
+    assert tok.eot_id == 66
     assert tok.id_to_piece(0) == "\ufffd"
     assert tok.id_to_piece(1) == "\n"
     assert tok.id_to_piece(65) == "z"
+    assert tok.id_to_piece(66) == "<|endoftext|>"
     assert tok.encode("\n !z").tolist() == [1, 2, 3, 65]
 
 
@@ -96,12 +98,12 @@ def test_decode_accepts_lists_arrays_and_eager_tensors(tok):
 
 
 def test_decode_rejects_ids_outside_the_vocabulary(tok):
-    with pytest.raises(ValueError, match=r"ids must be in \[0, 66\).*id 66 at position 1"):
-        tok.decode([1, 66])
+    with pytest.raises(ValueError, match=r"ids must be in \[0, 67\).*id 67 at position 1"):
+        tok.decode([1, 67])
     with pytest.raises(ValueError, match=r"id -1 at position 0"):
         tok.decode([-1])
-    with pytest.raises(ValueError, match=r"token_id must be in \[0, 66\) .*; received token_id=66"):
-        tok.id_to_piece(66)
+    with pytest.raises(ValueError, match=r"token_id must be in \[0, 67\) .*; received token_id=67"):
+        tok.id_to_piece(67)
 
 
 def test_encode_rejects_bytes(tok):
@@ -112,20 +114,20 @@ def test_encode_rejects_bytes(tok):
 def test_train_uses_all_characters_and_sorts_them():
     tok = tokenizers.train("char", "hello world")
     assert tok.characters == " dehlorw"
-    assert tok.vocab_size == 9
+    assert tok.vocab_size == 10 and tok.eot_id == 9
     assert tok.encode("hold!").tolist() == [4, 6, 5, 2, 0]
-    assert tokenizers.train("char", "hello world", vocab_size=9).characters == " dehlorw"
-    assert tokenizers.train("char", "hello world", vocab_size=0).vocab_size == 9
+    assert tokenizers.train("char", "hello world", vocab_size=10).characters == " dehlorw"
+    assert tokenizers.train("char", "hello world", vocab_size=0).vocab_size == 10
 
 
 def test_vocab_size_other_than_the_texts_names_the_size(train_text):
     with pytest.raises(
         ValueError,
-        match=r"vocab_size=100 .* the largest size it supports is 66 "
-        r"\(65 distinct characters \+ the unknown id\)",
+        match=r"vocab_size=100 .* the largest size it supports is 67 "
+        r"\(65 distinct characters \+ the unknown id \+ the end-of-text id\)",
     ):
         tokenizers.train("char", train_text, vocab_size=100)
-    with pytest.raises(ValueError, match=r"vocab_size=10 .* the smallest size it supports is 66"):
+    with pytest.raises(ValueError, match=r"vocab_size=10 .* the smallest size it supports is 67"):
         tokenizers.train("char", train_text, vocab_size=10)
 
 
@@ -139,13 +141,14 @@ def test_save_and_load_give_the_same_ids(tok, corpus, tmp_path):
     tok.save(str(directory))
     config = json.loads((directory / "tokenizer.json").read_text(encoding="utf-8"))
     assert config["kind"] == "char"
-    assert config["vocab_size"] == 66
+    assert config["vocab_size"] == 67
     assert config["version"] == 1
     assert config["characters"] == SHAKESPEARE_CHARS
+    assert config["eot_id"] == 66
 
     loaded = tokenizers.load(str(directory))
     assert isinstance(loaded, CharTokenizer)
-    assert loaded.vocab_size == 66
+    assert (loaded.vocab_size, loaded.eot_id) == (67, 66)
     text = corpus[:5000] + "\U0001f600" + U2581
     np.testing.assert_array_equal(loaded.encode(text), tok.encode(text))
     # A model directory holding tokenizer/ loads too.

@@ -54,8 +54,8 @@ def test_invalid_utf8_raises_invalid_argument(graph, bad):
 
 
 def test_ids_outside_the_vocabulary_raise_invalid_argument(graph):
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"token ids must be in \[0, 66\)"):
-        graph.detokenize(tf.ragged.constant([[1, 66]]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"token ids must be in \[0, 67\)"):
+        graph.detokenize(tf.ragged.constant([[1, 67]]))
     with pytest.raises(tf.errors.InvalidArgumentError):
         graph.detokenize(tf.constant([[-1]]))
 

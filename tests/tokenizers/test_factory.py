@@ -25,7 +25,8 @@ def test_train_returns_each_kind(train_text):
         tok = tokenizers.train(kind, text, vocab_size=None if kind == "char" else 400)
         assert isinstance(tok, cls) and isinstance(tok, tokenizers.Tokenizer)
         assert tok.kind == kind
-        assert tok.vocab_size == (len(set(text)) + 1 if kind == "char" else 400)
+        assert tok.vocab_size == (len(set(text)) + 2 if kind == "char" else 400)
+        assert tok.eot_id == tok.vocab_size - 1
         assert tok.decode(tok.encode(text)) == text
 
 

@@ -131,8 +131,9 @@ def test_vocab_size_limits_are_named_and_exact(kind, corpus):
     ) as small:
         tokenizers.train(kind, text, vocab_size=100)
     smallest = int(small.value.args[0].split("smallest size it supports is ")[1].split()[0])
-    # 256 bytes + unknown + newline + one piece per distinct character other than newline.
-    assert smallest == 258 + len(set(text) - {"\n"})
+    # 256 bytes + unknown + newline + one piece per distinct character other than newline
+    # + the end-of-text id.
+    assert smallest == 259 + len(set(text) - {"\n"})
     assert tokenizers.train(kind, text, vocab_size=smallest).vocab_size == smallest
 
     with pytest.raises(

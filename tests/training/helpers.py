@@ -75,5 +75,5 @@ def damaged_model_dir(path):
     (path / "config.json").write_text('{"data": {"tokenizer": "bpe", "vocab_size": 100}}')
     return path, (
         f"error: {path / 'config.json'} is not a config this lm_keras can read (--vocab_size must be at "
-        "least 259 for --tokenizer=bpe"
+        "least 260 for --tokenizer=bpe"
     )

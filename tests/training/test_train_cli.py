@@ -27,7 +27,7 @@ from tests.training.helpers import REPO, TINY, checkpoint_weights, max_abs_diff,
         (["--model_dir=/tmp/x", "--tokenizer=bpe"], r"--vocab_size is required for --tokenizer=bpe"),
         (
             ["--model_dir=/tmp/x", "--tokenizer=bpe", "--vocab_size=100"],
-            r"--vocab_size must be at least 259 for --tokenizer=bpe .* received vocab_size=100",
+            r"--vocab_size must be at least 260 for --tokenizer=bpe .* received vocab_size=100",
         ),
         (["--max_steps=3"], r"--model_dir is required"),
         (
@@ -91,7 +91,7 @@ def test_model_dir_contract(tiny_run):
     model_dir, result = tiny_run
     config = json.loads((model_dir / "config.json").read_text())
     assert config["preset"] == "shakespeare_char_cpu"
-    assert config["model"]["hidden_dim"] == 32 and config["model"]["vocab_size"] == 66
+    assert config["model"]["hidden_dim"] == 32 and config["model"]["vocab_size"] == 67
     assert config["corpus"]["sha256"] == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
     assert {"tensorflow", "keras", "tensorflow_text", "sentencepiece", "lm_keras"} <= config[
         "versions"
