@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from lm_keras.data import example_eval_dataset, example_train_dataset
+from lm_keras.data import pipeline as pipeline_module
 from lm_keras.data.prepare import prepare
 from lm_keras.errors import UserError
 
@@ -212,8 +213,9 @@ def test_the_documented_lstm_form_weighs_each_target_by_its_mask():
         np.testing.assert_array_equal(x[p], _expected(SPLIT, p - T, T)[0])
 
 
-def test_prepared_shards_give_the_batches_of_the_same_split_in_memory(tmp_path):
-    # Shards of 7 tokens: windows of T + 1 = 7 cross from one shard into the next.
+def test_prepared_shards_give_the_batches_of_the_same_split_in_memory(tmp_path, monkeypatch):
+    # Shards of 7 tokens: windows of T + 1 = 7 cross from one shard into the next. A split this
+    # small is read into memory whole; with IN_MEMORY_TOKENS = 0 the pipelines read the shards.
     records = [{"prompt": "ab" * (i % 3 + 1), "completion": "c" * (i % 4) + "a"} for i in range(20)]
     corpus = tmp_path / "t.jsonl"
     corpus.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -226,28 +228,25 @@ def test_prepared_shards_give_the_batches_of_the_same_split_in_memory(tmp_path):
         "starts": split.example_starts(),
         "eot_id": split.eot_id,
     }
-    for packing in ("packed", "padded"):
-        args = dict(seq_len=T, batch_size=6, seed=5, packing=packing, num_steps=4)
-        on_disk = _batches(example_train_dataset(split, **args))
-        in_memory = _batches(example_train_dataset(memory, **args))
-        for a, b in zip(on_disk, in_memory):
-            for u, v in zip(a, b):
+    cases = [
+        (example_train_dataset, dict(seed=5, packing="packed", num_steps=4)),
+        (example_train_dataset, dict(seed=5, packing="padded", num_steps=4)),
+        (example_train_dataset, dict(seed=2, view="many_to_one", num_steps=3)),
+        (example_eval_dataset, dict()),
+        (example_eval_dataset, dict(view="many_to_one")),
+    ]
+    for pipeline, args in cases:
+        args = dict(seq_len=T, batch_size=6, vocab_size=dataset.vocab_size, **args)
+        in_memory = _batches(pipeline(memory, **args))
+        read_whole = _batches(pipeline(split, **args))
+        with monkeypatch.context() as patch:
+            patch.setattr(pipeline_module, "IN_MEMORY_TOKENS", 0)
+            on_disk = _batches(pipeline(split, **args))
+        assert len(on_disk) == len(in_memory) == len(read_whole) > 0
+        for a, b, c in zip(on_disk, in_memory, read_whole):
+            for u, v, w in zip(a, b, c):
                 np.testing.assert_array_equal(u, v)
-    for view in ("next_token", "many_to_one"):
-        args = dict(seq_len=T, batch_size=5, view=view, vocab_size=dataset.vocab_size)
-        on_disk = _batches(example_eval_dataset(split, **args))
-        in_memory = _batches(example_eval_dataset(memory, **args))
-        assert len(on_disk) == len(in_memory)
-        for a, b in zip(on_disk, in_memory):
-            for u, v in zip(a, b):
-                np.testing.assert_array_equal(u, v)
-    args = dict(
-        seq_len=T, batch_size=5, view="many_to_one", vocab_size=dataset.vocab_size, seed=2, num_steps=3
-    )
-    for a, b in zip(
-        _batches(example_train_dataset(split, **args)), _batches(example_train_dataset(memory, **args))
-    ):
-        for u, v in zip(a, b):
-            np.testing.assert_array_equal(u, v)
+                np.testing.assert_array_equal(u, w)
+    monkeypatch.setattr(pipeline_module, "IN_MEMORY_TOKENS", 0)
     with pytest.raises(UserError, match=r"shards of 7 tokens are shorter than a window of seq_len \+ 1 = 8"):
         example_train_dataset(split, seq_len=7, batch_size=2, seed=0)
