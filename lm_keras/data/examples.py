@@ -285,6 +285,46 @@ def encode_record(tokenizer, value, fmt):
     return ids, mask
 
 
+def encode_file(path, tokenizer, name=None):
+    """Every example of a small .jsonl file encoded in memory: a split the example pipelines take.
+
+    For scoring a test file with a model's own tokenizer, without preparing a dataset.
+
+    Args:
+        path: the .jsonl file.
+        tokenizer: a tokenizer with an end-of-text id (`tokenizer.with_end_of_text()`).
+        name: the file's name in messages (default: the path).
+
+    Returns:
+        A dict: "ids" int32 (N,), "mask" uint8 (N,), "starts" int64 (examples,),
+        "eot_id", "format", "where" (each example's `file:line`) and "longest" ({tokens,
+        at}), which `check_example_lengths` reads.
+
+    Raises:
+        UserError: a bad record (naming `file:line`), or no records.
+    """
+    ids, masks, starts, where, fmt, length = [], [], [], [], None, 0
+    longest = {"tokens": 0, "at": ""}
+    for record, fmt in read_examples(path, name):
+        example, mask = encode_record(tokenizer, record.value, fmt)
+        starts.append(length)
+        length += len(example)
+        ids.append(example)
+        masks.append(mask)
+        where.append(record.where)
+        if len(example) > longest["tokens"]:
+            longest = {"tokens": len(example), "at": record.where}
+    return {
+        "ids": np.concatenate(ids).astype(np.int32),
+        "mask": np.concatenate(masks).astype(np.uint8),
+        "starts": np.array(starts, np.int64),
+        "eot_id": int(tokenizer.eot_id),
+        "format": fmt,
+        "where": where,
+        "longest": longest,
+    }
+
+
 def check_example_lengths(dataset, seq_len):
     """Refuses a prepared dataset of examples whose longest example does not fit a window.
 
@@ -293,17 +333,21 @@ def check_example_lengths(dataset, seq_len):
     example is ever cut to fit.
 
     Args:
-        dataset: a `PreparedDataset`; one of a text corpus passes.
+        dataset: a `PreparedDataset` (one of a text corpus passes), or the examples of
+            `encode_file`.
         seq_len: the model's context T.
 
     Raises:
         UserError: "FILE:LINE: example of N tokens does not fit --seq_len=T (+1 target);
             shorten it or raise --seq_len", for the longest example.
     """
-    examples = dataset.manifest.get("examples")
-    if not examples:
-        return
-    longest = examples["longest"]
+    if isinstance(dataset, dict):
+        longest = dataset["longest"]
+    else:
+        examples = dataset.manifest.get("examples")
+        if not examples:
+            return
+        longest = examples["longest"]
     if longest["tokens"] > seq_len + 1:
         raise UserError(
             f"{longest['at']}: example of {longest['tokens']} tokens does not fit --seq_len={seq_len} "

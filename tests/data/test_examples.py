@@ -13,6 +13,7 @@ from lm_keras import chat_template, tokenizers
 from lm_keras.data import check_example_lengths
 from lm_keras.data.examples import (
     check_record,
+    encode_file,
     encode_record,
     prompt_and_reference,
     read_examples,
@@ -320,3 +321,17 @@ def test_scoring_reads_each_prompt_and_its_reference(tmp_path):
     path.write_text("\n")
     with pytest.raises(UserError, match=r"^e\.jsonl holds no examples"):
         list(read_examples(path, "e.jsonl"))
+
+
+def test_a_small_file_encodes_in_memory_for_scoring(tmp_path):
+    tok = tokenizers.train("char", "abc")
+    path = tmp_path / "test.jsonl"
+    write_jsonl(path, [pc("ab", "c"), "", pc("c", "aba")])
+    examples = encode_file(path, tok, "test.jsonl")
+    assert examples["ids"].tolist() == [1, 2, 3, 4, 3, 1, 2, 1, 4]
+    assert examples["mask"].tolist() == [0, 0, 1, 1, 0, 1, 1, 1, 1]
+    assert examples["starts"].tolist() == [0, 4] and examples["eot_id"] == 4
+    assert examples["where"] == ["test.jsonl:1", "test.jsonl:3"] and examples["format"] == "prompt_completion"
+    check_example_lengths(examples, 4)
+    with pytest.raises(UserError, match=r"^test\.jsonl:3: example of 5 tokens does not fit --seq_len=3 "):
+        check_example_lengths(examples, 3)
