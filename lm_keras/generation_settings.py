@@ -22,6 +22,10 @@ TOP_P = 1.0
 MAX_PROMPT_BYTES = 8192
 MAX_NEW_TOKENS_LIMIT = 1024
 MAX_PROMPTS_PER_REQUEST = 64
+# Stop strings: at most MAX_STOP_STRINGS per prompt, each at most MAX_STOP_BYTES bytes (UTF-8), so
+# the search at each step of the decoding loop stays a few hundred substring comparisons per row.
+MAX_STOP_STRINGS = 16
+MAX_STOP_BYTES = 256
 # A seed given is in [0, SEED_LIMIT); without one, a seed is drawn from [0, RANDOM_SEED_LIMIT).
 SEED_LIMIT = 2**62
 RANDOM_SEED_LIMIT = 2**31 - 1
@@ -80,6 +84,41 @@ def settings_problem(
     if seed is not None and (not _is_int(seed) or not 0 <= seed < SEED_LIMIT):
         return f"seed must be an int in [0, 2**62); received seed={seed!r}"
     return None
+
+
+def stop_problem(stop):
+    """A one-line message when `stop` is not None, a str or a list of str that `stop_list`
+    accepts: each non-empty, at most MAX_STOP_BYTES bytes (UTF-8), at most MAX_STOP_STRINGS.
+
+    Example:
+
+    >>> stop_problem([""])
+    "stop strings must not be empty (an empty string would stop before any text); received stop=['']"
+    """
+    if stop is None:
+        return None
+    strings = [stop] if isinstance(stop, str) else stop
+    if not isinstance(strings, (list, tuple)) or not all(isinstance(s, str) for s in strings):
+        return f"stop must be a str or a list of str; received stop={stop!r}"
+    if not all(strings):
+        return (
+            "stop strings must not be empty (an empty string would stop before any text); "
+            f"received stop={stop!r}"
+        )
+    if len(strings) > MAX_STOP_STRINGS:
+        return f"stop takes at most {MAX_STOP_STRINGS} strings; received {len(strings)}"
+    for s in strings:
+        if len(s.encode("utf-8", "surrogatepass")) > MAX_STOP_BYTES:
+            return f"each stop string must be at most {MAX_STOP_BYTES} bytes (UTF-8); received {s[:40]!r}..."
+    return None
+
+
+def stop_list(stop):
+    """`stop` (None, a str or a list of str, checked by `stop_problem`) as a list of str,
+    without repeats, in order."""
+    if stop is None:
+        return []
+    return list(dict.fromkeys([stop] if isinstance(stop, str) else stop))
 
 
 def export_limits_problem(max_prompt_bytes=None, max_new_tokens_limit=None, max_prompts_per_request=None):

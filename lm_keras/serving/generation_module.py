@@ -6,9 +6,10 @@ import tensorflow as tf
 from keras.src.backend.tensorflow import core as keras_tensorflow_core
 
 from lm_keras import generation_settings
-from lm_keras.generation.decode_loop import bucket, decode
+from lm_keras.generation.decode_loop import Decoded, bucket, decode
 from lm_keras.generation.factory import decoder_for
-from lm_keras.generation.text_generation import EMPTY_PROMPT, unknown_id_of
+from lm_keras.generation.stop_strings import StopStrings
+from lm_keras.generation.text_generation import EMPTY_PROMPT, eot_id_of, unknown_id_of
 
 # Token-id tensors are right-padded with this where rows differ in length.
 PAD_ID = -1
@@ -22,18 +23,25 @@ class GenerationModule(tf.Module):
     Its signatures (what `tf.saved_model.save` writes and TF Serving serves):
 
     - `serving_default(prompt)`: tf.string `(B,)` in; out `continuation` tf.string
-      `(B,)`, the text generated after each prompt with the export's settings,
-      and `prompt_tokens_dropped` int32 `(B,)`, how many leading prompt tokens did
-      not fit the model's context (0 for most prompts). Only `prompt`, so the REST
-      call `{"instances": [{"prompt": "ROMEO:"}]}` (or `{"instances": ["ROMEO:"]}`)
-      is a complete request for any TF Serving version.
-    - `generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)`: the same
-      with every setting per prompt, each `(B,)` (or `(1,)`, which applies to every
-      prompt). The SignatureDef records the export's settings as defaults (`seed`
-      -1, a random seed, unless the export fixed one), which TF Serving's gRPC
-      Predict applies to inputs a request leaves out (predict_util.cc). Its REST JSON parser
-      (json_tensor.cc) asks every instance for every input of the signature, so
-      over REST give all six.
+      `(B,)`, the text generated after each prompt with the export's settings (its
+      stop strings included); `finish_reason` tf.string `(B,)`, "stop" where the row
+      stopped at the end-of-text id or a stop string, "length" where it ran to
+      `max_new_tokens`; `completion_tokens` int32 `(B,)`, the tokens generated (up to
+      and including the one that stopped the row); and `prompt_tokens_dropped` int32
+      `(B,)`, how many leading prompt tokens did not fit the model's context (0 for
+      most prompts). Only `prompt`, so the REST call
+      `{"instances": [{"prompt": "ROMEO:"}]}` (or `{"instances": ["ROMEO:"]}`) is a
+      complete request for any TF Serving version.
+    - `generate(prompt, max_new_tokens, temperature, top_k, top_p, seed, stop)`: the
+      same with every setting per prompt, each `(B,)` (or `(1,)`, which applies to
+      every prompt), and `stop` tf.string `(B, S)` (or `(1, S)`): row b's stop
+      strings, "" entries ignored, so rows with fewer pad with "" (`S` may be 0). The
+      SignatureDef records the export's settings as defaults (`seed` -1, a random
+      seed, unless the export fixed one; `stop` the export's `(1, S)`), which TF
+      Serving's gRPC Predict applies to inputs a request leaves out
+      (predict_util.cc). Its REST JSON parser (json_tensor.cc) asks every instance
+      for every input of the signature, so over REST give all seven (`"stop": []`
+      for none).
     - `next_token_logits(token_ids)`: int32 `(B, T)` in; `logits` float32 `(B, V)`,
       the logits of the token after each row (the documented LSTM gives
       log-probabilities). A model with a context reads the last `context` tokens
@@ -45,13 +53,17 @@ class GenerationModule(tf.Module):
     - `detokenize(token_ids)`: int32 `(B, N)` in (-1 entries are skipped); `text`
       tf.string `(B,)`.
 
-    The generated text never holds the tokenizer's unknown id (see `decode`).
+    The generated text never holds the tokenizer's unknown id (see `decode`). Every
+    row stops at the tokenizer's end-of-text id (when it has one) and at its first
+    stop string; its text ends before them (`lm_keras.generation.generate` does the
+    same in-process), and the loop ends when every row has stopped.
 
     Inputs are checked in the graph, so TF Serving enforces the checks too: text
     that is not valid UTF-8, more than `max_prompts_per_request` rows, a prompt over
     `max_prompt_bytes` bytes, `max_new_tokens` outside `[1, max_new_tokens_limit]`
-    and settings out of range raise `InvalidArgumentError` with a message naming
-    the limit.
+    more than `MAX_STOP_STRINGS` stop strings or one over `MAX_STOP_BYTES` bytes, and
+    settings out of range raise `InvalidArgumentError` with a message naming the
+    limit.
 
     The decoding loop is `lm_keras.generation.decode` (the same function
     `generate` runs in-process, with the key/value cache or LSTM state). With
@@ -66,7 +78,10 @@ class GenerationModule(tf.Module):
     padded to buckets first (the batch, the prompts' width and the room for new
     tokens each to a power of two, `decode_loop.bucket`, as `generate` pads them;
     see `_decode_compiled`): a server compiles
-    a few programs, once each, not one per request. Either way, save it under
+    a few programs, once each, not one per request. Stop strings are searched with
+    string ops, which XLA cannot compile: a request with stop strings (or
+    `serving_default` of an export with some) runs the plain graph's loop, and
+    only the end-of-text id stops the XLA loop. Either way, save it under
     `stock_ops_only()` (as `export_saved_model` does): that keeps Keras's
     XLA-only `XlaDynamicUpdateSlice` (its TensorFlow `slice_update`, which the
     attention's cache write uses) out of the graph.
@@ -84,6 +99,8 @@ class GenerationModule(tf.Module):
         max_new_tokens_limit: the most tokens one request may ask for.
         max_prompts_per_request: the most prompts in one request (larger requests are
             refused; batching requests together is the server's business).
+        stop: None, a str or a list of str: the stop strings of `serving_default` and
+            the default of `generate`'s `stop` (see `generation_settings.stop_problem`).
         jit_compile: bool, whether the decoding loop is an XLA function (see above).
 
     Example:
@@ -106,19 +123,24 @@ class GenerationModule(tf.Module):
         max_new_tokens_limit=generation_settings.MAX_NEW_TOKENS_LIMIT,
         max_prompts_per_request=generation_settings.MAX_PROMPTS_PER_REQUEST,
         jit_compile=False,
+        stop=None,
         name="lm_keras_generation",
     ):
         super().__init__(name=name)
-        problem = generation_settings.export_limits_problem(
-            max_prompt_bytes, max_new_tokens_limit, max_prompts_per_request
-        ) or generation_settings.settings_problem(
-            max_new_tokens,
-            temperature,
-            top_k,
-            top_p,
-            seed,
-            min_new_tokens=1,
-            max_new_tokens_limit=max_new_tokens_limit,
+        problem = (
+            generation_settings.export_limits_problem(
+                max_prompt_bytes, max_new_tokens_limit, max_prompts_per_request
+            )
+            or generation_settings.settings_problem(
+                max_new_tokens,
+                temperature,
+                top_k,
+                top_p,
+                seed,
+                min_new_tokens=1,
+                max_new_tokens_limit=max_new_tokens_limit,
+            )
+            or generation_settings.stop_problem(stop)
         )
         if problem:
             raise ValueError(problem)
@@ -135,6 +157,7 @@ class GenerationModule(tf.Module):
         self.max_new_tokens_limit = max_new_tokens_limit
         self.max_prompts_per_request = max_prompts_per_request
         self.unknown_id = unknown_id_of(tokenizer)
+        self.eot_id = eot_id_of(tokenizer)
         self.jit_compile = bool(jit_compile)
         self.settings = dict(
             max_new_tokens=int(max_new_tokens),
@@ -142,6 +165,7 @@ class GenerationModule(tf.Module):
             top_k=int(top_k),
             top_p=float(top_p),
             seed=generation_settings.RANDOM_SEED if seed is None else int(seed),
+            stop=generation_settings.stop_list(stop),
         )
         # A plain attribute list, so tf.Module tracks neither the decoder nor the model it
         # holds (see model_variables).
@@ -159,6 +183,7 @@ class GenerationModule(tf.Module):
                 tf.TensorSpec([None], tf.int32, name="top_k"),
                 tf.TensorSpec([None], tf.float32, name="top_p"),
                 tf.TensorSpec([None], tf.int64, name="seed"),
+                tf.TensorSpec([None, None], tf.string, name="stop"),
             ],
         )
         self.next_token_logits = tf.function(
@@ -196,6 +221,7 @@ class GenerationModule(tf.Module):
             [s["top_k"]],
             [s["top_p"]],
             tf.constant([s["seed"]], tf.int64),
+            _stop_row(s["stop"]),
         )
 
     def _make_generate(self):
@@ -209,8 +235,9 @@ class GenerationModule(tf.Module):
             top_k=tf.constant([s["top_k"]], tf.int32),  # noqa: B008
             top_p=tf.constant([s["top_p"]], tf.float32),  # noqa: B008
             seed=tf.constant([s["seed"]], tf.int64),  # noqa: B008
+            stop=_stop_row(s["stop"]),  # noqa: B008
         ):
-            return self._generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)
+            return self._generate(prompt, max_new_tokens, temperature, top_k, top_p, seed, stop)
 
         return generate
 
@@ -281,7 +308,7 @@ class GenerationModule(tf.Module):
             _check(tf.reduce_all(_valid_utf8(text) == text), f"{name} is not valid UTF-8; send UTF-8 text"),
         ]
 
-    def _generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
+    def _generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed, stop):
         batch = tf.size(prompt)
         settings = dict(
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
@@ -293,10 +320,27 @@ class GenerationModule(tf.Module):
             checks.append(
                 _check((size == 1) | (size == batch), f"{name} must hold one value, or one per prompt")
             )
+        stop = tf.convert_to_tensor(stop, tf.string)
+        checks += [
+            _check(
+                (tf.shape(stop)[0] == 1) | (tf.shape(stop)[0] == batch),
+                "stop must hold one row of stop strings, or one per prompt",
+            ),
+            _check(
+                tf.shape(stop)[1] <= generation_settings.MAX_STOP_STRINGS,
+                f"stop: at most {generation_settings.MAX_STOP_STRINGS} stop strings per prompt",
+            ),
+            _check(
+                tf.reduce_all(tf.strings.length(stop) <= generation_settings.MAX_STOP_BYTES),
+                f"stop strings must be at most {generation_settings.MAX_STOP_BYTES} bytes (UTF-8)",
+            ),
+            _check(tf.reduce_all(_valid_utf8(stop) == stop), "stop is not valid UTF-8; send UTF-8 text"),
+        ]
         with tf.control_dependencies(checks):
             settings = {
                 k: tf.broadcast_to(tf.reshape(v, [-1]), [batch]) for k, v in settings.items()
             }  # (B,) each
+            stop = tf.broadcast_to(stop, [batch, tf.shape(stop)[1]])  # (B, S)
         n = settings["max_new_tokens"]
         temperature = settings["temperature"]
         top_p = settings["top_p"]
@@ -326,10 +370,10 @@ class GenerationModule(tf.Module):
         random_seeds = tf.random.uniform([batch], 0, generation_settings.RANDOM_SEED_LIMIT, dtype=tf.int64)
         seed = tf.where(seed < 0, random_seeds, seed)
         ids = ids.to_tensor(default_value=0)  # (B, P)
-        if self.jit_compile:
-            new_tokens = self._decode_compiled(ids, kept, n, temperature, settings["top_k"], top_p, seed)
-        else:
-            new_tokens = decode(
+        stop_strings = StopStrings(self.tokenizer.detokenize, stop)
+
+        def plain_graph():
+            return decode(
                 self.decoder,
                 ids,
                 kept,
@@ -340,16 +384,41 @@ class GenerationModule(tf.Module):
                 top_p,
                 seed,
                 unknown_id=self.unknown_id,
-            )  # (B, N)
-        text = self.tokenizer.detokenize(tf.RaggedTensor.from_tensor(new_tokens, padding=PAD_ID))  # (B,)
-        return {"continuation": _valid_utf8(text), "prompt_tokens_dropped": lengths - kept}
+                eot_id=self.eot_id,
+                stop_check=stop_strings.check,
+            )  # (B, N) tokens
+
+        if self.jit_compile:
+            # Stop strings need string ops, which XLA cannot compile.
+            decoded = tf.cond(
+                stop_strings.longest > 0,
+                plain_graph,
+                lambda: self._decode_compiled(ids, kept, n, temperature, settings["top_k"], top_p, seed),
+            )
+        else:
+            decoded = plain_graph()
+        new_tokens = decoded.tokens  # (B, N), -1 after each row's end
+        count = tf.reduce_sum(tf.cast(new_tokens >= 0, tf.int32), axis=1)  # (B,)
+        # The text ends before its first stop string (a row that stopped at one keeps the token
+        # that completed it, which may hold text after the stop string).
+        text, cut = stop_strings.find(tf.maximum(new_tokens, 0), tf.zeros_like(count), count)  # (B,) each
+        text = tf.where(
+            cut >= 0, tf.strings.substr(text, tf.zeros_like(cut), tf.maximum(cut, 0)), text
+        )  # (B,)
+        return {
+            "continuation": _valid_utf8(text),
+            "finish_reason": tf.where(decoded.stopped, "stop", "length"),
+            "completion_tokens": decoded.completion_tokens,
+            "prompt_tokens_dropped": lengths - kept,
+        }
 
     def _decode_compiled(self, ids, lengths, max_new_tokens, temperature, top_k, top_p, seeds):
         """`decode` as an XLA program, on inputs padded to shape buckets: the batch, the
         prompts' width and the room for new tokens each rounded up to a power of two.
         Padding rows (one token, one new token) are dropped from the result; the wider
-        buffers change no row's tokens (see `decode`). Returns `(B, N')` with `N' >= N`,
-        every row's extra columns -1 like the columns after its own `max_new_tokens`."""
+        buffers change no row's tokens (see `decode`). Returns a `Decoded` whose tokens
+        are `(B, N')` with `N' >= N`, every row's extra columns -1 like the columns after
+        its own end."""
         batch, width = tf.shape(ids)[0], tf.shape(ids)[1]
         rows = bucket(batch)
         padded_width = bucket(width)
@@ -362,7 +431,7 @@ class GenerationModule(tf.Module):
 
         # The room's static shape becomes the loop's buffer width inside the XLA program.
         room = tf.zeros([bucket(tf.reduce_max(max_new_tokens)), 0])
-        new_tokens = self._xla_decode(
+        decoded = self._xla_decode(
             tf.pad(ids, [[0, extra], [0, padded_width - width]]),  # (rows, padded width)
             pad(lengths, 1),
             pad(max_new_tokens, 1),
@@ -371,8 +440,8 @@ class GenerationModule(tf.Module):
             pad(top_k, 0),
             pad(top_p, 1.0),
             pad(seeds, 0),
-        )  # (rows, N')
-        return new_tokens[:batch]
+        )  # (rows, N') tokens
+        return Decoded(*(value[:batch] for value in decoded))
 
     def _decode_buckets(self, ids, lengths, max_new_tokens, room, temperature, top_k, top_p, seeds):
         # Inside XLA every shape is a compile-time constant, the room's too.
@@ -389,6 +458,7 @@ class GenerationModule(tf.Module):
                 top_p,
                 seeds,
                 unknown_id=self.unknown_id,
+                eot_id=self.eot_id,
             )
 
 
@@ -429,6 +499,11 @@ def _strided_slice_update(operand, update, start_indices):
     return tf.raw_ops.TensorStridedSliceUpdate(
         input=operand, begin=begin, end=begin + tf.shape(update), strides=tf.ones_like(begin), value=update
     )
+
+
+def _stop_row(stops):
+    """The stop strings as one row, tf.string `(1, S)` (`(1, 0)` for none)."""
+    return tf.constant([list(stops)], tf.string, shape=[1, len(stops)])
 
 
 def _check(condition, message):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.generation.tiny_models import SEQ_LEN, char_tokenizer, random_model, reference_greedy
+from tests.generation.tiny_models import SEQ_LEN, char_tokenizer, random_model, reference_greedy, stops_of
 
 KINDS = ["transformer", "lstm", "documented_lstm"]
 # Different lengths in one batch; the last is longer than the context (SEQ_LEN = 16).
@@ -25,7 +25,15 @@ def family(request, tokenizer):
     model = random_model(kind, tokenizer.vocab_size)
     newline = int(tokenizer.encode("\n")[0])
     expected = [
-        reference_greedy(model, kind, tokenizer.encode(p or EMPTY_PROMPT), NEW_TOKENS, SEQ_LEN, newline)
+        reference_greedy(
+            model,
+            kind,
+            tokenizer.encode(p or EMPTY_PROMPT),
+            NEW_TOKENS,
+            SEQ_LEN,
+            newline,
+            **stops_of(tokenizer),
+        )
         for p in PROMPTS
     ]
     return kind, model, expected
@@ -62,7 +70,9 @@ def test_cached_greedy_within_the_context_equals_reference_loop(tokenizer, jit_c
     prompts, new_tokens = ["ROMEO:", "O"], SEQ_LEN - len("ROMEO:")
     newline = int(tokenizer.encode("\n")[0])
     expected = [
-        reference_greedy(model, "transformer", tokenizer.encode(p), new_tokens, SEQ_LEN, newline)
+        reference_greedy(
+            model, "transformer", tokenizer.encode(p), new_tokens, SEQ_LEN, newline, **stops_of(tokenizer)
+        )
         for p in prompts
     ]
     texts = generate(
@@ -101,8 +111,8 @@ def test_cached_and_uncached_ids_are_identical_past_the_context(tokenizer):
         [1.0, 1.0],
         tf.constant([1, 2], tf.int64),
     )
-    cached = decode(decoder, *args, use_cache=True).numpy()
-    uncached = decode(decoder, *args, use_cache=False).numpy()
+    cached = decode(decoder, *args, use_cache=True).tokens.numpy()
+    uncached = decode(decoder, *args, use_cache=False).tokens.numpy()
     assert cached.shape == (2, 40)
     np.testing.assert_array_equal(cached, uncached)
 
@@ -179,8 +189,10 @@ def test_the_cache_grows_through_its_phases_and_equals_the_reference_loop(tokeni
     for i, p in enumerate(prompts):
         ids[i, : len(p)] = p
     run = tf.function(
-        lambda ids, lengths: decode(
-            decoder, ids, lengths, 24, 24, [0.0, 0.0], [0, 0], [1.0, 1.0], tf.constant([1, 2], tf.int64)
+        lambda ids, lengths: (
+            decode(
+                decoder, ids, lengths, 24, 24, [0.0, 0.0], [0, 0], [1.0, 1.0], tf.constant([1, 2], tf.int64)
+            ).tokens
         ),
         jit_compile=jit_compile,
     )
@@ -232,7 +244,8 @@ def test_every_option_decodes_through_the_cache_phases_as_the_reference_loop(tok
         **OPTIONS[name],
     )
     model = build_model(config)
-    rng = np.random.RandomState(1)
+    # Seeds whose greedy choices have no near-ties (reference_greedy checks) at this vocabulary size.
+    rng = np.random.RandomState({"gpt2": 2}.get(name, 1))
     for w in model.weights:  # every weight random (zero-initialised ones too), so each one matters
         w.assign(rng.normal(0.0, 0.5, w.shape).astype("float32") + (1.0 if len(w.shape) == 1 else 0.0))
     decoder = decoder_for(model)
@@ -244,16 +257,18 @@ def test_every_option_decodes_through_the_cache_phases_as_the_reference_loop(tok
     for i, p in enumerate(prompts):
         ids[i, : len(p)] = p
     run = tf.function(
-        lambda ids, lengths: decode(
-            decoder,
-            ids,
-            lengths,
-            new_tokens,
-            new_tokens,
-            [0.0] * 2,
-            [0] * 2,
-            [1.0] * 2,
-            tf.constant([1, 2], tf.int64),
+        lambda ids, lengths: (
+            decode(
+                decoder,
+                ids,
+                lengths,
+                new_tokens,
+                new_tokens,
+                [0.0] * 2,
+                [0] * 2,
+                [1.0] * 2,
+                tf.constant([1, 2], tf.int64),
+            ).tokens
         )
     )
     np.testing.assert_array_equal(run(tf.constant(ids), tf.constant([1, 6])).numpy(), expected)

@@ -118,6 +118,8 @@ def test_the_unknown_id_is_never_generated(tokenizer):
     model = random_model("lstm", tokenizer.vocab_size)
     bias = model.output_projection.bias
     bias.assign(bias.numpy() + 50.0 * (np.arange(tokenizer.vocab_size) == tokenizer.unknown_id))
+    # Nor may it end: these rows run to max_new_tokens.
+    bias.assign(bias.numpy() - 50.0 * (np.arange(tokenizer.vocab_size) == getattr(tokenizer, "eot_id", None)))
     ids = tokenizer.encode("The ")
     assert np.argmax(model(ids[None]).numpy()[0, -1]) == tokenizer.unknown_id
     greedy = generate(model, tokenizer, ["The "], max_new_tokens=6, temperature=0.0)[0]

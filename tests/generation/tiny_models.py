@@ -100,10 +100,17 @@ def trained_model_dir(kind="transformer", tokenizer="char", steps=20):
     return _TRAINED[key]
 
 
-def reference_greedy(model, kind, prompt_ids, max_new_tokens, context, pad_id):
+def stops_of(tokenizer):
+    """What `generate` does with a tokenizer's ids, as `reference_greedy`'s keyword arguments:
+    it never writes the unknown id and stops at the end-of-text id."""
+    return dict(unknown_id=getattr(tokenizer, "unknown_id", None), eot_id=getattr(tokenizer, "eot_id", None))
+
+
+def reference_greedy(model, kind, prompt_ids, max_new_tokens, context, pad_id, unknown_id=None, eot_id=None):
     """Greedy decoding one token at a time the plain way (nanoGPT's loop): run the model
     on the context it may see, take the argmax, append. Every argmax must lead the runner-up
-    by GREEDY_MARGIN_ULPS, so that other computations of the same logits pick it too."""
+    by GREEDY_MARGIN_ULPS, so that other computations of the same logits pick it too.
+    `unknown_id` is never chosen; at `eot_id` the loop stops (the id is not returned)."""
     import tensorflow as tf
 
     # One trace for every length (eager Keras calls are slow on a busy CPU).
@@ -120,8 +127,12 @@ def reference_greedy(model, kind, prompt_ids, max_new_tokens, context, pad_id):
             window = ([pad_id] * context + ids)[-context:]
             logits = run(np.array([window], np.int32))[0]
         logits = logits.numpy()
+        if unknown_id is not None:
+            logits[unknown_id] = -np.inf
         runner_up, best = np.sort(logits)[-2:]
-        ulp = np.finfo(np.float32).eps * np.abs(logits).max()
+        ulp = np.finfo(np.float32).eps * np.abs(logits[np.isfinite(logits)]).max()
         assert best - runner_up > GREEDY_MARGIN_ULPS * ulp, f"a near-tie at {len(ids)}: pick another seed"
+        if int(np.argmax(logits)) == eot_id:
+            break
         ids.append(int(np.argmax(logits)))
     return ids[len(prompt_ids) :]

@@ -198,6 +198,8 @@ def unknown_loving_lstm(tokenizer):
     model = random_model("lstm", tokenizer.vocab_size)
     bias = model.output_projection.bias
     bias.assign(bias.numpy() + 50.0 * (np.arange(tokenizer.vocab_size) == tokenizer.unknown_id))
+    # Nor may it end: these rows run to max_new_tokens.
+    bias.assign(bias.numpy() - 50.0 * (np.arange(tokenizer.vocab_size) == getattr(tokenizer, "eot_id", None)))
     return model
 
 
