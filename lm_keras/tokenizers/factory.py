@@ -16,11 +16,14 @@ def train(kind, text, vocab_size=None):
         kind: "char", "bpe" or "unigram" (SentencePiece), or "gpt2_bpe" (GPT-2's
             byte-level BPE, trained with Hugging Face `tokenizers`).
         text: str, the training split of the corpus.
-        vocab_size: the number of ids. Required for all but "char"; for "char",
-            None or 0 means the distinct characters of `text` plus the unknown id.
+        vocab_size: the number of ids, the end-of-text id included (the rows of a
+            model's embedding). Required for all but "char"; for "char", None or 0
+            means the distinct characters of `text` plus the unknown id and the
+            end-of-text id.
 
     Returns:
-        A `CharTokenizer`, `SentencePieceTokenizer` or `ByteLevelBPETokenizer`.
+        A `CharTokenizer`, `SentencePieceTokenizer` or `ByteLevelBPETokenizer`, with
+        an end-of-text id (`eot_id`, the last id).
 
     Raises:
         UserError: an unknown kind, empty text, or a vocab_size the text cannot
