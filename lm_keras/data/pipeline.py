@@ -338,8 +338,9 @@ def example_eval_dataset(
     after its end-of-text are end-of-text ids of weight 0, the others weighted by their
     loss mask (loss_on="all": 1). many_to_one: one row per token of the split, x the T
     tokens before it (end-of-text ids before the split's start), weight its loss mask.
-    The last batch is padded with weight-0 rows. Each shard is read once (with the first
-    T + 1 tokens of the next), so memory does not grow with the split.
+    The last batch is padded with weight-0 rows. A split in memory gives its rows batch by
+    batch; one on disk is read shard by shard (each with the first T + 1 tokens of the
+    next), so memory does not grow with the split.
 
     Args:
         split: as for `example_train_dataset`.
@@ -398,6 +399,19 @@ def example_eval_dataset(
             weights *= tf.cast(tf.gather(mask, positions), tf.float32)[:, 1:]
         return windows, weights
 
+    def rows_in_memory(index):
+        """The rows of a batch of examples (next_token) or of target positions (many_to_one)."""
+        if view == "many_to_one":
+            ids, mask, _ = source.gather(index - seq_len, seq_len + 1)  # (b, T+1) each
+            return ids, (mask[:, -1] if loss_on == "completion" else tf.ones_like(mask[:, -1]))  # (b,)
+        start, end = tf.gather(starts, index), tf.gather(ends, index)  # (b,) each
+        ids, mask, real = source.gather(start, seq_len + 1)  # (b, T+1) each
+        inside = start[:, None] + tf.range(seq_len + 1, dtype=tf.int64) < end[:, None]  # (b, T+1)
+        weights = (real * tf.cast(inside, tf.float32))[:, 1:]  # (b, T)
+        if loss_on == "completion":
+            weights *= mask[:, 1:]
+        return tf.where(inside, ids, eot), weights
+
     def pad_and_split(windows, weights):
         missing = batch_size - tf.shape(windows)[0]
         windows = tf.pad(windows, [[0, missing], [0, 0]], constant_values=eot)  # (B, T+1)
@@ -407,13 +421,20 @@ def example_eval_dataset(
         x, y = _split_window(windows, view, vocab_size)
         return x, y, weights
 
-    return (
-        tf.data.Dataset.range(source.num_shards)
-        .map(shard_rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .unbatch()
-        .batch(batch_size)
-        .map(pad_and_split, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(tf.data.AUTOTUNE)
+    if source.split is None:
+        rows = tf.data.Dataset.range(source.tokens if view == "many_to_one" else source.num_examples)
+        rows = rows.batch(batch_size).map(
+            rows_in_memory, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+    else:
+        rows = (
+            tf.data.Dataset.range(source.num_shards)
+            .map(shard_rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .unbatch()
+            .batch(batch_size)
+        )
+    return rows.map(pad_and_split, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
+        tf.data.AUTOTUNE
     )
 
 
@@ -554,6 +575,16 @@ class _Examples(_Source):
         ends = np.concatenate([self.starts[1:], [self.tokens]])
         self.starts_tensor, self.ends_tensor = tf.constant(self.starts), tf.constant(ends)
 
+    def gather(self, starts, length):
+        """In memory: (ids, mask, real) of the `length` tokens from each of `starts` (b,), at once:
+        int32, float32, float32 (b, length); end-of-text ids of mask and real 0 outside the split."""
+        positions = tf.cast(starts, tf.int64)[:, None] + tf.range(length, dtype=tf.int64)  # (b, length)
+        inside = tf.logical_and(positions >= 0, positions < self.tokens)
+        at = tf.clip_by_value(positions + self.pad, 0, self.tokens + 2 * self.pad - 1)
+        ids = tf.gather(self.padded_ids, at)
+        mask = tf.cast(tf.gather(self.padded_mask, at), tf.float32)
+        return ids, mask, tf.cast(inside, tf.float32)
+
     def read(self, j, start=0, length=None, mask=False):
         if self.split is not None:
             return super().read(j, start, length, mask)
@@ -592,14 +623,7 @@ class _Examples(_Source):
     def spans(self, starts, length, rows):
         """`span` of each of `rows` starts: three (rows, length) tensors (one traced span, mapped)."""
         if self.split is None:  # in memory: gathered at once
-            positions = tf.cast(starts, tf.int64)[:, None] + tf.range(
-                length, dtype=tf.int64
-            )  # (rows, length)
-            inside = tf.logical_and(positions >= 0, positions < self.tokens)
-            at = tf.clip_by_value(positions + self.pad, 0, self.tokens + 2 * self.pad - 1)
-            ids = tf.gather(self.padded_ids, at)
-            mask = tf.cast(tf.gather(self.padded_mask, at), tf.float32)
-            return ids, mask, tf.cast(inside, tf.float32)
+            return tuple(tf.ensure_shape(t, [rows, length]) for t in self.gather(starts, length))
         spec = (tf.TensorSpec([length], tf.int32), tf.TensorSpec([length], tf.float32))
         ids, mask, real = tf.map_fn(
             lambda g: self.span(g, length), starts, fn_output_signature=(*spec, spec[1])
