@@ -36,7 +36,10 @@ def define_flags():
     flags.DEFINE_enum("tokenizer", "char", list(config_lib.TOKENIZERS), "the tokenizer kind to train")
     flags.DEFINE_integer("vocab_size", 0, "subword vocabulary size (not for char)")
     flags.DEFINE_float(
-        "val_fraction", 0.1, "the share of the characters that validates (whole lines, at the end)"
+        "val_fraction",
+        0.1,
+        "the share of the characters that validates (whole lines, at the end); of a .jsonl corpus, "
+        "the share of its examples (whole, at the end)",
     )
     flags.DEFINE_string(
         "tokenizer_from", "", "encode with this tokenizer (a model directory, dataset or tokenizer folder)"

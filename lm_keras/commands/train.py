@@ -60,7 +60,7 @@ _HELP = {
     "text, tfds:NAME[/CONFIG][:SPLIT] (prepared into MODEL_DIR/data first)",
     "tfds_data_dir": "where TFDS datasets live (for --corpus=tfds:...)",
     "tokenizer": "char, SentencePiece bpe/unigram, or gpt2_bpe (GPT-2's byte-level BPE)",
-    "val_fraction": "the last fraction of the text that validates",
+    "val_fraction": "the last fraction of the text that validates (of a .jsonl corpus: of its examples)",
     "validation_data": "with --corpus=FILE.jsonl: a .jsonl file of validation examples (default: the last "
     "--val_fraction of the examples)",
     "packing": "examples (--corpus=FILE.jsonl): packed (each window from an example's start, the examples "
