@@ -8,6 +8,14 @@ after its split (`val_loss`; `--split=all` adds `train_loss` and the rest beside
 `--corpus` takes a prepared dataset (made with the run's tokenizer: `python -m
 lm_keras.prepare --tokenizer_from=MODEL_DIR ...`) or any corpus spec, which is then
 prepared with the run's tokenizer into a temporary folder first.
+
+A task: `--corpus=test.jsonl` (prompt/completion or messages examples) scores every
+example of the file: `completion_loss` (nats per completion token, end-of-text included),
+and `exact_match` and `f1` (SQuAD's normalisation, in [0, 1]) of greedy answers that stop
+at the end-of-text id, with `examples`, `prompts_cut` (prompts longer than the context,
+cut from the left) and `stopped` (answers that ended with end-of-text). Without --corpus,
+a run trained on examples is scored on its --validation_data file. `--predictions=FILE.jsonl`
+writes each prompt, reference and output.
 """
 
 import json
@@ -41,6 +49,14 @@ def define_flags():
     flags.DEFINE_integer("batch_size", 32, "windows per evaluation batch")
     flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA for the evaluation step")
     flags.DEFINE_string("tfds_data_dir", "", "where TFDS datasets live (for --corpus=tfds:...)")
+    flags.DEFINE_string(
+        "predictions", None, "with a .jsonl corpus of examples: write each prompt, reference and output here"
+    )
+    flags.DEFINE_integer(
+        "max_new_tokens",
+        0,
+        "with examples: the longest answer generated (0: the longest reference's tokens + 8)",
+    )
 
 
 def main(argv):
@@ -54,6 +70,14 @@ def main(argv):
         TrainConfig(batch_size=FLAGS.batch_size, eval_tokens=FLAGS.eval_tokens or 0)
     except UserError as e:
         cli.fail(str(e), cli.EXIT_USAGE)
+    if FLAGS.max_new_tokens < 0:
+        cli.fail(
+            f"--max_new_tokens must be >= 0; received max_new_tokens={FLAGS.max_new_tokens}", cli.EXIT_USAGE
+        )
+    if FLAGS.predictions and not (FLAGS.corpus or "").lower().endswith(".jsonl"):
+        cli.fail(
+            "--predictions needs --corpus=FILE.jsonl, the examples whose answers it writes", cli.EXIT_USAGE
+        )
     cli.check_model_dir(FLAGS.model_dir)
     cli.quiet_tensorflow()
 
@@ -77,6 +101,8 @@ def _evaluate(scratch):
     trained = md.load_trained(FLAGS.model_dir)
     cfg = trained.config
     own_tokenizer = pathlib.Path(FLAGS.model_dir) / md.TOKENIZER
+    if (FLAGS.corpus or "").lower().endswith(".jsonl") or (not FLAGS.corpus and cfg.data.validation_data):
+        return _score_task(trained, FLAGS.corpus or cfg.data.validation_data, scratch)
     own_dataset = None if FLAGS.corpus else md.run_dataset(FLAGS.model_dir)
     corpus = FLAGS.corpus or cfg.data.corpus
     persistent = own_dataset is not None or shards.is_prepared(corpus)
@@ -122,6 +148,62 @@ def _evaluate(scratch):
         "corpus": dataset.manifest["corpus"]["name"],
         "dataset": str(dataset.path) if persistent else None,  # None: prepared for this run only
         "split": FLAGS.split,
+        **figures,
+    }
+
+
+def _score_task(trained, path, scratch):
+    """The task figures of a .jsonl file of examples: completion loss, exact match and F1."""
+    from lm_keras import model_dir as md
+    from lm_keras.data.examples import check_example_lengths, prompt_and_reference, read_examples
+    from lm_keras.data.pipeline import example_eval_dataset, shard_errors
+    from lm_keras.data.prepare import prepare
+    from lm_keras.families import family, resolve_jit
+    from lm_keras.files import write_text_atomic
+    from lm_keras.training.evaluation import evaluate, make_eval_step
+    from lm_keras.training.scoring import score_examples
+
+    cfg = trained.config
+    progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    # The whole file is the scored split (its own validation data).
+    dataset = prepare(
+        path,
+        f"{scratch}/data",
+        tokenizer_from=str(pathlib.Path(FLAGS.model_dir) / md.TOKENIZER),
+        validation_data=path,
+        log=progress,
+    )
+    check_example_lengths(dataset, cfg.model.seq_len)
+    view = family(cfg.model.model).view
+    eval_step = make_eval_step(trained.model, view, resolve_jit(FLAGS.jit_compile, cfg.model.model))
+    ds = example_eval_dataset(
+        dataset.val,
+        seq_len=cfg.model.seq_len,
+        batch_size=FLAGS.batch_size,
+        view=view,
+        vocab_size=cfg.model.vocab_size,
+    )
+    with shard_errors():
+        total, count = evaluate(eval_step, ds)
+    examples = [prompt_and_reference(record, fmt) for record, fmt in read_examples(path)]
+    longest = max(len(trained.tokenizer.encode(reference)) for _, reference in examples)
+    figures, predictions = score_examples(
+        trained.model,
+        trained.tokenizer,
+        examples,
+        batch_size=FLAGS.batch_size,
+        max_new_tokens=FLAGS.max_new_tokens or longest + 8,
+        log=progress,
+    )
+    if FLAGS.predictions:
+        lines = [json.dumps(p, ensure_ascii=False) + "\n" for p in predictions]
+        write_text_atomic(FLAGS.predictions, "".join(lines))
+    return {
+        "model_dir": FLAGS.model_dir,
+        "step": trained.step,
+        "corpus": path,
+        "completion_loss": total / max(count, 1.0),
+        "completion_tokens": int(count),
         **figures,
     }
 
