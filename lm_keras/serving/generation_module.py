@@ -1,6 +1,7 @@
 """The exported model: tokenizer, decoding loop and detokenizer in one TF graph."""
 
 import contextlib
+import functools
 
 import tensorflow as tf
 from keras.src.backend.tensorflow import core as keras_tensorflow_core
@@ -10,6 +11,7 @@ from lm_keras.generation.decode_loop import Decoded, bucket, decode
 from lm_keras.generation.factory import decoder_for
 from lm_keras.generation.stop_strings import StopStrings
 from lm_keras.generation.text_generation import EMPTY_PROMPT, eot_id_of, unknown_id_of
+from lm_keras.serving import token_signatures
 
 # Token-id tensors are right-padded with this where rows differ in length.
 PAD_ID = -1
@@ -52,6 +54,14 @@ class GenerationModule(tf.Module):
       with -1, and `lengths` int32 `(B,)`.
     - `detokenize(token_ids)`: int32 `(B, N)` in (-1 entries are skipped); `text`
       tf.string `(B,)`.
+    - `generate_tokens(prompt_ids, generated_ids, max_new_tokens, piece_tokens,
+      temperature, top_k, top_p, seed, stop)`: the next piece of up to `piece_tokens`
+      tokens after a prompt's ids and the ids generated so far, what streaming runs
+      (see `token_signatures.generate_tokens`); pieces give the tokens of one call.
+    - `encode_chat(roles, contents)`: tf.string `(B, M)` each in; `token_ids` int32
+      `(B, N)` padded with -1 and `lengths`: the chat template's ids of each
+      conversation, ready for the assistant's answer (only for a tokenizer with an
+      end-of-text id).
 
     The generated text never holds the tokenizer's unknown id (see `decode`). Every
     row stops at the tokenizer's end-of-text id (when it has one) and at its first
@@ -195,6 +205,18 @@ class GenerationModule(tf.Module):
         self.detokenize = tf.function(
             self._detokenize, input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")]
         )
+        self.generate_tokens = tf.function(
+            functools.partial(token_signatures.generate_tokens, self),
+            input_signature=token_signatures.generate_tokens_specs(),
+        )
+        self.encode_chat = (
+            tf.function(
+                functools.partial(token_signatures.encode_chat, self),
+                input_signature=token_signatures.encode_chat_specs(),
+            )
+            if eot_id_of(tokenizer) is not None
+            else None
+        )
 
     @property
     def decoder(self):
@@ -208,6 +230,8 @@ class GenerationModule(tf.Module):
             "next_token_logits": self.next_token_logits,
             "tokenize": self.tokenize,
             "detokenize": self.detokenize,
+            "generate_tokens": self.generate_tokens,
+            **({"encode_chat": self.encode_chat} if self.encode_chat is not None else {}),
         }
 
     # ------------------------------------------------------------- signatures

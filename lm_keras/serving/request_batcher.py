@@ -10,7 +10,10 @@ from lm_keras import generation_settings
 # The signatures whose calls batch: each row's answer depends on that row alone (the decoding
 # loop gives a row what decoding it alone gives, with its own seed), and every input and output
 # has the batch first. Other signatures run as they come.
-BATCHED_SIGNATURES = ("serving_default", "generate")
+BATCHED_SIGNATURES = ("serving_default", "generate", "generate_tokens")
+# Rows of a 2-D input (token ids, stop strings) are right-padded to the widest call's width with
+# what the signatures ignore: -1 for ids, "" for strings.
+_PAD = {"O": b"", "i": -1}
 
 
 class RequestBatcher:
@@ -19,7 +22,9 @@ class RequestBatcher:
     A call waits in a queue; one thread takes the oldest call, then the calls of
     the same signature that arrive within `batch_timeout_micros` of it, up to
     `max_batch_size` rows in all, concatenates their inputs along the batch,
-    runs them once and hands each call its own rows of the outputs. If the
+    runs them once and hands each call its own rows of the outputs (2-D inputs of
+    different widths, such as the token ids of `generate_tokens`, are right-padded
+    with -1, or "" for strings, which the signatures ignore). If the
     batched call fails (one bad prompt fails the whole graph call), each call of
     the batch runs alone, so only the bad one gets the error.
 
@@ -109,7 +114,7 @@ class RequestBatcher:
         if len(batch) > 1:
             try:
                 inputs = {
-                    name: np.concatenate([call.inputs[name] for call in batch]) for name in batch[0].inputs
+                    name: _concatenate([call.inputs[name] for call in batch]) for name in batch[0].inputs
                 }
                 outputs = self._run(batch[0].signature, inputs)
             except Exception:  # noqa: BLE001 (one call's error: each runs alone below)
@@ -143,3 +148,13 @@ def _rows(inputs):
     """The batch size the inputs share, or None if they do not (the graph refuses those)."""
     sizes = {np.shape(value)[0] if np.ndim(value) else None for value in inputs.values()}
     return sizes.pop() if len(sizes) == 1 and None not in sizes else None
+
+
+def _concatenate(arrays):
+    """The arrays along the batch; 2-D ones of different widths right-padded first (see _PAD)."""
+    arrays = [np.asarray(a) for a in arrays]
+    if all(a.ndim == 2 for a in arrays) and len({a.shape[1] for a in arrays}) > 1:
+        width = max(a.shape[1] for a in arrays)
+        pad = _PAD[arrays[0].dtype.kind]
+        arrays = [np.pad(a, [(0, 0), (0, width - a.shape[1])], constant_values=pad) for a in arrays]
+    return np.concatenate(arrays)
