@@ -7,12 +7,16 @@ imports no Keras and no part of lm_keras that does (only the TensorFlow-free set
 and export folder modules), as TF Serving needs only the SavedModel.
 """
 
+import hmac
 import http.server
 import json
 import re
+import select
+import socket
 import threading
 
 from lm_keras import generation_settings
+from lm_keras.serving import openai_api
 from lm_keras.serving.export_dir import latest_servable
 from lm_keras.serving.request_batcher import RequestBatcher
 from lm_keras.serving.rest_api import RequestError, format_predict_response, parse_predict_request
@@ -22,6 +26,9 @@ from lm_keras.serving.session_model import SessionModel
 _DRAIN_LIMIT = 64 << 20
 _PREDICT = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
 _STATUS = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(/metadata)?$")
+# OpenAI's API: POST path -> whether it is the chat endpoint.
+_OPENAI_POST = {"/v1/completions": False, "/v1/chat/completions": True}
+_OPENAI_MODELS = "/v1/models"
 
 
 class ModelServer:
@@ -46,6 +53,17 @@ class ModelServer:
     `max_body_bytes`, a check failing in the graph), 404 for an unknown model,
     version or path. The server keeps serving after any of them.
 
+    Beside them, OpenAI's API (see `openai_api`), on the same export and batcher:
+
+    - `GET /v1/models`: the served model, named `served_model_name`;
+    - `POST /v1/completions` and `POST /v1/chat/completions`, whole or streamed
+      (`"stream": true`: server-sent events, in HTTP/1.1 chunks); their errors are
+      OpenAI's error object. A streamed choice runs one piece after another; when
+      its client hangs up, no further piece runs.
+
+    With `api_key`, every request (both APIs) must carry `Authorization: Bearer
+    <api_key>`; others get 401 in OpenAI's error shape (compared in constant time).
+
     Concurrent `serving_default` and `generate` calls that arrive within
     `batch_timeout_micros` of each other run as one batched call of up to
     `max_batch_size` prompts (see `RequestBatcher`; TF Serving's batching
@@ -64,6 +82,10 @@ class ModelServer:
         batch_timeout_micros: how long a batch waits for more requests.
         request_timeout_s: a connection that sends nothing for this long
             (a stalled half body, an idle keep-alive) is closed.
+        served_model_name: the model's name in OpenAI's API (`model`); None:
+            `model_name`.
+        api_key: None, or the key every request must send as a bearer token.
+        max_n: the most choices (prompts x `n`) in one OpenAI request.
 
     Example:
 
@@ -84,6 +106,9 @@ class ModelServer:
         max_batch_size=generation_settings.BATCHING_MAX_BATCH_SIZE,
         batch_timeout_micros=generation_settings.BATCHING_TIMEOUT_MICROS,
         request_timeout_s=generation_settings.SERVING_REQUEST_TIMEOUT_S,
+        served_model_name=None,
+        api_key=None,
+        max_n=openai_api.MAX_N,
     ):
         problem = generation_settings.serving_problem(
             model_name, port, max_body_bytes, request_timeout_s, max_batch_size, batch_timeout_micros
@@ -105,6 +130,10 @@ class ModelServer:
             for name, signature in self.model.signatures.items()
         }
         self._metadata = _metadata(path, model_name, self.version)
+        self.api_key = api_key or None
+        self.openai = openai_api.OpenAIAPI(
+            self._run_for_openai, self.model.signatures, served_model_name or model_name, max_n=max_n
+        )
         self._httpd = _HTTPServer((host, port), _handler_class(self))
         self._httpd.daemon_threads = True
         self._thread = None
@@ -165,6 +194,26 @@ class ModelServer:
         except tf.errors.OpError as e:
             raise _GraphError(e) from None
         return 200, format_predict_response(outputs, request_format)
+
+    def authorized(self, header):
+        """Whether a request's Authorization header carries the key (always, without a key)."""
+        if self.api_key is None:
+            return True
+        return hmac.compare_digest((header or "").encode("utf-8"), f"Bearer {self.api_key}".encode())
+
+    def _run_for_openai(self, signature, inputs):
+        """Runs a signature for OpenAI's API: a refusal of the graph is an `APIError`."""
+        import tensorflow as tf
+
+        try:
+            return (self.batcher or self.model).run(signature, inputs)
+        except tf.errors.OpError as e:
+            status = _HTTP_STATUS.get(e.error_code, 500)
+            raise openai_api.APIError(
+                status,
+                _error_line(e.message),
+                type="invalid_request_error" if status < 500 else "server_error",
+            ) from None
 
     def _input_specs(self, signature):
         if signature not in self._specs:
@@ -264,6 +313,10 @@ def _handler_class(server):
         timeout = server.request_timeout_s
 
         def do_GET(self):  # noqa: N802 (the standard library's naming)
+            if not self._authorized():
+                return
+            if self.path == _OPENAI_MODELS:
+                return self._reply(*server.openai.models())
             match = _STATUS.match(self.path)
             if not match:
                 return self._reply(404, {"error": f"Malformed request: GET {self.path}"})
@@ -271,6 +324,10 @@ def _handler_class(server):
             self._answer(lambda: (server.metadata if metadata else server.status)(name, version))
 
         def do_POST(self):  # noqa: N802
+            if not self._authorized():
+                return
+            if self.path in _OPENAI_POST:
+                return self._openai(_OPENAI_POST[self.path])
             match = _PREDICT.match(self.path)
             body = self._read_body()
             if body is None:
@@ -280,18 +337,71 @@ def _handler_class(server):
             name, version = match.groups()
             self._answer(lambda: server.predict(name, version, body))
 
-        def _read_body(self):
+        def _authorized(self):
+            if server.authorized(self.headers.get("Authorization")):
+                return True
+            error = openai_api.APIError(
+                401,
+                "Incorrect API key provided: send the server's key as `Authorization: Bearer KEY`",
+                code="invalid_api_key",
+            )
+            self._reply(401, error.body(), close=True)
+            return False
+
+        def _openai(self, chat):
+            body = self._read_body(openai_shape=True)
+            if body is None:
+                return
+            try:
+                request = server.openai.parse(body, chat)
+                if not request.stream:
+                    return self._reply(*server.openai.complete(request))
+                events = server.openai.stream(request)
+            except openai_api.APIError as e:
+                return self._reply(e.status, e.body())
+            except Exception as e:  # a bug or a broken model: report it, keep serving
+                self.log_error("error handling %s: %r", self.path, e)
+                error = openai_api.APIError(500, f"{type(e).__name__}: {e}", type="server_error")
+                return self._reply(500, error.body())
+            self._stream(events)
+
+        def _stream(self, events):
+            """Sends server-sent events in HTTP/1.1 chunks; stops the events (no more pieces
+            run) as soon as the client is gone."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for data in events:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+                    if _peer_closed(self.connection):
+                        raise ConnectionResetError("the client closed the connection")
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except openai_api.APIError as e:  # after the first piece: say so in the stream
+                data = openai_api.event(e.body())
+                self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data))
+                self.close_connection = True
+            except OSError:  # the client is gone: stop generating for it
+                self.close_connection = True
+            finally:
+                events.close()
+
+        def _read_body(self, openai_shape=False):
+            def refuse(message):
+                payload = openai_api.APIError(400, message).body() if openai_shape else {"error": message}
+                self._reply(400, payload, close=True)
+
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                self._reply(
-                    400,
-                    {"error": "chunked request bodies are not supported; send Content-Length"},
-                    close=True,
-                )
+                refuse("chunked request bodies are not supported; send Content-Length")
                 return None
             try:
                 length = int(self.headers.get("Content-Length", "0"))
             except ValueError:
-                self._reply(400, {"error": "Content-Length is not a number"}, close=True)
+                refuse("Content-Length is not a number")
                 return None
             if length < 0 or length > server.max_body_bytes:
                 # Read the body away (in chunks, never held) so the client sees the answer
@@ -302,13 +412,9 @@ def _handler_class(server):
                     if not chunk:
                         break
                     remaining -= len(chunk)
-                self._reply(
-                    400,
-                    {
-                        "error": f"the request body is {length} bytes, over the limit of "
-                        f"{server.max_body_bytes} bytes (--max_body_bytes)"
-                    },
-                    close=True,
+                refuse(
+                    f"the request body is {length} bytes, over the limit of "
+                    f"{server.max_body_bytes} bytes (--max_body_bytes)"
                 )
                 return None
             return self.rfile.read(length)
@@ -342,3 +448,13 @@ def _handler_class(server):
             pass
 
     return Handler
+
+
+def _peer_closed(connection):
+    """Whether the client has closed its end: the socket reads as ended (a client that
+    sent more, a pipelined request, is still there)."""
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
