@@ -11,14 +11,21 @@ it in `EXP/<version>/assets.extra/batching_parameters.txt`. Signatures:
 (every setting per prompt), `next_token_logits`, `tokenize` and `detokenize`; see
 `lm_keras.serving.generation_module.GenerationModule`. Both answer `continuation`
 and `prompt_tokens_dropped` (how many leading prompt tokens did not fit the model's
-context). `serving_default` samples with a random seed per prompt, or with `--seed`
-for every prompt: then a prompt gets the same answer at every request.
+context), `finish_reason` ("stop" at the tokenizer's end-of-text id or a stop
+string, "length" at the token limit) and `completion_tokens`. `serving_default`
+samples with a random seed per prompt, or with `--seed` for every prompt: then a
+prompt gets the same answer at every request. `--stop` (repeatable) gives
+`serving_default` its stop strings and `generate` its default ones; the export
+records them, with its other settings, in
+`EXP/<version>/assets.extra/generation_settings.json`.
 
 `--jit_compile` chooses the decoding loop's form. Off (the default): a plain graph,
 which every server runs. On: an XLA program, several times faster, for servers that
 compile XLA: `python -m lm_keras.serve`, `tf.saved_model.load`, and TF Serving started
 with `--xla_cpu_compilation_enabled=true` (without that flag TF Serving refuses every
-XLA function, on CPU and GPU alike). There is no `auto`, as training has: an export
+XLA function, on CPU and GPU alike). Stop strings need string ops, which XLA cannot
+compile: a request with stop strings (and `serving_default`, with `--stop`) runs the
+plain graph's loop even then. There is no `auto`, as training has: an export
 does not run where it is made, and no device here says what the server will allow.
 
 `--max_prompts_per_request` refuses requests with more prompts. Batching requests
@@ -46,16 +53,20 @@ def check_flags():
         )
     if FLAGS.version is not None and FLAGS.version <= 0:
         return f"--version must be a positive integer; received version={FLAGS.version}"
-    problem = generation_settings.export_limits_problem(
-        FLAGS.max_prompt_bytes, FLAGS.max_new_tokens_limit, FLAGS.max_prompts_per_request
-    ) or generation_settings.settings_problem(
-        FLAGS.max_new_tokens,
-        FLAGS.temperature,
-        FLAGS.top_k,
-        FLAGS.top_p,
-        FLAGS.seed,
-        min_new_tokens=1,
-        max_new_tokens_limit=FLAGS.max_new_tokens_limit,
+    problem = (
+        generation_settings.export_limits_problem(
+            FLAGS.max_prompt_bytes, FLAGS.max_new_tokens_limit, FLAGS.max_prompts_per_request
+        )
+        or generation_settings.settings_problem(
+            FLAGS.max_new_tokens,
+            FLAGS.temperature,
+            FLAGS.top_k,
+            FLAGS.top_p,
+            FLAGS.seed,
+            min_new_tokens=1,
+            max_new_tokens_limit=FLAGS.max_new_tokens_limit,
+        )
+        or generation_settings.stop_problem(FLAGS.stop)
     )
     return "--" + problem if problem else None
 
@@ -91,6 +102,12 @@ def define_flags():
         None,
         "serving_default: every prompt samples with this seed, so the same prompt gets the same "
         "answer; default: a random seed per prompt",
+    )
+    flags.DEFINE_multi_string(
+        "stop",
+        None,
+        "serving_default: a continuation ends before the first occurrence of this text (repeatable; "
+        "the default stop strings of the generate signature; the end-of-text id always stops)",
     )
     flags.DEFINE_integer(
         "max_prompt_bytes",
@@ -154,6 +171,7 @@ def main(argv):
             top_k=FLAGS.top_k,
             top_p=FLAGS.top_p,
             seed=FLAGS.seed,
+            stop=FLAGS.stop,
             max_prompt_bytes=FLAGS.max_prompt_bytes,
             max_new_tokens_limit=FLAGS.max_new_tokens_limit,
             max_prompts_per_request=FLAGS.max_prompts_per_request,
@@ -166,6 +184,8 @@ def main(argv):
         if jit_compile
         else "a plain graph (every server runs it)"
     )
+    if jit_compile and FLAGS.stop:
+        loop += "; serving_default, with --stop strings, runs the plain graph's loop (string ops)"
     print(
         f"exported {path}: signatures serving_default, generate, next_token_logits, tokenize, detokenize; "
         f"decoding loop: {loop}",

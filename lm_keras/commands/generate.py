@@ -1,8 +1,10 @@
 """Generate text: `python -m lm_keras.generate --model_dir=DIR --prompt=TEXT [flags]`.
 
 Prints each sample (the prompt followed by what the model wrote), separated by a
-line of dashes. The decoding loop is one compiled graph; the Transformer uses its
-key/value cache and the LSTM carries its state unless `--use_cache=false`.
+line of dashes. A sample ends at the tokenizer's end-of-text id, at the first
+`--stop` string (repeatable; the text ends before it) or after `--max_new_tokens`.
+The decoding loop is one compiled graph; the Transformer uses its key/value cache
+and the LSTM carries its state unless `--use_cache=false`.
 """
 
 import sys
@@ -28,7 +30,8 @@ def check_flags():
         return "--" + problem
     if FLAGS.num_samples <= 0:
         return f"--num_samples must be > 0; received num_samples={FLAGS.num_samples}"
-    return None
+    problem = generation_settings.stop_problem(FLAGS.stop)
+    return "--" + problem if problem else None
 
 
 def define_flags():
@@ -52,6 +55,12 @@ def define_flags():
     )
     flags.DEFINE_integer("seed", None, "random seed (sample i uses seed + i); default: a random one")
     flags.DEFINE_integer("num_samples", 1, "how many samples of the prompt to generate (in one batch)")
+    flags.DEFINE_multi_string(
+        "stop",
+        None,
+        "a sample ends at the first occurrence of this text, which it does not print (repeatable; "
+        "every sample also ends at the tokenizer's end-of-text id)",
+    )
     flags.DEFINE_bool(
         "use_cache",
         True,
@@ -92,6 +101,13 @@ def main(argv):
                 flush=True,
             )
         jit = None if FLAGS.jit_compile == "auto" else FLAGS.jit_compile == "true"
+        if jit and FLAGS.stop:
+            print(
+                "note: --stop strings are searched with string ops, which XLA cannot compile: the "
+                "decoding loop runs as a plain graph",
+                file=sys.stderr,
+                flush=True,
+            )
         texts = generate(
             trained.model,
             trained.tokenizer,
@@ -103,6 +119,7 @@ def main(argv):
             seed=FLAGS.seed,
             use_cache=FLAGS.use_cache,
             jit_compile=jit,
+            stop=FLAGS.stop,
         )
     except UserError as e:
         cli.fail(str(e), cli.EXIT_FAILURE)

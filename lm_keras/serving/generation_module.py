@@ -246,6 +246,7 @@ class GenerationModule(tf.Module):
             [s["top_p"]],
             tf.constant([s["seed"]], tf.int64),
             _stop_row(s["stop"]),
+            has_stops=bool(s["stop"]),
         )
 
     def _make_generate(self):
@@ -332,7 +333,9 @@ class GenerationModule(tf.Module):
             _check(tf.reduce_all(_valid_utf8(text) == text), f"{name} is not valid UTF-8; send UTF-8 text"),
         ]
 
-    def _generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed, stop):
+    def _generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed, stop, has_stops=None):
+        """The generating signatures' graph; `has_stops` is a Python bool where the stop strings are
+        known when tracing (serving_default's), None where they come with the request."""
         batch = tf.size(prompt)
         settings = dict(
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
@@ -412,15 +415,16 @@ class GenerationModule(tf.Module):
                 stop_check=stop_strings.check,
             )  # (B, N) tokens
 
-        if self.jit_compile:
-            # Stop strings need string ops, which XLA cannot compile.
-            decoded = tf.cond(
-                stop_strings.longest > 0,
-                plain_graph,
-                lambda: self._decode_compiled(ids, kept, n, temperature, settings["top_k"], top_p, seed),
-            )
-        else:
+        def compiled():
+            return self._decode_compiled(ids, kept, n, temperature, settings["top_k"], top_p, seed)
+
+        # Stop strings need string ops, which XLA cannot compile: with them the plain graph runs.
+        if not self.jit_compile or has_stops:
             decoded = plain_graph()
+        elif has_stops is None:
+            decoded = tf.cond(stop_strings.longest > 0, plain_graph, compiled)
+        else:
+            decoded = compiled()
         new_tokens = decoded.tokens  # (B, N), -1 after each row's end
         count = tf.reduce_sum(tf.cast(new_tokens >= 0, tf.int32), axis=1)  # (B,)
         # The text ends before its first stop string (a row that stopped at one keeps the token

@@ -1,5 +1,6 @@
 """`export_saved_model`: a model directory -> `EXPORT_DIR/<version>/`, as TF Serving expects."""
 
+import json
 import pathlib
 
 from lm_keras import generation_settings
@@ -9,6 +10,10 @@ from lm_keras.serving.export_dir import resolve_version
 # Inside a version folder: TF Serving's place for files that go with a SavedModel but are
 # not part of it (its warm-up requests live there too); loaders ignore it.
 BATCHING_PARAMETERS = pathlib.PurePath("assets.extra", "batching_parameters.txt")
+# The export's generation settings (serving_default's, and the defaults of generate), for people and
+# servers that read them without loading the graph: JSON, {"max_new_tokens", "temperature", "top_k",
+# "top_p", "seed" (-1: random), "stop", "eot_id" (None: no end-of-text id), "jit_compile"}.
+GENERATION_SETTINGS = pathlib.PurePath("assets.extra", "generation_settings.json")
 
 
 def export_saved_model(model_dir, export_dir, version=None, **module_settings):
@@ -24,7 +29,7 @@ def export_saved_model(model_dir, export_dir, version=None, **module_settings):
         export_dir: the folder TF Serving watches (its `--model_base_path`).
         version: positive int, or None for one more than the highest existing.
         **module_settings: keyword arguments of `GenerationModule` (defaults and
-            limits: max_new_tokens, temperature, top_k, top_p, seed, max_prompt_bytes,
+            limits: max_new_tokens, temperature, top_k, top_p, seed, stop, max_prompt_bytes,
             max_new_tokens_limit, max_prompts_per_request; jit_compile).
 
     Returns:
@@ -51,7 +56,9 @@ def save_version(module, export_dir, version=None):
     It is written into a hidden temporary folder inside `export_dir` (not a
     number, so TF Serving ignores it) and renamed to `<version>` only when
     complete, with an example of TF Serving's batching parameters for it in
-    `<version>/assets.extra/batching_parameters.txt` (see `batching_parameters`).
+    `<version>/assets.extra/batching_parameters.txt` (see `batching_parameters`) and
+    its generation settings, stop strings included, in
+    `<version>/assets.extra/generation_settings.json` (see `GENERATION_SETTINGS`).
     A failed save removes its temporary folder and leaves every earlier version
     untouched; an existing version is never overwritten.
 
@@ -72,6 +79,10 @@ def save_version(module, export_dir, version=None):
         (tmp / BATCHING_PARAMETERS).parent.mkdir()
         parameters = batching_parameters(module.max_prompts_per_request)
         (tmp / BATCHING_PARAMETERS).write_text(parameters, encoding="utf-8")
+        settings = {**module.settings, "eot_id": module.eot_id, "jit_compile": module.jit_compile}
+        (tmp / GENERATION_SETTINGS).write_text(
+            json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
 
     # The version appears whole or not at all (resolve_version refused a taken one above).
     replace_dir_atomic(fill, final)
