@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from unittest.mock import ANY
 
 import pytest
 
@@ -33,8 +34,8 @@ def trained():
 
 
 @pytest.fixture(scope="module")
-def server(trained, tmp_path_factory):
-    """(base URL of /v1/models/lm, the process) for an export with greedy defaults."""
+def export_dir(trained, tmp_path_factory):
+    """An export of the trained model with greedy defaults."""
     from lm_keras.serving.saved_model_export import export_saved_model
 
     export_dir = tmp_path_factory.mktemp("export")
@@ -46,6 +47,12 @@ def server(trained, tmp_path_factory):
         max_prompt_bytes=MAX_PROMPT_BYTES,
         max_new_tokens_limit=50,
     )
+    return export_dir
+
+
+@pytest.fixture(scope="module")
+def server(export_dir):
+    """(base URL of /v1/models/lm, the process) for the export."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -342,10 +349,115 @@ def serve_without_tensorflow(*flags):
         ("--request_timeout_s=0", "--request_timeout_s must be > 0; received request_timeout_s=0.0"),
         ("--port=70000", "--port must be an int in [0, 65535] (0 picks a free one); received port=70000"),
         ("--model_name=a:b", "--model_name must be a name without '/' or ':'; received model_name='a:b'"),
+        (
+            "--served_model_name=a/b",
+            "--served_model_name must be a name without '/' or ':'; received served_model_name='a/b'",
+        ),
+        ("--api_key=", "--api_key: the key must be one word of printable characters, not empty"),
+        ("--api_key=two words", "--api_key: the key must be one word of printable characters, not empty"),
     ],
 )
 def test_bad_flags_are_one_line_before_tensorflow_loads(tmp_path, flag, message):
     assert serve_without_tensorflow(f"--export_dir={tmp_path}", flag) == (2, [f"error: {message}"], False)
+
+
+def test_api_key_flags_are_one_line_before_tensorflow_loads(tmp_path):
+    key_file = tmp_path / "key"
+    assert serve_without_tensorflow(
+        f"--export_dir={tmp_path}", "--api_key=a", f"--api_key_file={key_file}"
+    ) == (
+        2,
+        ["error: --api_key and --api_key_file: pass one of them"],
+        False,
+    )
+    code, lines, tensorflow = serve_without_tensorflow(
+        f"--export_dir={tmp_path}", f"--api_key_file={key_file}"
+    )
+    assert (code, tensorflow, len(lines)) == (1, False, 1)
+    assert lines[0].startswith(f"error: --api_key_file={key_file}: cannot read it")
+    key_file.write_text("\n")
+    assert serve_without_tensorflow(f"--export_dir={tmp_path}", f"--api_key_file={key_file}") == (
+        2,
+        [f"error: --api_key_file={key_file}: the key must be one word of printable characters, not empty"],
+        False,
+    )
+
+
+def test_openai_api_beside_tf_servings(server, trained):
+    """The same process answers OpenAI's API, named by --model_name (no --served_model_name), as
+    README's curl examples ask it."""
+    url, _ = server
+    base = url.split("/v1/")[0]
+    assert request(base + "/v1/models")[1]["data"][0]["id"] == "lm"
+    body = {"model": "lm", "prompt": "ROMEO:", "max_tokens": 12, "temperature": 0}
+    status, answer = request(base + "/v1/completions", body)
+    text = greedy(trained, ["ROMEO:"])[0]
+    assert status == 200 and answer["choices"][0]["text"] == text
+    assert answer["usage"]["completion_tokens"] == 12
+    req = urllib.request.Request(base + "/v1/completions", data=json.dumps({**body, "stream": True}).encode())
+    with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        events = [line for line in response.read().decode().split("\n\n") if line]
+    assert events[-1] == "data: [DONE]"
+    chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
+    assert "".join(c["choices"][0]["text"] for c in chunks) == text
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+
+
+@pytest.mark.slow  # a second server process; tests/serving/test_openai_api.py checks the key in-process
+def test_api_key_and_served_model_name(export_dir, tmp_path):
+    """--api_key_file: every request of both APIs needs the bearer key (401 in OpenAI's shape
+    otherwise); --served_model_name names the model in OpenAI's API."""
+    key_file = tmp_path / "key"
+    key_file.write_text("sk-local-123\n")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lm_keras.serve",
+            f"--export_dir={export_dir}",
+            "--port=0",
+            "--served_model_name=shakespeare",
+            f"--api_key_file={key_file}",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [process.stdout.readline(), process.stdout.readline()]
+        assert "OpenAI API on http://127.0.0.1:" in lines[1] and "API key required" in lines[1], lines
+        base = lines[0].split(" on ")[1].strip().split("/v1/")[0]
+
+        def call(path, key, body=None):
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            data = json.dumps(body).encode() if body else None
+            req = urllib.request.Request(base + path, data=data, headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as response:
+                    return response.status, json.loads(response.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read())
+
+        for key in (None, "sk-local-12", "sk-local-1234"):
+            for path in ("/v1/models", "/v1/models/model"):
+                status, answer = call(path, key)
+                assert status == 401 and answer["error"]["code"] == "invalid_api_key", (path, key)
+        assert call("/v1/models", "sk-local-123") == (
+            200,
+            {
+                "object": "list",
+                "data": [{"id": "shakespeare", "object": "model", "created": ANY, "owned_by": "lm_keras"}],
+            },
+        )
+        status, answer = call("/v1/completions", "sk-local-123", {"model": "model", "prompt": "x"})
+        assert status == 404 and answer["error"]["code"] == "model_not_found"
+        status, answer = call("/v1/completions", "sk-local-123", {"model": "shakespeare", "prompt": "x"})
+        assert status == 200 and answer["model"] == "shakespeare"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @pytest.mark.parametrize("where", ["nonexistent", "empty", "file", "version_without_saved_model"])
