@@ -267,3 +267,85 @@ def test_a_seeded_export_answers_each_prompt_as_generate_with_that_seed(tokenize
         for p in prompts
     ]
     assert texts(module.serving_default(tf.constant(prompts[::-1]))["continuation"]) == answers[::-1]
+
+
+def stop_rows(model, tokenizer, prompts, seeds):
+    """Per-row stop strings for `prompts` sampled with `seeds`: row 0 stops at two characters of
+    its own text (first complete at offset i + 1), row 1 at a string it never writes, row 2 has
+    none; and what generate_details gives each row alone with its stop strings."""
+    from lm_keras.generation import generate_details
+
+    settings = dict(max_new_tokens=12, temperature=1.0, top_k=0)
+    free = [generate_details(model, tokenizer, [p], seed=s, **settings)[0] for p, s in zip(prompts, seeds)]
+    text = free[0].text
+    i = next(i for i in range(1, 9) if text[i : i + 2] not in text[: i + 1])
+    stops = [[text[i : i + 2], ""], ["\u00a7\u00a7", ""], ["", ""]]
+    expected = [
+        generate_details(model, tokenizer, [p], seed=s, stop=[x for x in row if x] or None, **settings)[0]
+        for p, s, row in zip(prompts, seeds, stops)
+    ]
+    assert expected[0].finish_reason == "stop" and expected[0].text == text[:i]
+    return stops, expected
+
+
+@pytest.mark.parametrize("jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_per_row_stops_in_one_batch_equal_generate_per_row(tokenizer, jit_compile):
+    """A batched server merges requests with different stop strings: each row stops at its own.
+    An XLA export runs such a request in its plain graph's loop, and one without stop strings
+    in its XLA loop, to the same answers."""
+    model = random_model("lstm", tokenizer.vocab_size, seed=1)
+    module = module_for(model, tokenizer, jit_compile=jit_compile)
+    prompts, seeds = ["ROMEO:", "O", "JULIET:"], [5, 6, 7]
+    stops, expected = stop_rows(model, tokenizer, prompts, seeds)
+    settings = dict(
+        max_new_tokens=[12], temperature=[1.0], top_k=[0], top_p=[1.0], seed=tf.constant(seeds, tf.int64)
+    )
+    out = module.generate(tf.constant(prompts), stop=tf.constant(stops), **settings)
+    assert texts(out["continuation"]) == [c.text for c in expected]
+    assert texts(out["finish_reason"]) == [c.finish_reason for c in expected] == ["stop", "length", "length"]
+    assert out["completion_tokens"].numpy().tolist() == [c.completion_tokens for c in expected]
+    # No stop strings (S = 0): every row runs to its length, as without the input.
+    free = module.generate(tf.constant(prompts), stop=tf.zeros([1, 0], tf.string), **settings)
+    assert texts(free["continuation"])[1:] == [c.text for c in expected[1:]]
+    assert texts(free["finish_reason"]) == ["length"] * 3
+
+
+def test_serving_default_uses_the_exports_stops_through_saved_model_load(tokenizer, tmp_path):
+    """The export's stop strings: serving_default's, generate's default, and in its settings file;
+    tf.saved_model.load gives the in-process answers."""
+    import json
+
+    from lm_keras.generation import generate_details
+    from lm_keras.serving.saved_model_export import GENERATION_SETTINGS, save_version
+
+    model = random_model("lstm", tokenizer.vocab_size, seed=1)
+    prompts = ["ROMEO:", "O"]
+    # A seeded export samples every prompt with its seed.
+    settings = dict(max_new_tokens=12, temperature=1.0, top_k=0, seed=11)
+    free = [generate_details(model, tokenizer, [p], **settings)[0] for p in prompts]
+    text = free[0].text
+    i = next(i for i in range(1, 9) if text[i] not in text[:i] + free[1].text)
+    stop = [text[i], "\u00a7"]
+    module = module_for(model, tokenizer, stop=stop, **settings)
+    expected = [generate_details(model, tokenizer, [p], stop=stop, **settings)[0] for p in prompts]
+    assert expected[0].text == text[:i] and expected[1] == free[1]
+    path = save_version(module, tmp_path / "export")
+    loaded = tf.saved_model.load(str(path))
+    for outputs in (
+        module.serving_default(tf.constant(prompts)),
+        loaded.signatures["serving_default"](tf.constant(prompts)),
+    ):
+        assert texts(outputs["continuation"]) == [c.text for c in expected]
+        assert texts(outputs["finish_reason"]) == ["stop", "length"]
+        assert outputs["completion_tokens"].numpy().tolist() == [i + 1, 12]
+    settings = json.loads((path / GENERATION_SETTINGS).read_text(encoding="utf-8"))
+    assert settings["stop"] == stop and settings["eot_id"] == getattr(tokenizer, "eot_id", None)
+    assert settings["max_new_tokens"] == 12 and settings["seed"] == 11
+    # generate's default stop strings are the export's (TF Serving's gRPC fills inputs left out).
+    defaults = loaded.signatures["generate"].structured_input_signature
+    assert "stop" in defaults[1]
+    bad = module.generate
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 16 stop strings"):
+        bad(tf.constant(["a"]), stop=tf.constant([["x"] * 17]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one row of stop strings, or one per prompt"):
+        bad(tf.constant(["a", "b", "c"]), stop=tf.constant([["x"], ["y"]]))
