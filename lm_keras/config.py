@@ -15,12 +15,14 @@ import json
 import math
 
 from lm_keras.errors import UserError
+from lm_keras.model_settings import LORA_TARGETS as LORA_TARGETS
 from lm_keras.model_settings import MLPS as MLPS
 from lm_keras.model_settings import (
     MODELS,
     choice_problem,
     first_problem,
     fraction_problem,
+    lora_problem,
     lstm_problem,
     non_negative_problem,
     positive_int_problem,
@@ -72,6 +74,7 @@ class ModelConfig:
     model: str = "transformer"
     vocab_size: int = 0
     seq_len: int = 64
+    context: int = 0
     num_layers: int = 4
     num_heads: int = 4
     hidden_dim: int = 128
@@ -98,6 +101,8 @@ class ModelConfig:
             or non_negative_problem("vocab_size", self.vocab_size)
             or non_negative_problem("mlp_dim", self.mlp_dim)
             or non_negative_problem("embedding_dim", self.embedding_dim)
+            or non_negative_problem("context", self.context, note=" (0 means seq_len)")
+            or _context_problem(self.model, self.seq_len, self.context)
             or self._family_problem()
         )
         if problem:
@@ -141,6 +146,12 @@ class ModelConfig:
         if self.mlp == "swiglu":
             return math.ceil(8 * self.hidden_dim / 3 / 8) * 8  # 2 d (4 d) = 3 d m, rounded up to 8
         return 4 * self.hidden_dim
+
+    @property
+    def resolved_context(self):
+        """The Transformer's positions (its longest input and its cache): `context`, 0 meaning
+        `seq_len`, the training window."""
+        return self.context or self.seq_len
 
     @property
     def resolved_embedding_dim(self):
@@ -214,6 +225,9 @@ class TrainConfig:
     strategy: str = "auto"
     tpu: str = ""
     init_from: str = ""
+    lora_rank: int = 0
+    lora_alpha: float = 0.0
+    lora_targets: str = "attention"
     sample_tokens: int = 500
     packing: str = "packed"
     loss_on: str = "completion"
@@ -253,6 +267,7 @@ class TrainConfig:
             or positive_int_problem("grad_accum_steps", self.grad_accum_steps)
             or fraction_problem("decay_fraction", self.decay_fraction, "(0, 1]")
             or _learning_rates_problem(self.min_learning_rate, self.learning_rate)
+            or _lora_problem(self.lora_rank, self.lora_alpha, self.lora_targets, self.init_from)
         )
         if problem:
             raise UserError("--" + problem)
@@ -323,6 +338,27 @@ def _vocab_size_problem(tokenizer, vocab_size):
             f"received vocab_size={vocab_size} (try --vocab_size=1024)"
         )
     return None
+
+
+def _context_problem(model, seq_len, context):
+    # A window longer than the model's positions cannot run; LSTMs have no positions to keep.
+    if context and model != "transformer":
+        return f"context is a Transformer's; received context={context} for --model={model} (drop it)"
+    if context and seq_len > context:
+        return f"seq_len must be at most the model's context; received seq_len={seq_len}, context={context}"
+    return None
+
+
+def _lora_problem(rank, alpha, targets, init_from):
+    if rank == 0:
+        return None  # LoRA off: its other two settings are not used
+    problem = lora_problem(rank, alpha, targets)
+    if not problem and not init_from:
+        return (
+            f"lora_rank={rank} needs --init_from=RUN: LoRA adapts a trained model (a run or a converted "
+            "GPT-2), whose weights it keeps frozen"
+        )
+    return problem
 
 
 def _validation_data_problem(corpus, validation_data):

@@ -33,12 +33,15 @@ _CHOICES = {
     "schedule": config_lib.SCHEDULES,
     "packing": config_lib.PACKINGS,
     "loss_on": config_lib.LOSS_ON,
+    "lora_targets": tuple(config_lib.LORA_TARGETS),
 }
 _HELP = {
     "model": "model family: transformer, lstm (efficient LSTM LM) or documented_lstm "
     "(the article's Sequential)",
     "vocab_size": "subword vocabulary size (bpe, unigram, gpt2_bpe)",
-    "seq_len": "context length T (the documented LSTM's max_length)",
+    "seq_len": "context length T (the documented LSTM's max_length): the training window",
+    "context": "a Transformer's positions, its longest input when generating; 0 means --seq_len. "
+    "Fine-tuning keeps --init_from's and may train on shorter windows (--seq_len)",
     "num_layers": "Transformer blocks / LSTM layers",
     "num_heads": "attention heads",
     "hidden_dim": "Transformer width / LSTM units",
@@ -99,6 +102,11 @@ _HELP = {
     "strategy": "tf.distribute strategy; multi_worker reads TF_CONFIG",
     "tpu": "TPU name or address (--strategy=tpu)",
     "init_from": "fine-tune from this model directory's weights (keeps its architecture and tokenizer)",
+    "lora_rank": "R > 0: LoRA fine-tuning of --init_from: its weights frozen, rank-R adapters train "
+    "(0: every weight trains)",
+    "lora_alpha": "LoRA's scale is alpha / rank; 0 means the rank (PEFT's default)",
+    "lora_targets": "what LoRA adapts in every block: attention (query and value), attention_mlp (and the "
+    "MLP's dense layers) or all (query, key, value, attention output and MLP)",
     "sample_tokens": "tokens sampled into samples.txt at the end; 0 for none",
 }
 
@@ -121,7 +129,7 @@ _OPTIMISATION = (
 )
 _DEVICES = ("jit_compile", "mixed_precision", "strategy", "tpu", "deterministic")
 GROUPS = {
-    "run": ["model_dir", "preset", "print_config", "init_from"],
+    "run": ["model_dir", "preset", "print_config", "init_from", "lora_rank", "lora_alpha", "lora_targets"],
     "model": [f.name for f in dataclasses.fields(config_lib.ModelConfig) if f.name != "vocab_size"],
     "data": [f.name for f in dataclasses.fields(config_lib.DataConfig)],
     "optimisation": list(_OPTIMISATION),
@@ -129,7 +137,7 @@ GROUPS = {
     "evaluation, checkpoints and logs": [
         f.name
         for f in dataclasses.fields(config_lib.TrainConfig)
-        if f.name not in (*_OPTIMISATION, *_DEVICES, "init_from")
+        if f.name not in (*_OPTIMISATION, *_DEVICES, "init_from", "lora_rank", "lora_alpha", "lora_targets")
     ],
 }
 

@@ -110,8 +110,8 @@ def hf_config(model_config, end_of_text_id):
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
         "vocab_size": mc.vocab_size,
-        "n_positions": mc.seq_len,
-        "n_ctx": mc.seq_len,
+        "n_positions": mc.resolved_context,  # the model's positions, not a fine-tuning run's window
+        "n_ctx": mc.resolved_context,
         "n_embd": mc.hidden_dim,
         "n_layer": mc.num_layers,
         "n_head": mc.num_heads,

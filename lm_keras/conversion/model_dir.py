@@ -80,7 +80,7 @@ def export_huggingface(model_dir, export_dir):
     """
     md.check_new(export_dir, "--export_dir")
     gpt2.check_exportable(md.read_config(model_dir)[0])  # before loading anything
-    trained = md.load_trained(model_dir)
+    trained = md.load_trained(model_dir, merge_lora=True)  # a LoRA run's adapters folded in
     model_config = dataclasses.replace(trained.config.model, vocab_size=trained.tokenizer.vocab_size)
     replace_dir_atomic(
         lambda tmp: huggingface.write_checkpoint(

@@ -44,7 +44,7 @@ def export_saved_model(model_dir, export_dir, version=None, **module_settings):
     from lm_keras.serving.generation_module import GenerationModule
 
     version = resolve_version(export_dir, version)  # refuse a taken version before loading anything
-    trained = load_trained(model_dir)
+    trained = load_trained(model_dir, merge_lora=True)  # a LoRA run exports as a plain model
     return save_version(
         GenerationModule(trained.model, trained.tokenizer, **module_settings), export_dir, version
     )

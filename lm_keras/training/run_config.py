@@ -15,6 +15,8 @@ from lm_keras.errors import UserError
 _FIXED_SECTIONS = ("model", "data")
 # Fields a fine-tuning run takes from the run it starts from (dropout excepted).
 _INHERITED_DATA_FIELDS = ("tokenizer", "vocab_size")
+# Training fields a LoRA run may not change when it resumes: its adapters and their base.
+_LORA_FIELDS = ("init_from", "lora_rank", "lora_alpha", "lora_targets")
 # Fields a prepared dataset fixes: its tokenizer and its split.
 _DATASET_FIELDS = ("tokenizer", "vocab_size", "val_fraction")
 
@@ -55,6 +57,18 @@ def resolve_config(model_dir, preset_name, overrides, preset_given=False):
                     f"({name}={getattr(getattr(stored, section), name)}): a run resumes with its own model "
                     "and data; drop the flag, or use a new --model_dir to start another run"
                 )
+        for name in _LORA_FIELDS:
+            theirs = getattr(stored.train, name)
+            if (
+                name in overrides
+                and overrides[name] != theirs
+                and (stored.train.lora_rank or name == "lora_rank")
+            ):
+                raise UserError(
+                    f"--{name}={overrides[name]} differs from the run in {model_dir} ({name}={theirs}): "
+                    "a run resumes with its own adapters and their base; drop the flag, or use a new "
+                    "--model_dir"
+                )
         cfg = stored.replace(**{k: v for k, v in overrides.items() if config_lib.FLAG_SECTIONS[k] == "train"})
         return cfg, raw.get("preset", preset_name)
     cfg = config_lib.preset(preset_name).replace(**overrides)
@@ -92,10 +106,23 @@ def _inherit(cfg, overrides):
             f"--init_from={source_dir} holds no config.json: give the model directory "
             "of a finished or checkpointed training run"
         )
+    if cfg.train.lora_rank and source.model.model != "transformer":
+        raise UserError(
+            f"--lora_rank={cfg.train.lora_rank} adapts a Transformer; --init_from={source_dir} is a "
+            f"{source.model.model}: drop --lora_rank to fine-tune every weight"
+        )
+    if cfg.train.lora_rank and source.train.lora_rank:
+        raise UserError(
+            f"--init_from={source_dir} is a LoRA run: LoRA on it would stack adapters; fine-tune it "
+            "without --lora_rank (its adapters are merged), or give its base run"
+        )
+    context = source.model.resolved_context if source.model.model == "transformer" else 0
     for name, value in overrides.items():
-        if name == "dropout":
-            continue
-        if name in _INHERITED_DATA_FIELDS:
+        if name == "dropout" or (name == "seq_len" and context):
+            continue  # a Transformer keeps its positions and may train on shorter windows
+        if name == "context":
+            theirs = context
+        elif name in _INHERITED_DATA_FIELDS:
             theirs = getattr(source.data, name)
         elif config_lib.FLAG_SECTIONS[name] == "model":
             theirs = getattr(source.model, name)
@@ -107,7 +134,10 @@ def _inherit(cfg, overrides):
                 "fine-tuning keeps the architecture and tokenizer of the run it starts from; drop the flag"
             )
     model = dataclasses.replace(
-        source.model, dropout=cfg.model.dropout if "dropout" in overrides else source.model.dropout
+        source.model,
+        dropout=cfg.model.dropout if "dropout" in overrides else source.model.dropout,
+        seq_len=overrides.get("seq_len", source.model.seq_len) if context else source.model.seq_len,
+        context=context,
     )
     data = dataclasses.replace(cfg.data, tokenizer=source.data.tokenizer, vocab_size=source.data.vocab_size)
     return dataclasses.replace(cfg, model=model, data=data)
