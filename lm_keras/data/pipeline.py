@@ -250,6 +250,7 @@ def example_train_dataset(
     start_step=0,
     num_steps=None,
     input_context=None,
+    segments=False,
 ):
     """Training windows of a split of examples, each from an example's start, one global batch per step.
 
@@ -287,10 +288,14 @@ def example_train_dataset(
         num_steps: how many batches; None for an endless stream.
         input_context: a `tf.distribute.InputContext`: each input pipeline yields its own
             contiguous slice of every global batch, as `train_dataset`'s.
+        segments: next_token only: also yield each token's example in the window, counted
+            from 0 (the examples' own boundaries, from the example index: a conversation's
+            end-of-text ids between its messages do not split it).
 
     Returns:
         A dataset of (x, y, w): x int32 (b, T); next_token: y int32 (b, T), w float32
-        (b, T); many_to_one: y float32 one-hot (b, V), w float32 (b,).
+        (b, T); many_to_one: y float32 one-hot (b, V), w float32 (b,). With `segments`,
+        (x, y, w, s): s int32 (b, T).
     """
     _check_view(view, vocab_size)
     _check_choices(packing, loss_on)
@@ -319,7 +324,14 @@ def example_train_dataset(
             ids = tf.where(inside, ids, source.eot_id)
             real = real * tf.cast(inside, tf.float32)
         weights = real[:, 1:] * (mask[:, 1:] if loss_on == "completion" else 1.0)  # (b, T)
-        return ids[:, :-1], ids[:, 1:], weights
+        if not segments:
+            return ids[:, :-1], ids[:, 1:], weights
+        # Token t's example: the example starts in (start, start + t], searched in the sorted index.
+        positions = tf.reshape(start[:, None] + tf.range(seq_len, dtype=tf.int64), [1, -1])  # (1, b T)
+        index = tf.cast(starts, tf.int64)[None, :]  # (1, examples)
+        through = tf.reshape(tf.searchsorted(index, positions, side="right"), [-1, seq_len])  # (b, T)
+        before = tf.searchsorted(index, start[None, :], side="right")[0]  # (b,)
+        return ids[:, :-1], ids[:, 1:], weights, tf.cast(through - before[:, None], tf.int32)
 
     stop = tf.int64.max if num_steps is None else start_step + num_steps
     return (

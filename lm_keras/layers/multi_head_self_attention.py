@@ -77,7 +77,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             keys at padded positions get zero weight.
         use_causal_mask: bool, whether position `i` attends only to positions `<= i`.
         segment_ids: optional `(B, T)` int tensor: a query attends only to keys of its own
-            segment (several examples packed in one window; see `segment_ids`).
+            segment (several examples packed in one window, numbered from 0 in order).
         positions: optional `(B, T)` int32 tensor, each token's position for the rotary
             embeddings (packed examples restart at 0; see `segment_positions`).
         return_attention_scores: bool, whether to also return the attention weights.
@@ -390,16 +390,6 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             }
         )
         return config
-
-
-def segment_ids(token_ids, end_of_text_id):
-    """`(B, T)` int32: which packed example each token belongs to, counted from 0.
-
-    An example ends with its end-of-text id, so token `t`'s segment is the number of
-    end-of-text ids before it: the id itself closes its example.
-    """
-    ends = ops.cast(ops.equal(token_ids, end_of_text_id), "int32")  # (B, T)
-    return ops.cumsum(ends, axis=1) - ends  # (B, T), exclusive
 
 
 def segment_positions(segment_ids):

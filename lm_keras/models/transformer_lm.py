@@ -206,7 +206,7 @@ class TransformerLM(keras.Model):
             num_heads=model_config.num_heads,
             hidden_dim=model_config.hidden_dim,
             mlp_dim=model_config.resolved_mlp_dim,
-            seq_len=model_config.seq_len,
+            seq_len=model_config.resolved_context,
             dropout=model_config.dropout,
             use_bias=model_config.use_bias,
             position=model_config.position,
@@ -247,8 +247,9 @@ class TransformerLM(keras.Model):
     def call(self, token_ids, training=None, segment_ids=None):
         """`(B, T, V)` float32 logits of `token_ids` `(B, T)`.
 
-        `segment_ids` `(B, T)` (optional, from `segment_ids(token_ids, end_of_text_id)`)
-        packs several examples in a row: each token attends only within its example and
+        `segment_ids` `(B, T)` (optional: which example each token is, numbered from 0 in
+        order, as `lm_keras.data.example_train_dataset(segments=True)` gives them) packs
+        several examples in a row: each token attends only within its example and
         its position restarts at 0 there, so a packed example computes what it computes
         alone from position 0.
         """

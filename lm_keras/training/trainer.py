@@ -19,7 +19,6 @@ from lm_keras.data.pipeline import example_eval_dataset, example_train_dataset, 
 from lm_keras.errors import UserError
 from lm_keras.families import family, resolve_jit
 from lm_keras.files import write_json_atomic, write_text_atomic
-from lm_keras.layers.multi_head_self_attention import segment_ids
 from lm_keras.models import build_model
 from lm_keras.progress import duration
 from lm_keras.training.distribution import make_strategy
@@ -120,12 +119,10 @@ class Trainer:
         self.manager = md.checkpoint_manager(self.checkpoint, self.work_dir, tc.keep_checkpoints)
         self.jit = resolve_jit(tc.jit_compile, cfg.model.model)
         self.view = family(cfg.model.model).view
-        # Packed examples attend only within themselves (the Transformer's segments); an LSTM
-        # carries its state across the end-of-text id, which it learns to treat as a reset.
-        self.segments_of = None
-        if self.examples and tc.packing == "packed" and family(cfg.model.model).segments:
-            eot = int(self.examples["eot_id"])
-            self.segments_of = lambda x: segment_ids(x, eot)
+        # Packed examples attend only within themselves (the Transformer's segments, which the
+        # pipeline gives from the example index); an LSTM carries its state across the
+        # end-of-text id, which it learns to treat as a reset.
+        self.segments = bool(self.examples and tc.packing == "packed" and family(cfg.model.model).segments)
         # Every replica's share of a micro-batch is whole (`train_batches` cuts the step's windows).
         replicas = self.strategy.num_replicas_in_sync
         if tc.batch_size % replicas:
@@ -173,26 +170,23 @@ class Trainer:
         replicas = strategy.num_replicas_in_sync
         loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         variables = model.trainable_variables
-        view, accum, segments_of = self.view, tc.grad_accum_steps, self.segments_of
+        view, accum = self.view, tc.grad_accum_steps
 
-        def outputs(x):
-            if segments_of is None:
-                return model(x, training=True)
-            return model(x, training=True, segment_ids=segments_of(x))
-
-        def micro_loss_and_grads(x, y, w, count):
+        def micro_loss_and_grads(count, x, y, w, *segments):
+            # segments: (), or the packed windows' segment ids (b, T)
+            extra = {"segment_ids": segments[0]} if segments else {}
             with tf.GradientTape() as tape:
-                loss = tf.reduce_sum(per_example_loss(view, y, outputs(x)) * w) / count
+                outputs = model(x, training=True, **extra)
+                loss = tf.reduce_sum(per_example_loss(view, y, outputs) * w) / count
                 scaled = optimizer.scale_loss(loss) if loss_scaled else loss
             return loss, [tf.convert_to_tensor(g) for g in tape.gradient(scaled, variables)]
 
-        def accumulated_loss_and_grads(x, y, w, count):
-            xs = tf.reshape(x, [accum, -1, *x.shape[1:]])  # (b N, T) -> (N, b, T)
-            ys = tf.reshape(y, [accum, -1, *y.shape[1:]])  # (N, b, T), or (N, b, V) one-hot
-            ws = tf.reshape(w, [accum, -1, *w.shape[1:]])  # (N, b, T), or (N, b)
+        def accumulated_loss_and_grads(count, *batch):
+            # Each of x, y, w (and segments): (b N, ...) -> (N, b, ...), y one-hot (N, b, V) too
+            parts = [tf.reshape(t, [accum, -1, *t.shape[1:]]) for t in batch]
 
             def body(i, loss, grads):
-                micro_loss, micro_grads = micro_loss_and_grads(xs[i], ys[i], ws[i], count)
+                micro_loss, micro_grads = micro_loss_and_grads(count, *(t[i] for t in parts))
                 return i + 1, loss + micro_loss, [a + g for a, g in zip(grads, micro_grads)]
 
             zeros = [tf.zeros(v.shape, v.dtype) for v in variables]
@@ -213,7 +207,7 @@ class Trainer:
         if self.jit and not whole:
             loss_and_grads = tf.function(loss_and_grads, jit_compile=True)
 
-        def replica_step(x, y, w=None):
+        def replica_step(x, y, w=None, *segments):
             if w is None:  # a corpus: every target counts, a constant number of them per step
                 w = tf.ones(tf.shape(y) if view == "next_token" else tf.shape(y)[:1], tf.float32)
                 count = tf.constant(float(self.global_targets))
@@ -222,7 +216,7 @@ class Trainer:
                 if replicas > 1:
                     count = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, count)
                 count = tf.maximum(count, 1.0)
-            loss, grads = loss_and_grads(x, y, w, count)
+            loss, grads = loss_and_grads(count, x, y, w, *segments)
             if replicas > 1 and tc.grad_clip > 0:
                 context = tf.distribute.get_replica_context()
                 grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
@@ -332,7 +326,7 @@ class Trainer:
             )
             if self.examples:
                 windows = example_train_dataset(
-                    self.train_split, packing=tc.packing, loss_on=tc.loss_on, **common
+                    self.train_split, packing=tc.packing, loss_on=tc.loss_on, segments=self.segments, **common
                 )
             else:
                 windows = train_dataset(self.train_split, **common)

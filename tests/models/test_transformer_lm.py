@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from lm_keras.config import ModelConfig
 from lm_keras.errors import UserError
-from lm_keras.layers.multi_head_self_attention import segment_ids, segment_positions
+from lm_keras.layers.multi_head_self_attention import segment_positions
 from lm_keras.models import TransformerLM, build_model
 from tests.layer_test_case import run_layer_test
 from tests.models.helpers import VOCAB, train_with_xla
@@ -88,12 +88,11 @@ def test_is_causal(position):
 
 @pytest.mark.parametrize("position", ["learned", "sinusoidal", "rope"])
 def test_packed_examples_compute_what_each_computes_alone(position):
-    # Three examples ended by the end-of-text id 10, packed in one window: with their
-    # segments, each attends only to itself and restarts at position 0.
+    # Three examples packed in one window: with their segments, each attends only to itself
+    # and restarts at position 0.
     model = _tiny(position=position)
     ids = np.array([[3, 4, 10, 5, 6, 7, 10, 8, 9, 1, 2, 3]], np.int32)
-    segments = segment_ids(ids, 10)
-    np.testing.assert_array_equal(segments, [[0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2]])
+    segments = np.array([[0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2]], np.int32)
     np.testing.assert_array_equal(segment_positions(segments), [[0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 4]])
     packed = model(ids, segment_ids=segments).numpy()
     for start, end in ((0, 3), (3, 7), (7, 12)):

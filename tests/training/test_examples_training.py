@@ -74,17 +74,19 @@ def _trainer(model_dir, dataset_dir, **fields):
 
 def test_a_packed_step_scores_each_example_as_if_alone(tmp_path, dataset_dir):
     trainer = _trainer(tmp_path / "run", dataset_dir, seq_len=32)
-    x, y, w = (t.numpy() for t in next(trainer.train_batches(0)))
+    x, y, w, s = (t.numpy() for t in next(trainer.train_batches(0)))
     eot = trainer.examples["eot_id"]
     assert (x == eot).sum() > x.shape[0]  # several examples in a window
+    # The pipeline's segments: each example its own, from the index (here one end-of-text each).
+    np.testing.assert_array_equal(s, np.cumsum(x == eot, axis=1) - (x == eot))
     model = trainer.model
     before = [v.numpy() for v in model.weights]
-    step_loss = float(trainer.make_train_step()((x, y, w)))
+    step_loss = float(trainer.make_train_step()((x, y, w, s)))
     for variable, value in zip(model.weights, before):
         variable.assign(value)  # the weights the step started from
     total, count = 0.0, 0.0
     for row in range(x.shape[0]):
-        ends = [i + 1 for i in np.flatnonzero(x[row] == eot)] + [x.shape[1]]
+        ends = [i + 1 for i in np.flatnonzero(np.diff(s[row]))] + [x.shape[1]]
         start = 0
         for end in ends:
             if end > start:
@@ -100,15 +102,39 @@ def test_a_packed_step_scores_each_example_as_if_alone(tmp_path, dataset_dir):
 
 def test_loss_on_all_weights_every_target(tmp_path, dataset_dir):
     trainer = _trainer(tmp_path / "run", dataset_dir, loss_on="all")
-    _, _, w = next(trainer.train_batches(0))
+    _, _, w, _ = next(trainer.train_batches(0))
     assert float(np.asarray(w).min()) == 1.0
 
 
 def test_segments_stay_off_for_padded_examples_and_the_lstm(tmp_path, dataset_dir):
-    assert _trainer(tmp_path / "packed", dataset_dir).segments_of is not None
-    assert _trainer(tmp_path / "padded", dataset_dir, packing="padded").segments_of is None
+    assert _trainer(tmp_path / "packed", dataset_dir).segments
+    assert not _trainer(tmp_path / "padded", dataset_dir, packing="padded").segments
     lstm = _trainer(tmp_path / "lstm", dataset_dir, model="lstm", embedding_dim=8)
-    assert lstm.segments_of is None
+    assert not lstm.segments and len(next(lstm.train_batches(0))) == 3
+
+
+def test_a_packed_conversation_is_one_segment_across_its_messages(tmp_path):
+    # Every message of the chat template ends with the end-of-text id: the segments come from
+    # the example index, so a reply still attends to its question.
+    from lm_keras.data.prepare import prepare
+
+    conversation = {
+        "messages": [
+            {"role": "user", "content": "Who?"},
+            {"role": "assistant", "content": "A friend."},
+            {"role": "user", "content": "Whence?"},
+            {"role": "assistant", "content": "Verona."},
+        ]
+    }
+    corpus = tmp_path / "chat.jsonl"
+    corpus.write_text("".join(json.dumps(conversation) + "\n" for _ in range(12)))
+    data = prepare(str(corpus), tmp_path / "data", log=lambda line: None)
+    trainer = _trainer(tmp_path / "run", data.path, seq_len=96, batch_size=2)
+    x, _, w, s = (t.numpy() for t in next(trainer.train_batches(0)))
+    eot = trainer.examples["eot_id"]
+    length = int(np.flatnonzero(x[0] == eot)[3]) + 1  # the conversation's four messages
+    assert (s[0, :length] == 0).all() and s[0, length] == 1
+    assert (x[0, :length] == eot).sum() == 4
 
 
 def test_the_gradient_of_n_micro_batches_of_examples_is_their_batchs(tmp_path, dataset_dir):
