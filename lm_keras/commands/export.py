@@ -1,7 +1,9 @@
 """Export for TF Serving: `python -m lm_keras.export --model_dir=DIR --export_dir=EXP [--version=N]`.
 
 `--format=huggingface` writes EXP as a Hugging Face GPT-2 folder instead (config.json,
-model.safetensors, vocab.json, merges.txt), for a Transformer whose options GPT-2 has.
+model.safetensors, vocab.json, merges.txt), for a Transformer whose options GPT-2 has; a LoRA
+run's adapters are merged into it, as into the SavedModel. `--format=peft` writes a LoRA run's
+adapters alone as PEFT's adapter_config.json and adapter_model.safetensors, for its GPT-2 base.
 
 Writes `EXP/<version>/`, a SavedModel with the tokenizer, the decoding loop and the
 detokenizer in its graph, atomically (a failed export leaves no half version and
@@ -47,7 +49,7 @@ def check_flags():
         return "--model_dir is required: the trained run to export"
     if not FLAGS.export_dir:
         return "--export_dir is required: the folder TF Serving serves (it gets a numbered version folder)"
-    if FLAGS.format == "huggingface" and FLAGS.version is not None:
+    if FLAGS.format != "saved_model" and FLAGS.version is not None:
         return (
             "--version is for --format=saved_model; a Hugging Face export is the folder --export_dir itself"
         )
@@ -79,8 +81,9 @@ def define_flags():
     flags.DEFINE_enum(
         "format",
         "saved_model",
-        ["saved_model", "huggingface"],
-        "saved_model: a TF Serving version folder; huggingface: a GPT-2 folder for transformers",
+        ["saved_model", "huggingface", "peft"],
+        "saved_model: a TF Serving version folder; huggingface: a GPT-2 folder for transformers; "
+        "peft: a LoRA run's adapters for PEFT (of a GPT-2 base)",
     )
     flags.DEFINE_integer(
         "version", None, "the version folder to write; default: one more than the highest there"
@@ -150,6 +153,15 @@ def main(argv):
             cli.fail(str(e), cli.EXIT_FAILURE)
     cli.quiet_tensorflow()
 
+    if FLAGS.format == "peft":
+        from lm_keras.conversion.peft import export_peft
+
+        try:
+            path = export_peft(FLAGS.model_dir, FLAGS.export_dir)
+        except UserError as e:
+            cli.fail(str(e), cli.EXIT_FAILURE)
+        print(f"exported {path}: adapter_config.json, adapter_model.safetensors (PEFT LoRA)", flush=True)
+        return
     if FLAGS.format == "huggingface":
         from lm_keras.conversion import export_huggingface
 
