@@ -216,3 +216,27 @@ def test_lora_flags_are_checked_before_tensorflow(base, tmp_path):
         result = run_train(tmp_path / "run", *flags)
         assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
         assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_generate_and_interpret_run_on_the_lora_run(lora_run, base):
+    from lm_keras.generation import generate
+    from lm_keras.interpret import attention_maps
+    from tests.test_evaluate_cli import run_evaluate
+    from tests.test_generate_cli import run_generate
+
+    result = run_evaluate(f"--model_dir={lora_run}", "--batch_size=8", "--jit_compile=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    # The run's own final figure: the same adapters on the same base, the same validation windows.
+    final = json.loads((lora_run / "results.json").read_text())
+    assert json.loads(result.stdout)["val_loss"] == pytest.approx(final["val_loss"], abs=1e-5)
+    trained = md.load_trained(lora_run)
+    result = run_generate(
+        f"--model_dir={lora_run}", "--prompt=ROMEO:", "--max_new_tokens=20", "--temperature=0"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = generate(trained.model, trained.tokenizer, ["ROMEO:"], max_new_tokens=20, temperature=0.0)
+    assert result.stdout.rstrip("\n") == "ROMEO:" + expected[0]
+    tokens, maps = attention_maps(trained.model, trained.tokenizer, "ROMEO: what")
+    _, base_maps = attention_maps(md.load_trained(base).model, trained.tokenizer, "ROMEO: what")
+    assert maps.shape == base_maps.shape == (1, 2, len(tokens), len(tokens))
+    assert np.abs(maps - base_maps).max() > 1e-4  # the query adapters change where heads look
