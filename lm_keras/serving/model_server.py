@@ -7,6 +7,7 @@ imports no Keras and no part of lm_keras that does (only the TensorFlow-free set
 and export folder modules), as TF Serving needs only the SavedModel.
 """
 
+import contextlib
 import hmac
 import http.server
 import json
@@ -443,6 +444,11 @@ def _handler_class(server):
                 self.close_connection = True
             self.end_headers()
             self.wfile.write(data)
+
+        def finish(self):
+            # Flushes what is left: a client already gone is no error of the server's.
+            with contextlib.suppress(OSError):
+                super().finish()
 
         def log_message(self, format, *args):  # noqa: A002 (the standard library's signature)
             pass

@@ -28,8 +28,10 @@ as `lm_keras.generation.generate` samples its prompt `i` with `seed + i`; withou
 seed the server draws one per request, so a streamed choice's pieces share it.
 """
 
+import collections
 import dataclasses
 import json
+import math
 import random
 import secrets
 import threading
@@ -47,9 +49,16 @@ MAX_N = 16
 DEFAULT_COMPLETION_TOKENS = 16
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_TOP_P = 1.0
-# Streamed choices advance in pieces: the first piece is one token (the time to the first
-# token is a one-token call), each next piece twice as long, up to this many tokens.
-MAX_PIECE_TOKENS = 16
+# Streamed choices advance in pieces, each one call of generate_tokens. The first piece is one
+# token: the time to the first token is that of a one-token call. The next ones are sized from
+# what a call costs on this server (a fixed cost c, which recomputes the prefix and waits for the
+# batcher, and t per token, fitted over its recent pieces): long enough that c is at most
+# PIECE_OVERHEAD of the piece, at most MAX_PIECE_SECONDS of decoding (a reader sees text that
+# often, and a client that hangs up frees its row within that) and MAX_PIECE_TOKENS tokens.
+# Before the server has a fit, each piece is twice the last.
+PIECE_OVERHEAD = 0.1
+MAX_PIECE_SECONDS = 0.25
+MAX_PIECE_TOKENS = 256
 # The replacement character a text holds where its last token ends inside a UTF-8 sequence.
 _REPLACEMENT = "\ufffd"
 ROLES = ("system", "user", "assistant")
@@ -60,8 +69,8 @@ class OpenAIAPI:
 
     Completions run the `generate` signature (text in, text out, as TF Serving's
     clients call it); chat and every streamed answer run `generate_tokens`, a piece
-    at a time: the first piece is one token, each next one twice as long, up to
-    `MAX_PIECE_TOKENS`. A choice's text is what the piece that ended it gives for all
+    at a time: the first piece is one token, the next ones as long as keeps a call's
+    fixed cost small (see `PIECE_OVERHEAD`). A choice's text is what the piece that ended it gives for all
     its tokens, so a streamed answer equals the unstreamed one; the text sent before
     is the part no later token can change (`visible_text`).
 
@@ -98,6 +107,7 @@ class OpenAIAPI:
         self.active_streams = 0
         self.pieces_run = 0
         self._lock = threading.Lock()
+        self._sizer = _PieceSizer()
 
     def models(self):
         """(200, the answer to `GET /v1/models`)."""
@@ -211,6 +221,7 @@ class OpenAIAPI:
             active = [i for i in range(rows) if finished[i] is None]
             if not active:
                 break
+            started_at = time.monotonic()
             out = self._piece(
                 request,
                 prompt_ids[active],
@@ -218,6 +229,8 @@ class OpenAIAPI:
                 [seeds[i] for i in active],
                 piece,
             )
+            produced = int(np.max(np.sum(np.asarray(out["token_ids"]) >= 0, axis=1)))
+            self._sizer.record(produced, time.monotonic() - started_at)
             events = []
             if not started and request.chat:
                 events += [event(answer.chunk(i, "", first=True)) for i in range(rows)]
@@ -236,7 +249,7 @@ class OpenAIAPI:
                     finished[i] = reason
                     events.append(event(answer.chunk(i, finish_reason=reason)))
             yield b"".join(events)
-            piece = min(2 * piece, MAX_PIECE_TOKENS)
+            piece = self._sizer.next(piece)
         tail = []
         if request.include_usage:
             prompts = prompt_tokens[:: request.n]
@@ -646,3 +659,35 @@ class _Stream:
 
     def close(self):
         self.rest.close()
+
+
+class _PieceSizer:
+    """Sizes a stream's next piece from a least-squares fit of recent pieces' seconds against
+    their tokens (see PIECE_OVERHEAD)."""
+
+    def __init__(self, window=64):
+        self._samples = collections.deque(maxlen=window)
+        self._lock = threading.Lock()
+
+    def record(self, tokens, seconds):
+        with self._lock:
+            self._samples.append((tokens, seconds))
+
+    def fit(self):
+        """(fixed seconds per call, seconds per token), or None while the pieces so far cannot tell."""
+        with self._lock:
+            samples = np.array(self._samples, np.float64).reshape(-1, 2)
+        if len(np.unique(samples[:, 0])) < 2:
+            return None
+        per_token, fixed = np.polyfit(samples[:, 0], samples[:, 1], 1)
+        if not per_token > 0:
+            return None
+        return max(float(fixed), 0.0), float(per_token)
+
+    def next(self, previous):
+        fit = self.fit()
+        if fit is None:
+            return min(2 * previous, MAX_PIECE_TOKENS)
+        fixed, per_token = fit
+        tokens = math.ceil(fixed * (1 - PIECE_OVERHEAD) / (PIECE_OVERHEAD * per_token))
+        return int(max(1, min(tokens, MAX_PIECE_SECONDS / per_token, MAX_PIECE_TOKENS)))
