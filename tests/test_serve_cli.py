@@ -149,6 +149,8 @@ def test_generate_signature_with_settings_per_instance(server, trained):
         {"prompt": "ROMEO:", "max_new_tokens": 5, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 1},
         {"prompt": "JULIET:", "max_new_tokens": 9, "temperature": 0.9, "top_k": 10, "top_p": 0.9, "seed": 4},
     ]
+    # TF Serving's REST parser asks every instance for every input: stop too ("" stops nothing).
+    instances = [{**instance, "stop": [""]} for instance in instances]
     status, answer = request(url + ":predict", {"signature_name": "generate", "instances": instances})
     assert status == 200, answer
     texts = [p["continuation"] for p in answer["predictions"]]
@@ -211,6 +213,7 @@ def test_generate_signature_with_settings_per_instance(server, trained):
                         "top_k": 0,
                         "top_p": 1.0,
                         "seed": 1,
+                        "stop": [""],
                     }
                 ],
             },
@@ -278,7 +281,13 @@ def test_concurrent_sampled_requests_each_get_their_own_seed(server, trained):
 
     def ask(i):
         instance = dict(
-            prompt=prompts[i], max_new_tokens=6 + i, temperature=0.9, top_k=0, top_p=1.0, seed=100 + i
+            prompt=prompts[i],
+            max_new_tokens=6 + i,
+            temperature=0.9,
+            top_k=0,
+            top_p=1.0,
+            seed=100 + i,
+            stop=[""],
         )
         return request(url + ":predict", {"signature_name": "generate", "instances": [instance]})
 
