@@ -523,7 +523,7 @@ class _ExamplesRun(_Run):
                 fmt_name = examples_lib.check_record(record, fmt_name, set_by)
                 set_by = set_by or record.where
                 text = examples_lib.record_text(record.value, fmt_name)
-                if self.given is None and s.tokenizer == "char":
+                if s.tokenizer == "char" or getattr(self.given, "kind", None) == "char":
                     characters |= set(text)
                 elif sample is not None:
                     texts.append(text)  # bounded below: the sample takes them block by block
@@ -550,6 +550,16 @@ class _ExamplesRun(_Run):
                 )
         if self.given is not None:
             tokenizer, trained_on = self.given, None
+            if fmt_name == "messages":
+                characters |= set(examples_lib.template_text())
+            unknown = sorted(characters - set(getattr(tokenizer, "characters", characters)))
+            if unknown:
+                shown = "".join(unknown[:20]) + ("..." if len(unknown) > 20 else "")
+                self.log(
+                    f"prepare | warning: {len(unknown)} characters of the examples are not in the given "
+                    f"char tokenizer's vocabulary ({shown!r}): they encode to its unknown id, so a model "
+                    "of that tokenizer can neither read nor write them; train from scratch on such data"
+                )
         elif s.tokenizer == "char":
             if fmt_name == "messages":
                 characters |= set(examples_lib.template_text())

@@ -250,6 +250,21 @@ def test_tokenizer_from_a_run_is_reused_with_an_end_of_text_id(tmp_path):
     assert dataset.train.read(0, 5).tolist() == [1, 2, 3, 1, 5]  # "ab", then "ca" and the end of text
 
 
+def test_characters_a_given_char_tokenizer_lacks_are_named_in_a_warning(tmp_path):
+    tokenizers.train("char", "abc").save(str(tmp_path / "tok"))
+    corpus = write_jsonl(
+        tmp_path / "t.jsonl", [{"prompt": "ab+", "completion": "c9"}, {"prompt": "a", "completion": "b"}]
+    )
+    lines = []
+    prepare(corpus, tmp_path / "ds", tokenizer_from=str(tmp_path / "tok"), val_fraction=0.5, log=lines.append)
+    warnings = [line for line in lines if "warning" in line]
+    assert warnings == [
+        "prepare | warning: 2 characters of the examples are not in the given char tokenizer's vocabulary "
+        "('+9'): they encode to its unknown id, so a model of that tokenizer can neither read nor write "
+        "them; train from scratch on such data"
+    ]
+
+
 def _killed_at_state_write(corpus, out, k):
     """A prepare process that kills itself (SIGKILL) at its k-th state save (0: the save that says done),
     saving after every example."""
