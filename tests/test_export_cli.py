@@ -43,6 +43,7 @@ def run_bare(export, tmp_path, prompts=PROMPTS, generate=None):
                     "top_k": [0],
                     "top_p": [1.0],
                     "seed": list(range(7, 7 + len(prompts))),
+                    "stop": [[]],
                 },
             }
         ),
@@ -146,17 +147,21 @@ def test_signatures_and_their_defaults(export):
 
     graph = saved_model_proto(export / "1")
     signatures = {k: v for k, v in graph.signature_def.items() if not k.startswith("__")}
-    assert sorted(signatures) == [
-        "detokenize",
-        "generate",
-        "next_token_logits",
-        "serving_default",
-        "tokenize",
-    ]
+    assert {"detokenize", "generate", "next_token_logits", "serving_default", "tokenize"} <= set(signatures)
     assert sorted(signatures["serving_default"].inputs) == ["prompt"]
-    assert sorted(signatures["serving_default"].outputs) == ["continuation", "prompt_tokens_dropped"]
+    outputs = ["completion_tokens", "continuation", "finish_reason", "prompt_tokens_dropped"]
+    assert sorted(signatures["serving_default"].outputs) == outputs
     generate = signatures["generate"]
-    assert sorted(generate.inputs) == ["max_new_tokens", "prompt", "seed", "temperature", "top_k", "top_p"]
+    assert sorted(generate.inputs) == [
+        "max_new_tokens",
+        "prompt",
+        "seed",
+        "stop",
+        "temperature",
+        "top_k",
+        "top_p",
+    ]
+    assert sorted(generate.outputs) == outputs
     defaults = {k: tf.make_ndarray(v).tolist() for k, v in generate.defaults.items()}
     assert defaults == {
         "max_new_tokens": [12],
@@ -164,11 +169,43 @@ def test_signatures_and_their_defaults(export):
         "top_k": [5],
         "top_p": [1.0],
         "seed": [-1],
+        "stop": [[]],  # (1, 0): no stop strings but the end-of-text id
     }
     assert sorted(signatures["next_token_logits"].outputs) == ["logits"]
     assert sorted(signatures["tokenize"].outputs) == ["lengths", "token_ids"]
     assert sorted(signatures["detokenize"].inputs) == ["token_ids"]
     assert all(s.method_name == "tensorflow/serving/predict" for s in signatures.values())
+
+
+# serving_default's stops through tf.saved_model.load and per-row stops through the session loader
+# are in the default suite (tests/serving); this repeats them through the command and a bare process.
+@pytest.mark.slow
+def test_stop_strings_of_the_export_stop_serving_default_in_a_bare_process(model_dir, tmp_path):
+    """`--stop` (repeatable): serving_default stops there in a process without lm_keras, as
+    generate_details does; the export records its stop strings; generate's default is theirs."""
+    import tensorflow as tf
+
+    from lm_keras.generation import generate_details
+    from lm_keras.model_dir import load_trained
+    from lm_keras.serving.saved_model_export import GENERATION_SETTINGS
+
+    trained = load_trained(model_dir)
+    # The 20-step model's greedy text is mostly spaces: each row stops at its first two.
+    stop = ["  ", "\u00a7\u00a7"]
+    export_dir, stdout = export_with(model_dir, tmp_path / "stopped", *(f"--stop={s}" for s in stop))
+    assert "decoding loop: a plain graph" in stdout
+    expected = generate_details(
+        trained.model, trained.tokenizer, PROMPTS, max_new_tokens=12, temperature=0.0, stop=stop
+    )
+    assert expected[0].finish_reason == "stop"
+    answer = run_bare(export_dir / "1", tmp_path)
+    assert answer["serving_default"] == [c.text for c in expected]
+    assert answer["finish_reason"] == [c.finish_reason for c in expected]
+    assert answer["completion_tokens"] == [c.completion_tokens for c in expected]
+    settings = json.loads((export_dir / "1" / GENERATION_SETTINGS).read_text(encoding="utf-8"))
+    assert settings["stop"] == stop and settings["max_new_tokens"] == 12
+    generate = saved_model_proto(export_dir / "1").signature_def["generate"]
+    assert tf.make_ndarray(generate.defaults["stop"]).tolist() == [[s.encode() for s in stop]]
 
 
 def test_graph_holds_only_stock_ops(export):
@@ -316,6 +353,7 @@ def test_a_taken_version_or_a_file_is_one_line_before_tensorflow_loads(export, m
         ),
         ("--max_prompt_bytes=-1", "--max_prompt_bytes must be an int > 0; received max_prompt_bytes=-1"),
         ("--seed=-2", "--seed must be an int in [0, 2**62); received seed=-2"),
+        ("--stop=", "--stop strings must not be empty"),
         # There is no auto: the export cannot see the server's device (see the command's docstring).
         ("--jit_compile=auto", "flag --jit_compile=auto: ('Non-boolean argument to boolean flag'"),
     ],

@@ -85,6 +85,29 @@ def test_seeded_samples(model_dir, trained):
     assert "note:" not in result.stderr
 
 
+def test_stop_strings_end_each_sample(model_dir, trained):
+    """--stop (repeatable): a sample ends before the first of them, as generate(stop=...) ends."""
+    from lm_keras.generation import generate
+
+    settings = dict(max_new_tokens=15, temperature=1.0, seed=3)
+    free = generate(trained.model, trained.tokenizer, ["ROMEO:"], **settings)[0]
+    i = next(i for i in range(1, 12) if free[i].strip() and free[i] not in free[:i])
+    stop = [free[i], "\u00a7"]
+    result = run_generate(
+        f"--model_dir={model_dir}",
+        "--prompt=ROMEO:",
+        "--max_new_tokens=15",
+        "--temperature=1",
+        "--seed=3",
+        "--stop",
+        stop[0],
+        f"--stop={stop[1]}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert generate(trained.model, trained.tokenizer, ["ROMEO:"], stop=stop, **settings) == [free[:i]]
+    assert result.stdout == "ROMEO:" + free[:i] + "\n"
+
+
 @pytest.mark.parametrize(
     "flags,code,message",
     [
@@ -96,9 +119,10 @@ def test_seeded_samples(model_dir, trained):
         (["--top_p=1.5"], 2, "error: --top_p must be in (0, 1] (1 keeps every token); received top_p=1.5"),
         (["--num_samples=0"], 2, "error: --num_samples must be > 0; received num_samples=0"),
         (["--model_dir="], 2, "error: --model_dir is required: the trained run to sample from"),
+        (["--stop=a", "--stop="], 2, "error: --stop strings must not be empty (an empty string would"),
     ],
 )
 def test_bad_flags_are_one_line_before_tensorflow_loads(flags, code, message):
     result = run_generate("--model_dir=/nonexistent", *flags)
     assert result.returncode == code
-    assert result.stderr.strip() == message
+    assert result.stderr.strip().startswith(message) and len(result.stderr.strip().splitlines()) == 1

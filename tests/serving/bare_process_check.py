@@ -3,8 +3,9 @@
 Usage: python -S bare_process_check.py SITE_PACKAGES REQUEST_JSON
 (`-S` skips site-packages' .pth files, so lm_keras's editable install is not on the
 path; SITE_PACKAGES is appended by hand for TensorFlow.) REQUEST_JSON is
-{"export": DIR, "prompts": [...], "generate": {setting: [values]}}. Prints one JSON
-line: {"lm_keras_importable": bool, "serving_default": [...], "dropped": [...],
+{"export": DIR, "prompts": [...], "generate": {setting: [values]}} (the settings may hold
+"stop", rows of strings). Prints one JSON line: {"lm_keras_importable": bool,
+"serving_default": [...], "finish_reason": [...], "completion_tokens": [...], "dropped": [...],
 "generate": [...], "invalid_utf8": "InvalidArgumentError" or "accepted"}.
 """
 
@@ -30,7 +31,11 @@ def main(site_packages, request_file):
     default = loaded.signatures["serving_default"](prompt=prompts)
     settings = {
         k: tf.constant(
-            v, dtype={"max_new_tokens": tf.int32, "top_k": tf.int32, "seed": tf.int64}.get(k, tf.float32)
+            v,
+            dtype={"max_new_tokens": tf.int32, "top_k": tf.int32, "seed": tf.int64, "stop": tf.string}.get(
+                k, tf.float32
+            ),
+            shape=[1, 0] if k == "stop" and v == [[]] else None,
         )
         for k, v in request["generate"].items()
     }
@@ -46,6 +51,8 @@ def main(site_packages, request_file):
                 "lm_keras_importable": importable,
                 "lm_keras_loaded": any(name.startswith("lm_keras") for name in sys.modules),
                 "serving_default": [t.decode("utf-8") for t in default["continuation"].numpy()],
+                "finish_reason": [t.decode("utf-8") for t in default["finish_reason"].numpy()],
+                "completion_tokens": default["completion_tokens"].numpy().tolist(),
                 "dropped": default["prompt_tokens_dropped"].numpy().tolist(),
                 "generate": [t.decode("utf-8") for t in generated["continuation"].numpy()],
                 "invalid_utf8": invalid,
