@@ -15,6 +15,13 @@ Follows tensorflow_serving/util/json_tensor.cc, the code TF Serving runs:
   are JSON strings, or `{"b64": "..."}` for bytes; an output whose name ends
   in `_bytes` is returned as `{"b64": ...}`.
 
+An export's `generate` signature, for example, takes in row format one object per
+prompt with every input: `{"prompt": "ROMEO:", "max_new_tokens": 50, "temperature":
+0.8, "top_k": 200, "top_p": 1.0, "seed": 1, "stop": ["\\n\\n", "JULIET:"]}`; `stop` is a
+list of strings (the same length in every instance of a request: pad with "", which
+the export ignores; `[]` for none). Each prediction holds `continuation`,
+`finish_reason` ("stop" or "length"), `completion_tokens` and `prompt_tokens_dropped`.
+
 This parser refuses what TF Serving refuses (missing or extra keys, ragged
 lists, wrong JSON types), so a client that works against it works against TF
 Serving. TF Serving's gRPC API also fills inputs a request leaves out with the
@@ -135,8 +142,15 @@ def _instances(instances, specs):
     for name, items in columns.items():
         shapes = {item.shape for item in items}
         if len(shapes) > 1:
+            hint = (
+                ' (pad shorter lists with "", which a signature that takes lists of strings, such as '
+                "generate's stop, ignores)"
+                if np.dtype(specs[name][0]).kind == "O"
+                else ""
+            )
             raise RequestError(
-                f"input {name!r}: every instance must have the same shape; received shapes {sorted(shapes)}"
+                f"input {name!r}: every instance must have the same shape; received shapes "
+                f"{sorted(shapes)}{hint}"
             )
         arrays[name] = np.stack(items)
     return arrays

@@ -133,3 +133,34 @@ def test_responses_in_both_formats():
     assert format_predict_response(logits, "row") == {"predictions": [[0.5, -1.0]]}
     raw = {"token_bytes": np.array([b"\xff"], dtype=object)}
     assert format_predict_response(raw, "row") == {"predictions": [{"b64": "/w=="}]}
+
+
+def test_stop_strings_are_a_list_per_instance_and_the_answers_rows():
+    """generate's stop input: a list of strings per instance, (B, S) for the graph; lists of
+    different lengths are refused, as TF Serving refuses them, with how to pad them."""
+    specs = {"prompt": (object, 1), "stop": (object, 2)}
+    instances = [{"prompt": "a", "stop": ["\n", ""]}, {"prompt": "b", "stop": ["END", "\u00a7"]}]
+    body = json.dumps({"signature_name": "generate", "instances": instances}).encode()
+    _, inputs, _ = parse_predict_request(body, lambda name: specs)
+    assert inputs["stop"].shape == (2, 2) and inputs["stop"].tolist() == [
+        [b"\n", b""],
+        [b"END", "\u00a7".encode()],
+    ]
+    body = json.dumps({"instances": [{"prompt": "a", "stop": []}, {"prompt": "b", "stop": []}]}).encode()
+    assert parse_predict_request(body, lambda name: specs)[1]["stop"].shape == (2, 0)
+    ragged = json.dumps({"instances": [{"prompt": "a", "stop": ["x"]}, {"prompt": "b", "stop": []}]}).encode()
+    with pytest.raises(
+        RequestError, match='every instance must have the same shape.*pad shorter lists with ""'
+    ):
+        parse_predict_request(ragged, lambda name: specs)
+    outputs = {
+        "continuation": np.array([b"to be", b""], object),
+        "finish_reason": np.array([b"stop", b"length"], object),
+        "completion_tokens": np.array([6, 12], np.int32),
+    }
+    assert format_predict_response(outputs, "row") == {
+        "predictions": [
+            {"completion_tokens": 6, "continuation": "to be", "finish_reason": "stop"},
+            {"completion_tokens": 12, "continuation": "", "finish_reason": "length"},
+        ]
+    }
