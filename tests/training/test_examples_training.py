@@ -221,3 +221,20 @@ def test_sigkill_then_rerun_trains_examples_exactly(tmp_path, examples):
     assert losses(killed) == losses(straight)
     weights = checkpoint_weights(killed / "checkpoints"), checkpoint_weights(straight / "checkpoints")
     assert max_abs_diff(*weights) == 0.0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        dict(model="lstm", embedding_dim=8),
+        # The documented Sequential predicts one token after its window: one completion target
+        # per window, its context whatever precedes it (see example_train_dataset).
+        dict(model="documented_lstm", embedding_dim=8, dense_units=16),
+    ],
+    ids=["lstm", "documented_lstm"],
+)
+def test_the_lstms_train_on_examples(tmp_path, dataset_dir, fields):
+    trainer = _trainer(tmp_path / "run", dataset_dir, max_steps=3, **fields)
+    results = trainer.run()
+    assert results["steps"] == 3 and results["examples"] == 40
+    assert 0 < results["completion_loss"] < 10 and results["val_bits_per_char"] is None
