@@ -86,8 +86,28 @@ def tokenizer_of(kind):
     return train(kind, text, vocab_size=None if kind == "char" else 320)
 
 
-def calls(token_ids):
+def calls(token_ids, stops=None):
+    """The calls the session loader makes; with `stops` (a row of stop strings per prompt), a last
+    greedy `generate` call with them."""
     n = len(PROMPTS)
+    stopped = (
+        []
+        if stops is None
+        else [
+            {
+                "signature": "generate",
+                "inputs": {
+                    "prompt": PROMPTS,
+                    "max_new_tokens": [NEW_TOKENS],
+                    "temperature": [0.0],
+                    "top_k": [0],
+                    "top_p": [1.0],
+                    "seed": [1],
+                    "stop": stops,
+                },
+            }
+        ]
+    )
     return [
         {"signature": "serving_default", "inputs": {"prompt": PROMPTS}},
         {
@@ -99,13 +119,14 @@ def calls(token_ids):
                 "top_k": [0] * n,
                 "top_p": [1.0] * n,
                 "seed": SEEDS,
+                "stop": [[]],
             },
         },
         {"signature": "next_token_logits", "inputs": {"token_ids": token_ids}},
         {"signature": "tokenize", "inputs": {"text": PROMPTS}},
         {"signature": "detokenize", "inputs": {"token_ids": token_ids}},
         {"signature": "serving_default", "inputs": {"prompt": ["bad \udcff"]}},  # invalid UTF-8
-    ]
+    ] + stopped
 
 
 class Exports(dict):
@@ -120,10 +141,12 @@ class Exports(dict):
     def answer(self, case):
         """The session loader's answers to `calls` for the case's export, in a bare process."""
         if case not in self.answers:
-            _, _, path, sent = self[case]
+            model, tokenizer, path, sent = self[case]
             # Character and gpt2_bpe exports need core TensorFlow ops only (the stock
             # tensorflow/serving image); SentencePiece exports need tensorflow_text's ops too.
-            request = [{"path": str(path), "calls": calls(sent)[: self.signatures]}]
+            request = [
+                {"path": str(path), "calls": calls(sent, stops_for(model, tokenizer))[: self.signatures]}
+            ]
             needs_text = case[1] in NEEDS_TENSORFLOW_TEXT
             (self.answers[case],) = run_session_loader(request, self.root, tensorflow_text=needs_text)
         return self.answers[case]
@@ -142,6 +165,16 @@ class Exports(dict):
         ids = tokenizer.encode("To be, or not")
         self[case] = (model, tokenizer, path, [ids.tolist(), ids[::-1].tolist()])
         return self[case]
+
+
+def stops_for(model, tokenizer):
+    """A row of stop strings per prompt, padded with "": row 0 stops at the last character of its
+    greedy text (so it stops), row 1 has none, row 2 one it never writes, row 3 two."""
+    from lm_keras.generation import generate
+
+    free = generate(model, tokenizer, PROMPTS, max_new_tokens=NEW_TOKENS, temperature=0.0)
+    last = free[0].rstrip("\ufffd")[-1:]  # not U+FFFD, which stands for part of a character
+    return [[last, ""], ["", ""], ["\u00a7\u00a7", ""], [free[3][1:3] or "x", "e"]]
 
 
 @pytest.fixture(scope="module")
@@ -164,12 +197,37 @@ def test_text_equals_generate(exported, case):
     )
 
 
+# Characters, and GPT-2's bytes (a token may end inside a character) in the default suite.
+@pytest.mark.parametrize("case", case_params(CASES, [("transformer", "char"), ("transformer", "gpt2_bpe")]))
+def test_per_row_stop_strings_equal_generate(exported, case):
+    """The session loader stops each row at its own stop strings, as generate_details does alone."""
+    from lm_keras.generation import generate_details
+
+    model, tokenizer, _, _ = exported[case]
+    answer = exported.answer(case)[6]
+    expected = [
+        generate_details(
+            model,
+            tokenizer,
+            [prompt],
+            max_new_tokens=NEW_TOKENS,
+            temperature=0.0,
+            stop=[s for s in row if s] or None,
+        )[0]
+        for prompt, row in zip(PROMPTS, stops_for(model, tokenizer))
+    ]
+    assert answer["continuation"] == [c.text for c in expected]
+    assert answer["finish_reason"] == [c.finish_reason for c in expected]
+    assert answer["completion_tokens"] == [c.completion_tokens for c in expected]
+    assert answer["finish_reason"][0] == "stop"
+
+
 @pytest.mark.parametrize("case", case_params(CASES, DEFAULT_CASES))
 def test_every_other_signature(exported, case):
     from lm_keras.generation import decoder_for
 
     model, tokenizer, _, token_ids = exported[case]
-    logits, tokens, texts, invalid = exported.answer(case)[2:]
+    logits, tokens, texts, invalid = exported.answer(case)[2:6]
     expected = decoder_for(model, pad_id=int(tokenizer.encode("\n")[-1])).next_token_logits(
         np.array(token_ids, np.int32)
     )
