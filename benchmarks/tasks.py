@@ -16,7 +16,9 @@ each: the loss on everything (`--loss_on=all`) and padded examples (`--packing=p
 against the defaults (completion only, packed), with their tokens/s (these share the
 machine with each other, so compare them within one run of this script); and the sanity
 task alone, addition from scratch at its `--addition_steps`, with its wall time against
-the 10-minute target.
+the 10-minute target. Addition cannot be fine-tuned from the Shakespeare model (its 65
+characters hold one digit): its pre-trained runs take one seed, to show it. The JSON is
+written after every run, so a long measurement can be read while it goes on.
 
     flock /tmp/lm_keras_heavy.lock .venv/bin/python -m benchmarks.tasks
 """
@@ -30,7 +32,7 @@ from benchmarks import common
 
 common.setup_environment()
 
-TASKS = ("speaker", "name", "pig_latin", "addition")
+TASKS = ("name", "speaker", "pig_latin", "addition")
 PRESET = "shakespeare_char_cpu"
 TARGET_GAIN = 0.10  # pre-training's exact-match gain on at least one Shakespeare task
 TARGET_ADDITION = 0.99
@@ -144,18 +146,26 @@ def main(argv=None):
         )
         return record
 
-    for task in args.tasks.split(","):
+    def emit(addition=None):
+        common.emit(
+            "tasks",
+            {"steps": steps, "seeds": seeds, "base": base, "runs": runs, "addition": addition},
+            args.out or (common.OUT_DIR / "quick" / "tasks.json" if quick else None),
+        )
+
+    names = args.tasks.split(",")
+    for task in names:
         for seed in seeds:
             for kind in ("pretrained", "scratch"):
+                if task == "addition" and kind == "pretrained" and seed != seeds[0]:
+                    continue
                 run(task, kind, seed)
+                emit()
     run(args.ablation_task, "pretrained", seeds[0], loss_on="all")
     run(args.ablation_task, "pretrained", seeds[0], packing="padded")
-    addition = run("addition", "scratch", seeds[0], run_steps=5 if quick else args.addition_steps)
-    common.emit(
-        "tasks",
-        {"steps": steps, "seeds": seeds, "base": base, "runs": runs, "addition": addition},
-        args.out or (common.OUT_DIR / "quick" / "tasks.json" if quick else None),
-    )
+    emit()
+    # Last, on a machine the other runs no longer share: its wall time is a target.
+    emit(run("addition", "scratch", seeds[0], run_steps=5 if quick else args.addition_steps))
 
 
 def summary(result):
@@ -179,9 +189,12 @@ def rows(result):
     out, means = [], summary(result)
     tasks = sorted({task for task, _ in means}, key=lambda t: TASKS.index(t) if t in TASKS else 99)
     best_gain = max(
-        (means[(t, "pretrained")]["exact_match"][0] - means[(t, "scratch")]["exact_match"][0])
-        for t in tasks
-        if t != "addition" and (t, "scratch") in means and (t, "pretrained") in means
+        (
+            means[(t, "pretrained")]["exact_match"][0] - means[(t, "scratch")]["exact_match"][0]
+            for t in tasks
+            if t != "addition" and (t, "scratch") in means and (t, "pretrained") in means
+        ),
+        default=None,
     )
     for task in tasks:
         pre, scratch = means.get((task, "pretrained")), means.get((task, "scratch"))
@@ -200,14 +213,17 @@ def rows(result):
                 ),
             )
         )
-    out.append(
-        common.row(
-            "pre-training's best exact-match gain over from scratch, on a Shakespeare task",
-            (best_gain, f"{100 * best_gain:+.1f} points"),
-            (">=", TARGET_GAIN, f"+{100 * TARGET_GAIN:.0f} points"),
+    if best_gain is not None:
+        out.append(
+            common.row(
+                "pre-training's best exact-match gain over from scratch, on a Shakespeare task",
+                (best_gain, f"{100 * best_gain:+.1f} points"),
+                (">=", TARGET_GAIN, f"+{100 * TARGET_GAIN:.0f} points"),
+            )
         )
-    )
     addition = result["addition"]
+    if addition is None:
+        return out
     out.append(
         common.row(
             f"addition from scratch: exact match on its test split ({addition['steps']} steps)",
