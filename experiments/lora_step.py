@@ -11,8 +11,9 @@ keeps its 1,024 positions) by benchmarks/gpt2.py's loop: AdamW with global-norm 
   the base is frozen and only the adapters (and their moments) are in the optimizer.
 
 Reported per variant: the first step (tracing and XLA's compile), the median of `--steps`
-timed steps after it, tokens/s, the trainable parameters, and the peak RSS (ru_maxrss) after
-building the model and at the end.
+timed steps after it, tokens/s, the trainable parameters, the peak RSS (ru_maxrss) after
+building the model and at the end, and the head's share: the final norm, tied 50,257-way
+projection and cross-entropy with their backward, compiled alone (`head_and_loss_s`).
 
     flock /tmp/lm_keras_heavy.lock .venv/bin/python -m experiments.lora_step
 """
@@ -34,6 +35,31 @@ TINY = dict(vocab_size=512, num_layers=1, num_heads=2, hidden_dim=32, mlp_dim=64
 
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def head_seconds(model, args, tf, np, trains_embedding):
+    """Median seconds of the head alone, compiled: final norm, the tied 50,257-way projection, the
+    cross-entropy and their backward to the hidden states (and to the embedding when it trains)."""
+    hidden = tf.random.normal((args.batch, args.train_len, model.hidden_dim))
+    labels = tf.zeros((args.batch, args.train_len), tf.int32)
+    embeddings = model.token_embedding.embeddings
+
+    @tf.function(jit_compile=not args.quick)
+    def head(h, y):
+        with tf.GradientTape() as tape:
+            tape.watch(h)
+            logits = model.token_embedding(model.final_norm(h), reverse=True)  # (B, T, V)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        targets = [h, embeddings.value] if trains_embedding else [h]
+        return tape.gradient(loss, targets)
+
+    [g.numpy() for g in head(hidden, labels)]  # compile
+    seconds = []
+    for _ in range(3):
+        started = time.perf_counter()
+        [g.numpy() for g in head(hidden, labels)]
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
 
 
 def run_variant(args):
@@ -65,7 +91,9 @@ def run_variant(args):
         step()
         seconds.append(time.perf_counter() - started)
     median = statistics.median(seconds)
+    head = head_seconds(model, args, tf, np, trains_embedding=args.variant == "full")
     return {
+        "head_and_loss_s": round(head, 3),
         "variant": args.variant,
         "batch": args.batch,
         "train_len": args.train_len,
