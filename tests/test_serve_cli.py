@@ -125,20 +125,64 @@ def test_status_and_metadata(server):
 
 
 def test_a_prompt_is_a_complete_request(server, trained):
+    from lm_keras.generation import generate_details
+
     url, _ = server
     status, answer = request(url + ":predict", {"instances": [{"prompt": "ROMEO:"}]})
     assert status == 200
+    (expected,) = generate_details(
+        trained.model, trained.tokenizer, ["ROMEO:"], max_new_tokens=12, temperature=0.0
+    )
     assert answer == {
-        "predictions": [{"continuation": greedy(trained, ["ROMEO:"])[0], "prompt_tokens_dropped": 0}]
+        "predictions": [
+            {
+                "continuation": expected.text,
+                "finish_reason": expected.finish_reason,
+                "completion_tokens": expected.completion_tokens,
+                "prompt_tokens_dropped": 0,
+            }
+        ]
     }
     status, answer = request(url + ":predict", {"instances": ["ROMEO:", "JULIET:"]})
     assert status == 200
     assert [p["continuation"] for p in answer["predictions"]] == greedy(trained, ["ROMEO:", "JULIET:"])
     status, answer = request(url + "/versions/1:predict", {"inputs": {"prompt": ["ROMEO:", ""]}})
     assert status == 200
-    assert answer == {
-        "outputs": {"continuation": greedy(trained, ["ROMEO:", ""]), "prompt_tokens_dropped": [0, 0]}
-    }
+    assert answer["outputs"]["continuation"] == greedy(trained, ["ROMEO:", ""])
+    assert answer["outputs"]["prompt_tokens_dropped"] == [0, 0]
+
+
+def test_concurrent_requests_with_different_stop_strings_each_stop_at_their_own(server, trained):
+    """The server batches requests whose stop lists differ in length (padded with ""): each row
+    stops at its own stop strings, as generate_details stops it alone."""
+    from lm_keras.generation import generate_details
+
+    url, _ = server
+    prompts, seeds = ["ROMEO:", "JULIET:", "O"], [3, 4, 5]
+    settings = dict(max_new_tokens=12, temperature=1.0, top_k=0)
+    free = [
+        generate_details(trained.model, trained.tokenizer, [p], seed=s, **settings)[0].text
+        for p, s in zip(prompts, seeds)
+    ]
+    i = next(i for i in range(1, 10) if free[0][i] not in free[0][:i])
+    stops = [[free[0][i]], ["\u00a7", free[1][2:4] or "x"], []]
+
+    def ask(k):
+        instance = dict(prompt=prompts[k], top_p=1.0, seed=seeds[k], stop=stops[k], **settings)
+        return request(url + ":predict", {"signature_name": "generate", "instances": [instance]})
+
+    with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
+        answers = list(pool.map(ask, range(len(prompts)), timeout=REQUEST_TIMEOUT))
+    for k, (status, answer) in enumerate(answers):
+        assert status == 200, answer
+        (expected,) = generate_details(
+            trained.model, trained.tokenizer, [prompts[k]], seed=seeds[k], stop=stops[k] or None, **settings
+        )
+        (prediction,) = answer["predictions"]
+        assert prediction["continuation"] == expected.text, k
+        assert prediction["finish_reason"] == expected.finish_reason, k
+        assert prediction["completion_tokens"] == expected.completion_tokens, k
+    assert answers[0][1]["predictions"][0]["finish_reason"] == "stop"
 
 
 def test_generate_signature_with_settings_per_instance(server, trained):
