@@ -3,9 +3,10 @@
 One TensorFlow-free module, so the commands check their flags before TensorFlow
 loads, and `generate`, the export's signatures, the server and the commands agree
 on every default, limit and message. Each group has one check that returns a
-one-line message or None: `settings_problem` (sampling), `export_limits_problem`
-(an export's request limits), `serving_problem` (the development server). Commands
-put "--" before the message; the library classes raise ValueError with it.
+one-line message or None: `settings_problem` (sampling), `stop_problem` (stop
+strings), `export_limits_problem` (an export's request limits), `serving_problem`
+(the development server). Commands put "--" before the message; the library classes
+raise ValueError with it (`generate` a UserError).
 """
 
 import numbers
