@@ -170,7 +170,18 @@ def generate_tokens(
     room = tf.reduce_max(n)
 
     def run(use_cache):
-        return lambda: _decode(module, dense, lengths, n, room, s, use_cache, stop_check)
+        def plain_graph():
+            return _decode(module, dense, lengths, n, room, s, use_cache, stop_check)
+
+        if not (module.jit_compile and use_cache):
+            return plain_graph
+
+        def compiled():  # an XLA export's loop, as generate runs it; no stop strings in XLA
+            return module._decode_compiled(
+                dense, lengths, n, s["temperature"], s["top_k"], s["top_p"], s["seed"]
+            )
+
+        return lambda: tf.cond(has_stops, plain_graph, compiled)
 
     def stop_check(tokens, begin, end):
         # The text of every token generated so far, earlier pieces' too: a stop string
@@ -254,7 +265,8 @@ def encode_chat(module, roles, contents):
 
 
 def _decode(module, ids, lengths, n, room, s, use_cache, stop_check):
-    # Stop strings are string ops, which XLA cannot compile: this loop is a plain graph.
+    # Stop strings are string ops, which XLA cannot compile: this loop is a plain graph (an XLA
+    # export runs its compiled loop for pieces without stop strings that fit the context).
     return decode(
         module.decoder,
         ids,
