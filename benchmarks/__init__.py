@@ -12,4 +12,5 @@ BENCHMARKS = (
     "generation",  # cached decoding, the export, keras-hub's generate
     "gpt2",  # GPT-2 124M's shape beside keras-hub, training, generating, exported
     "serve_load",  # lm_keras.serve under bad requests, and request batching
+    "tasks",  # teaching tasks: fine-tuned from the pre-trained model against from scratch
 )

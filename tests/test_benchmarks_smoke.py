@@ -204,6 +204,18 @@ def test_datasets_quick(tmp_path):
     assert len(rows) == 5
 
 
+@pytest.mark.slow  # 4 tiny training runs and their scoring: a minute on the shared machine
+def test_tasks_quick(tmp_path):
+    _, result, rows = run_quick("tasks", tmp_path)
+    assert [(r["task"], r["init"]) for r in result["runs"]] == [
+        ("name", "pretrained"),
+        ("name", "scratch"),
+        ("addition", "scratch"),
+    ]
+    assert all(0 <= r["exact_match"] <= 1 and r["examples"] == 200 for r in result["runs"])
+    assert len(rows) == 4  # name's comparison, the best gain, addition's exact match and time
+
+
 @pytest.mark.slow
 def test_serve_load_quick(tmp_path):
     code, result, rows = run_quick("serve_load", tmp_path)
@@ -233,6 +245,7 @@ def test_run_all_checks_its_flags_before_running_anything():
         "generation",
         "gpt2",
         "serve_load",
+        "tasks",
     )
 
 
