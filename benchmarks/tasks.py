@@ -161,12 +161,13 @@ def main(argv=None):
                     continue
                 run(task, kind, seed)
                 emit()
-    if not quick:
+    if not quick and args.ablation_task:  # --ablation_task= (empty) leaves them out
         run(args.ablation_task, "pretrained", seeds[0], loss_on="all")
         run(args.ablation_task, "pretrained", seeds[0], packing="padded")
         emit()
     # Last, on a machine the other runs no longer share: its wall time is a target.
-    emit(run("addition", "scratch", seeds[0], run_steps=5 if quick else args.addition_steps))
+    if quick or args.addition_steps:  # --addition_steps=0 leaves it out
+        emit(run("addition", "scratch", seeds[0], run_steps=5 if quick else args.addition_steps))
 
 
 def summary(result):
