@@ -202,12 +202,15 @@ class ModelServer:
             return True
         return hmac.compare_digest((header or "").encode("utf-8"), f"Bearer {self.api_key}".encode())
 
-    def _run_for_openai(self, signature, inputs):
-        """Runs a signature for OpenAI's API: a refusal of the graph is an `APIError`."""
+    def _run_for_openai(self, signature, inputs, wait=True):
+        """Runs a signature for OpenAI's API (`wait`: see `RequestBatcher.run`); a refusal of
+        the graph is an `APIError`."""
         import tensorflow as tf
 
         try:
-            return (self.batcher or self.model).run(signature, inputs)
+            if self.batcher is None:
+                return self.model.run(signature, inputs)
+            return self.batcher.run(signature, inputs, wait=wait)
         except tf.errors.OpError as e:
             status = _HTTP_STATUS.get(e.error_code, 500)
             raise openai_api.APIError(

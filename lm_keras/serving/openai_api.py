@@ -75,10 +75,11 @@ class OpenAIAPI:
     is the part no later token can change (`visible_text`).
 
     Args:
-        run: function (signature name, {input: numpy array}) -> {output: numpy
-            array}; it raises `APIError` for a request the graph refuses. The
-            server's request batcher, so that concurrent pieces of different
-            streams run as one call.
+        run: function (signature name, {input: numpy array}, wait=True) ->
+            {output: numpy array}; it raises `APIError` for a request the graph
+            refuses. The server's request batcher, so that concurrent pieces of
+            different streams run as one call; the only stream running passes
+            `wait=False` (it expects no company, so its pieces skip the batch timeout).
         signatures: the export's signature names -> objects with `inputs` and
             `outputs` (dicts by name), as `SessionModel.signatures`.
         model_name: the name clients send as `model` (404 for another).
@@ -221,6 +222,7 @@ class OpenAIAPI:
             active = [i for i in range(rows) if finished[i] is None]
             if not active:
                 break
+            alone = self.active_streams == 1
             started_at = time.monotonic()
             out = self._piece(
                 request,
@@ -228,9 +230,11 @@ class OpenAIAPI:
                 [generated[i] for i in active],
                 [seeds[i] for i in active],
                 piece,
+                wait=not alone,
             )
             produced = int(np.max(np.sum(np.asarray(out["token_ids"]) >= 0, axis=1)))
-            self._sizer.record(produced, time.monotonic() - started_at)
+            if alone:  # a piece batched with others' costs more: the fit is of pieces alone
+                self._sizer.record(produced, time.monotonic() - started_at)
             events = []
             if not started and request.chat:
                 events += [event(answer.chunk(i, "", first=True)) for i in range(rows)]
@@ -256,7 +260,7 @@ class OpenAIAPI:
             tail.append(event(answer.usage_chunk(sum(prompts), sum(completion_tokens))))
         yield b"".join(tail) + DONE
 
-    def _piece(self, request, prompt_ids, generated, seeds, piece):
+    def _piece(self, request, prompt_ids, generated, seeds, piece, wait=True):
         rows = len(seeds)
         width = max([len(g) for g in generated] + [0])
         generated_ids = np.full([rows, width], -1, np.int32)
@@ -277,6 +281,7 @@ class OpenAIAPI:
                 "seed": np.array(seeds, np.int64),
                 "stop": _stop_array(request.stop, rows),
             },
+            **({} if wait else {"wait": False}),
         )
 
     def _prompt_ids(self, prompts):

@@ -60,12 +60,16 @@ class RequestBatcher:
         self._thread = threading.Thread(target=self._loop, name="request-batcher", daemon=True)
         self._thread.start()
 
-    def run(self, signature, inputs):
-        """Runs one call (blocking until its answer); raises what running it alone raises."""
+    def run(self, signature, inputs, wait=True):
+        """Runs one call (blocking until its answer); raises what running it alone raises.
+
+        With `wait=False` a batch that starts with this call takes the calls already
+        queued and runs at once, without waiting for more (a caller that expects no
+        company, such as the only stream of a server, saves the timeout)."""
         rows = _rows(inputs)
         if signature not in BATCHED_SIGNATURES or rows is None or rows > self.max_batch_size:
             return self._run(signature, inputs)
-        call = _Call(signature, inputs, rows)
+        call = _Call(signature, inputs, rows, wait)
         with self._condition:
             if self._closed:
                 raise RuntimeError("the request batcher is closed")
@@ -97,7 +101,7 @@ class RequestBatcher:
         timeout for more (with the condition held; it is released while waiting)."""
         first = self._queue.pop(0)
         batch, rows = [first], first.rows
-        deadline = first.arrived + self.batch_timeout_micros / 1e6
+        deadline = first.arrived + (self.batch_timeout_micros / 1e6 if first.wait else 0.0)
         while rows < self.max_batch_size:
             for call in list(self._queue):
                 if call.signature == first.signature and rows + call.rows <= self.max_batch_size:
@@ -137,8 +141,8 @@ class RequestBatcher:
 
 
 class _Call:
-    def __init__(self, signature, inputs, rows):
-        self.signature, self.inputs, self.rows = signature, inputs, rows
+    def __init__(self, signature, inputs, rows, wait=True):
+        self.signature, self.inputs, self.rows, self.wait = signature, inputs, rows, wait
         self.arrived = time.monotonic()
         self.done = threading.Event()
         self.outputs = self.error = None
