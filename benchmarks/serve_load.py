@@ -664,6 +664,18 @@ def main(argv=None):
         if args.stream_rounds > 0:
             streaming = measure_streaming(base, "model", args.stream_rounds, args.stream_tokens, args.clients)
             streaming["median"] = {name: statistics.median(v) for name, v in streaming["rounds"].items()}
+            # Each target's ratio within a round (its two sides measured back to back), then the
+            # median over rounds: steadier than a ratio of medians on a machine whose load drifts.
+            r = streaming["rounds"]
+            pairs = {
+                "first_token_over_one_token": ("first_token_s", "one_token_request_s"),
+                "streamed_over_unstreamed": ("streamed_tokens_per_s", "unstreamed_tokens_per_s"),
+                "concurrent_streams_over_one": ("concurrent_streams_tokens_per_s", "one_stream_tokens_per_s"),
+            }
+            streaming["ratio"] = {
+                name: statistics.median(a / b for a, b in zip(r[top], r[bottom]))
+                for name, (top, bottom) in pairs.items()
+            }
             print(json.dumps(streaming, indent=1), flush=True)
     finally:
         process.terminate()
@@ -729,9 +741,9 @@ def rows(result):
     if streaming:
         m = streaming["median"]
         tokens = f"{streaming['completion_tokens']} tokens"
-        first = m["first_token_s"] / m["one_token_request_s"]
-        rate = m["streamed_tokens_per_s"] / m["unstreamed_tokens_per_s"]
-        concurrent = m["concurrent_streams_tokens_per_s"] / m["one_stream_tokens_per_s"]
+        first = streaming["ratio"]["first_token_over_one_token"]
+        rate = streaming["ratio"]["streamed_over_unstreamed"]
+        concurrent = streaming["ratio"]["concurrent_streams_over_one"]
         out += [
             common.row(
                 "time to the first streamed token / a one-token request (batch 1)",
