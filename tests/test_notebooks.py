@@ -7,6 +7,7 @@ which `test_committed_notebook_holds_a_full_run` checks without a kernel.
 """
 
 import ast
+import importlib.util
 import json
 import math
 import pathlib
@@ -27,6 +28,7 @@ NAMES = (
     "04_finetune_export_serve",
     "05_modern_recipe",
     "06_gpt2",
+    "07_teach_a_task",
 )
 CELL_TIMEOUT = 600  # seconds; a small run's slowest cell takes well under a minute
 PARAMETERS_LINE = 'SMALL = os.environ.get("LM_KERAS_NOTEBOOK_SMALL") == "1"'
@@ -226,6 +228,40 @@ def test_gpt2(small_run):
     assert (runs / "gpt2_shakespeare_hf" / "model.safetensors").is_file()
     assert json.loads((runs / "gpt2_shakespeare" / "results.json").read_text())["steps"] == 20
     assert image_count(nb) == 1
+
+
+@pytest.mark.slow  # tasks, training on examples, scoring, export, serve and its OpenAI API are tested alone
+def test_teach_a_task(small_run):
+    nb, runs = small_run("07_teach_a_task")
+    text = outputs_text(nb)
+    task = runs / "task_name"
+    for name in ("train.jsonl", "validation.jsonl", "test.jsonl", "task.json"):
+        assert (task / name).is_file(), name
+    counts = [len((task / f"{s}.jsonl").read_text().splitlines()) for s in ("train", "validation", "test")]
+    assert counts == [400, 50, 50]
+    assert "name: extraction: prompt 'Name in: LINE'" in text
+    assert "task characters the vocabulary lacks: []" in text
+    for run in ("name_finetuned", "name_scratch"):
+        results = json.loads((runs / run / "results.json").read_text())
+        assert results["steps"] == 30 and math.isfinite(results["val_loss"])
+    config = json.loads((runs / "name_finetuned" / "config.json").read_text())
+    assert config["train"]["init_from"].endswith("transformer")
+    # Both runs scored on the 50 test lines.
+    pattern = r"(fine-tuned from Shakespeare|from scratch): exact match ([0-9.]+) \| F1 ([0-9.]+) \|"
+    scores = re.findall(pattern, text)
+    assert [s[0] for s in scores] == ["fine-tuned from Shakespeare", "from scratch"]
+    assert all(0 <= float(em) <= float(f1) <= 1 for _, em, f1 in scores)
+    assert "| line (prompt: `Name in: ` + line) | reference | fine-tuned | from scratch |" in text
+    assert (runs / "export_name" / "1" / "saved_model.pb").is_file()
+    assert re.search(r"serving model version 1 on http://127\.0\.0\.1:\d+/v1/models/model", text)
+    assert "REST server == generate in this process: True" in text
+    assert re.search(r"answers that stopped at end-of-text: \d of 5", text)
+    assert "Content-Type: text/event-stream" in text and "data: [DONE]" in text
+    assert "streamed == REST: True" in text
+    # The raw stream, then the openai package's five (a dev extra; the cell says so without it).
+    assert text.count("== REST: True") == (6 if importlib.util.find_spec("openai") else 1)
+    assert "server exit code: -15" in text  # stopped by the notebook's cleanup cell
+    assert image_count(nb) == 2  # the loss curves, the scores
 
 
 def test_every_notebooks_lm_keras_imports_resolve():
