@@ -6,6 +6,11 @@ import tensorflow as tf
 # inside a character (a byte-level BPE token may hold part of one) detokenizes with U+FFFD (3
 # bytes, up to 3 of them) where the next token completes the character.
 _CHANGING_TAIL_BYTES = 9
+# `check` reads a row's last (longest stop string in bytes + this many) tokens: every token is at
+# least one byte of text, and a window's first 3 tokens may decode differently than in the whole
+# text (a byte-level BPE window may start inside a character, a SentencePiece one drops the
+# leading space of its first piece).
+_WINDOW_EXTRA_TOKENS = 4
 
 
 class StopStrings:
@@ -14,9 +19,10 @@ class StopStrings:
     Each row has its own stop strings (a batched server merges requests with
     different ones); "" entries are ignored, so rows with fewer strings pad with "".
     A search looks only where a new occurrence can be: text that ends after the
-    row's text without its last token, so each step of the decoding loop costs
-    about (stop strings x their length) substring comparisons per row, whatever
-    the text's length. An occurrence further back would have stopped the row at an
+    row's text without its last token, and `check` detokenizes only the row's last
+    (longest stop string + 4) tokens, so each step of the decoding loop costs about
+    (stop strings x their length) substring comparisons per row, whatever the
+    text's length. An occurrence further back would have stopped the row at an
     earlier step, so the first occurrence found is the first in the text.
 
     String ops do not compile with XLA: a decoding loop that checks stop strings
@@ -43,9 +49,10 @@ class StopStrings:
         """`(B,)` bool: whether the text of `tokens[b, begin[b]:end[b]]` holds one of
         row b's stop strings (`decode`'s `stop_check`). Without a stop string in the
         batch it costs one comparison."""
+        window = tf.maximum(begin, end - self.longest - _WINDOW_EXTRA_TOKENS)  # (B,)
         return tf.cond(
             self.longest > 0,
-            lambda: self.find(tokens, begin, end)[1] >= 0,
+            lambda: self.find(tokens, window, end)[1] >= 0,
             lambda: tf.zeros(tf.shape(begin), tf.bool),
         )
 
