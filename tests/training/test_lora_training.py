@@ -218,6 +218,7 @@ def test_lora_flags_are_checked_before_tensorflow(base, tmp_path):
         assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # three commands' start-ups; load_trained, which they share, is tested above
 def test_evaluate_generate_and_interpret_run_on_the_lora_run(lora_run, base):
     from lm_keras.generation import generate
     from lm_keras.interpret import attention_maps
