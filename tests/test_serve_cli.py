@@ -457,6 +457,39 @@ def test_openai_api_beside_tf_servings(server, trained):
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
 
 
+def readme_curl_commands():
+    """The curl commands of README's "Use it from OpenAI clients", each joined onto one line."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Use it from OpenAI clients", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    return [line for line in block.splitlines() if line.startswith("curl ")]
+
+
+def test_readmes_curl_examples_work_as_written(server, trained):
+    url, _ = server
+    base = url.split("/v1/")[0]
+    commands = readme_curl_commands()
+    assert len(commands) == 3
+    outputs = []
+    for command in commands:
+        # The README's server is on port 8501 and names its model "model"; this one's are others.
+        command = command.replace("http://127.0.0.1:8501", base).replace('"model": "model"', '"model": "lm"')
+        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=REQUEST_TIMEOUT)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert json.loads(outputs[0])["data"][0]["id"] == "lm"
+    completion = json.loads(outputs[1])["choices"][0]
+    assert completion["text"] == greedy(trained, ["ROMEO:"], n=40)[0]
+    events = [e for e in outputs[2].split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
+    assert (
+        chunks[0]["object"] == "chat.completion.chunk"
+        and chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    )
+    assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+
+
 @pytest.mark.slow  # a second server process; tests/serving/test_openai_api.py checks the key in-process
 def test_api_key_and_served_model_name(export_dir, tmp_path):
     """--api_key_file: every request of both APIs needs the bearer key (401 in OpenAI's shape
