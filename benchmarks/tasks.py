@@ -171,7 +171,8 @@ def main(argv=None):
 
 
 def summary(result):
-    """{(task, init): {exact_match: (mean, std), f1: (mean, std)}} over the seeds of the main runs."""
+    """{(task, init): {exact_match: (mean, std), f1: ..., completion_loss: ..., seeds: n}} over the seeds
+    of the main runs."""
     groups = {}
     for r in result["runs"]:
         if "loss_on" in r or "packing" in r or r["steps"] != result["steps"]:
@@ -182,6 +183,7 @@ def summary(result):
             metric: (statistics.mean(v[metric] for v in rs), statistics.pstdev(v[metric] for v in rs))
             for metric in ("exact_match", "f1", "completion_loss")
         }
+        | {"seeds": len(rs)}
         for key, rs in groups.items()
     }
 
@@ -206,7 +208,7 @@ def rows(result):
         out.append(
             common.row(
                 f"{task}: exact match, fine-tuned from the pre-trained model vs from scratch "
-                f"({result['steps']} steps, mean of {len(result['seeds'])} seeds)",
+                f"({result['steps']} steps, mean of {min(pre['seeds'], scratch['seeds'])} seeds)",
                 (
                     gain,
                     f"{100 * pre['exact_match'][0]:.1f} vs {100 * scratch['exact_match'][0]:.1f} "
