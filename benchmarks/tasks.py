@@ -111,13 +111,14 @@ def main(argv=None):
     parser.add_argument("--base", default="runs/pretrained", help="the pre-trained run (trained if missing)")
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first_seed", type=int, default=1337, help="seeds first_seed, first_seed + 1, ...")
     parser.add_argument("--steps", type=int, default=600, help="fine-tuning steps of every run")
     parser.add_argument("--ablation_task", default="name")
     parser.add_argument("--addition_steps", type=int, default=3000)
     args = parser.parse_args(argv)
     quick = args.quick
     steps = 4 if quick else args.steps
-    seeds = [1337 + i for i in range(1 if quick else args.seeds)]
+    seeds = [args.first_seed + i for i in range(1 if quick else args.seeds)]
     scratch = pathlib.Path(common.scratch_dir("lm_keras_tasks_"))
     base = ensure_base(str(scratch / "base") if quick else args.base, quick)
     runs = []
