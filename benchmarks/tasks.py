@@ -209,7 +209,7 @@ def rows(result):
         out.append(
             common.row(
                 f"{task}: exact match, fine-tuned from the pre-trained model vs from scratch "
-                f"({result['steps']} steps, mean of {min(pre['seeds'], scratch['seeds'])} seeds)",
+                f"({result['steps']} steps, mean of {pre['seeds']} and {scratch['seeds']} seeds)",
                 (
                     gain,
                     f"{100 * pre['exact_match'][0]:.1f} vs {100 * scratch['exact_match'][0]:.1f} "
