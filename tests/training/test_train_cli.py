@@ -241,7 +241,7 @@ def test_bad_corpus_is_one_line_exit_1(tmp_path):
             "bpe",
             300,
             "vocab_size=300 is too small for a bpe tokenizer of this text: the smallest size it "
-            "supports is 322",
+            "supports is 323",
         ),
         (
             "unigram",
