@@ -1,9 +1,6 @@
 """Exact match and token F1 with SQuAD's normalisation, and the evaluate command on a task."""
 
 import json
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
@@ -11,9 +8,8 @@ from lm_keras import model_dir as md
 from lm_keras import tasks
 from lm_keras.generation.text_generation import generate_details
 from lm_keras.training.scoring import exact_match, normalize_answer, token_f1
+from tests.test_evaluate_cli import run_evaluate
 from tests.training.helpers import TINY, run_train
-
-REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -56,16 +52,6 @@ def task_run(tmp_path_factory):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return model_dir, root / "task"
-
-
-def run_evaluate(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "lm_keras.evaluate", *flags],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=REPO,
-    )
 
 
 def test_evaluate_scores_a_task_by_greedy_answers(task_run, tmp_path):
