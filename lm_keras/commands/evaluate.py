@@ -102,7 +102,7 @@ def _evaluate(scratch):
     cfg = trained.config
     own_tokenizer = pathlib.Path(FLAGS.model_dir) / md.TOKENIZER
     if (FLAGS.corpus or "").lower().endswith(".jsonl") or (not FLAGS.corpus and cfg.data.validation_data):
-        return _score_task(trained, FLAGS.corpus or cfg.data.validation_data, scratch)
+        return _score_task(trained, FLAGS.corpus or cfg.data.validation_data)
     own_dataset = None if FLAGS.corpus else md.run_dataset(FLAGS.model_dir)
     corpus = FLAGS.corpus or cfg.data.corpus
     persistent = own_dataset is not None or shards.is_prepared(corpus)
@@ -152,12 +152,10 @@ def _evaluate(scratch):
     }
 
 
-def _score_task(trained, path, scratch):
+def _score_task(trained, path):
     """The task figures of a .jsonl file of examples: completion loss, exact match and F1."""
-    from lm_keras import model_dir as md
-    from lm_keras.data.examples import check_example_lengths, prompt_and_reference, read_examples
-    from lm_keras.data.pipeline import example_eval_dataset, shard_errors
-    from lm_keras.data.prepare import prepare
+    from lm_keras.data.examples import check_example_lengths, encode_file, prompt_and_reference, read_examples
+    from lm_keras.data.pipeline import example_eval_dataset
     from lm_keras.families import family, resolve_jit
     from lm_keras.files import write_text_atomic
     from lm_keras.training.evaluation import evaluate, make_eval_step
@@ -165,26 +163,19 @@ def _score_task(trained, path, scratch):
 
     cfg = trained.config
     progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    # The whole file is the scored split (its own validation data).
-    dataset = prepare(
-        path,
-        f"{scratch}/data",
-        tokenizer_from=str(pathlib.Path(FLAGS.model_dir) / md.TOKENIZER),
-        validation_data=path,
-        log=progress,
-    )
-    check_example_lengths(dataset, cfg.model.seq_len)
+    # A test file is scored whole and held in memory: no dataset is prepared for it.
+    examples_split = encode_file(path, trained.tokenizer.with_end_of_text())
+    check_example_lengths(examples_split, cfg.model.seq_len)
     view = family(cfg.model.model).view
     eval_step = make_eval_step(trained.model, view, resolve_jit(FLAGS.jit_compile, cfg.model.model))
     ds = example_eval_dataset(
-        dataset.val,
+        examples_split,
         seq_len=cfg.model.seq_len,
         batch_size=FLAGS.batch_size,
         view=view,
         vocab_size=cfg.model.vocab_size,
     )
-    with shard_errors():
-        total, count = evaluate(eval_step, ds)
+    total, count = evaluate(eval_step, ds)
     examples = [prompt_and_reference(record, fmt) for record, fmt in read_examples(path)]
     longest = max(len(trained.tokenizer.encode(reference)) for _, reference in examples)
     figures, predictions = score_examples(
