@@ -51,8 +51,7 @@ def train_and_score(task_dir, model_dir, *, steps, seed, init_from="", quick=Fal
     """Trains one run on a task's examples, then scores its test split; returns its record."""
     from lm_keras import model_dir as md
     from lm_keras.config import preset
-    from lm_keras.data.examples import prompt_and_reference, read_examples
-    from lm_keras.training.scoring import score_examples
+    from lm_keras.training.scoring import score_file
     from lm_keras.training.trainer import train
 
     config = preset(PRESET).replace(
@@ -74,11 +73,9 @@ def train_and_score(task_dir, model_dir, *, steps, seed, init_from="", quick=Fal
     results = train(model_dir, config, preset=PRESET, log=lambda line: None)
     trained_seconds = time.monotonic() - started
     trained = md.load_trained(model_dir)
-    examples = [prompt_and_reference(r, f) for r, f in read_examples(task_dir / "test.jsonl")]
-    longest = max(len(trained.tokenizer.encode(reference)) for _, reference in examples)
-    figures, _ = score_examples(
-        trained.model, trained.tokenizer, examples, batch_size=len(examples), max_new_tokens=longest + 8
-    )
+    test = task_dir / "test.jsonl"
+    rows = len(test.read_text().splitlines())  # the whole test split in one batch
+    figures, _ = score_file(trained.model, trained.tokenizer, test, batch_size=rows)
     return {
         **figures,
         "completion_loss": results["val_loss"],

@@ -154,12 +154,12 @@ def _evaluate(scratch):
 
 def _score_task(trained, path):
     """The task figures of a .jsonl file of examples: completion loss, exact match and F1."""
-    from lm_keras.data.examples import check_example_lengths, encode_file, prompt_and_reference, read_examples
+    from lm_keras.data.examples import check_example_lengths, encode_file
     from lm_keras.data.pipeline import example_eval_dataset
     from lm_keras.families import family, resolve_jit
     from lm_keras.files import write_text_atomic
     from lm_keras.training.evaluation import evaluate, make_eval_step
-    from lm_keras.training.scoring import score_examples
+    from lm_keras.training.scoring import score_file
 
     cfg = trained.config
     progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
@@ -176,14 +176,12 @@ def _score_task(trained, path):
         vocab_size=cfg.model.vocab_size,
     )
     total, count = evaluate(eval_step, ds)
-    examples = [prompt_and_reference(record, fmt) for record, fmt in read_examples(path)]
-    longest = max(len(trained.tokenizer.encode(reference)) for _, reference in examples)
-    figures, predictions = score_examples(
+    figures, predictions = score_file(
         trained.model,
         trained.tokenizer,
-        examples,
+        path,
         batch_size=FLAGS.batch_size,
-        max_new_tokens=FLAGS.max_new_tokens or longest + 8,
+        max_new_tokens=FLAGS.max_new_tokens,
         log=progress,
     )
     if FLAGS.predictions:

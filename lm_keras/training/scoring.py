@@ -107,3 +107,14 @@ def score_examples(model, tokenizer, examples, *, batch_size, max_new_tokens, lo
         "stopped": stopped,
     }
     return figures, predictions
+
+
+def score_file(model, tokenizer, path, *, batch_size, max_new_tokens=0, log=None):
+    """`score_examples` over every example of a .jsonl file (prompt/completion, or messages that end
+    with the assistant's reply); `max_new_tokens` 0 is the longest reference's tokens + 8."""
+    from lm_keras.data.examples import prompt_and_reference, read_examples
+
+    examples = [prompt_and_reference(record, fmt) for record, fmt in read_examples(path)]
+    longest = max(len(tokenizer.encode(reference)) for _, reference in examples)
+    limit = max_new_tokens or longest + 8
+    return score_examples(model, tokenizer, examples, batch_size=batch_size, max_new_tokens=limit, log=log)
