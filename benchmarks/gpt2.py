@@ -47,8 +47,9 @@ def stand_in_tokenizer(vocab_size):
     return ByteLevelBPETokenizer(vocab, merges)
 
 
-def train_step(model_logits, variables, batches, jit):
-    """The same loop for both models: AdamW, clipping, XLA; returns a callable giving tokens done."""
+def train_step(model_loss, variables, batches, jit):
+    """The same loop for both models: AdamW, clipping, XLA; returns a callable giving tokens done.
+    `model_loss(x, y)` is the batch's mean loss."""
     import keras
     import tensorflow as tf
 
@@ -59,8 +60,7 @@ def train_step(model_logits, variables, batches, jit):
     @tf.function(jit_compile=jit)
     def step(x, y):
         with tf.GradientTape() as tape:
-            logits = tf.cast(model_logits(x), tf.float32)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+            loss = model_loss(x, y)
         optimizer.apply(tape.gradient(loss, variables), variables)
         return loss
 
@@ -79,6 +79,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--train_len", type=int, default=256)
     parser.add_argument("--new_tokens", type=int, default=64)
+    parser.add_argument("--train_only", action="store_true", help="time training only, not generation")
     args = parser.parse_args(argv)
     shape, warmup = dict(GPT2), 2
     if args.quick:
@@ -116,17 +117,24 @@ def main(argv=None):
     batches = [(tf.constant(w[:, :-1]), tf.constant(w[:, 1:])) for w in windows]
     mask = tf.ones((args.batch, args.train_len), tf.bool)
     variants = dict(common.matmul_ceiling_variants(256 if args.quick else 4096, dtypes=("float32",)))
-    variants["ours_train"] = train_step(
-        lambda x: ours(x, training=True), ours.trainable_variables, batches, jit
+    variants["ours_train"] = train_step(fused_loss(ours), ours.trainable_variables, batches, jit)
+    # The same model with the whole logits and autodiff's cross-entropy: what the fused head saves.
+    variants["ours_logits_train"] = train_step(
+        logits_loss(lambda x: ours(x, training=True)), ours.trainable_variables, batches, jit
     )
     variants["hub_train"] = train_step(
-        lambda x: backbone.token_embedding(
-            backbone({"token_ids": x, "padding_mask": mask}, training=True), reverse=True
+        logits_loss(
+            lambda x: backbone.token_embedding(
+                backbone({"token_ids": x, "padding_mask": mask}, training=True), reverse=True
+            )
         ),
         backbone.trainable_variables,
         batches,
         jit,
     )
+    variants["hub_fit_train"] = hub_fit_step(backbone, batches, mask, jit)
+    if args.train_only:
+        return finish(args, shape, parameters, variants, warmup)
 
     tokenizer = stand_in_tokenizer(shape["vocab_size"])
     prompt_ids = tokenizer.encode(PROMPT)[:16]
@@ -161,7 +169,51 @@ def main(argv=None):
         return n
 
     variants.update(ours_generate=ours_generate, hub_generate=hub_generate, exported=run_exported)
+    finish(args, shape, parameters, variants, warmup, new_tokens=n, prompt_tokens=len(prompt_ids))
 
+
+def fused_loss(model):
+    """lm_keras's training loss, as the trainer computes it: the head fused with the cross-entropy."""
+    import tensorflow as tf
+
+    def loss(x, y):
+        return model.training_loss(x, y, tf.fill(tf.shape(y), 1.0 / float(y.shape[0] * y.shape[1])))
+
+    return loss
+
+
+def logits_loss(model_logits):
+    """The mean cross-entropy of the logits `model_logits(x)` (B, T, V): the whole logits held."""
+    import tensorflow as tf
+
+    def loss(x, y):
+        logits = tf.cast(model_logits(x), tf.float32)
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+    return loss
+
+
+def hub_fit_step(backbone, batches, mask, jit):
+    """keras-hub's GPT2CausalLM as users train it: `compile(jit_compile=...)` with the loop's AdamW
+    (and clipping), its default loss and accuracy metric, Keras's own train step."""
+    import keras
+    import keras_hub
+
+    causal_lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    optimizer = keras.optimizers.AdamW(3e-4, weight_decay=0.1, beta_2=0.99, epsilon=1e-8, global_clipnorm=1.0)
+    causal_lm.compile(optimizer=optimizer, jit_compile=jit)
+    batch_iter = iter(batches)
+
+    def run():
+        x, y = next(batch_iter)
+        causal_lm.train_on_batch({"token_ids": x, "padding_mask": mask}, y)  # returns numbers: synchronised
+        return int(x.shape[0] * x.shape[1])
+
+    return run
+
+
+def finish(args, shape, parameters, variants, warmup, new_tokens=None, prompt_tokens=None):
+    """Times the variants side by side and writes the record."""
     print(f"timing {len(variants)} variants, {args.rounds} rounds of ~{args.seconds}s each...", flush=True)
     results = common.alternate(variants, rounds=args.rounds, seconds=args.seconds, warmup=warmup)
     ceiling = results.pop("matmul_float32")["median"]
@@ -179,6 +231,7 @@ def main(argv=None):
             "rounds": r["rounds"],
         }
         if "train" in name:
+            summary[name]["vs_keras_hub_fit"] = r["median"] / results["hub_fit_train"]["median"]
             summary[name]["mfu_vs_float32_ceiling"] = r["median"] * flops_per_token / ceiling
     common.emit(
         "gpt2",
@@ -187,8 +240,8 @@ def main(argv=None):
             "shape": shape,
             "parameters": parameters,
             "train": {"batch": args.batch, "length": args.train_len, "flops_per_token": flops_per_token},
-            "new_tokens": n,
-            "prompt_tokens": len(prompt_ids),
+            "new_tokens": new_tokens,
+            "prompt_tokens": prompt_tokens,
             "ceiling_flops_float32": ceiling,
             "variants": summary,
             "raw": results,
@@ -200,11 +253,10 @@ def main(argv=None):
 def rows(result):
     """RESULTS.md's rows: ours beside keras-hub at GPT-2's shape, training and generating."""
     v, train = result["variants"], result["train"]
-    what = {
-        "ours_train": f"training tokens/s, batches of {train['batch']} x {train['length']}",
-        "ours_generate": f"cached greedy generation, {result['new_tokens']} new tokens, batch 1",
-        "exported": "the same through the exported SavedModel (no XLA)",
-    }
+    what = {"ours_train": f"training tokens/s, batches of {train['batch']} x {train['length']}"}
+    if result["new_tokens"]:
+        what["ours_generate"] = f"cached greedy generation, {result['new_tokens']} new tokens, batch 1"
+        what["exported"] = "the same through the exported SavedModel (no XLA)"
     return [
         common.row(
             f"GPT-2 {result['parameters']['ours']:,} parameters: {text}",
