@@ -7,6 +7,7 @@ The finished studies are frozen in experiments/.
 
 BENCHMARKS = (
     "train_throughput",  # the training step's tokens/s and MFU, beside keras-hub's GPT2Backbone
+    "train_process",  # the default preset trained as whole processes, beside keras-hub's fit
     "pipeline",  # the tf.data pipeline alone against the training step it feeds
     "datasets",  # corpora of any size: prepare, peak memory, start-up, the shard pipeline
     "generation",  # cached decoding, the export, keras-hub's generate

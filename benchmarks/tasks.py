@@ -7,7 +7,10 @@ its default seed and splits), two runs of the same config and steps, per seed:
 - `pretrained`: `--init_from` the default preset's model trained on tiny Shakespeare
   (`--base`; trained here first when it is missing), its character vocabulary with the
   end-of-text id appended;
-- `scratch`: the same model from a random start, its vocabulary the task's characters.
+- `scratch`: the same model from a random start, its vocabulary the task's characters;
+- `lora` (with `--kinds=...,lora`): LoRA on the pre-trained model (`--lora_rank`,
+  `--lora_targets`, `--lora_learning_rate`), its base frozen, against `pretrained`'s full
+  fine-tuning.
 
 Each run is scored on the task's test split as `python -m lm_keras.evaluate
 --corpus=test.jsonl` scores it: exact match and token F1 (SQuAD's normalisation) of greedy
@@ -37,6 +40,7 @@ PRESET = "shakespeare_char_cpu"
 TARGET_GAIN = 0.10  # pre-training's exact-match gain on at least one Shakespeare task
 TARGET_ADDITION = 0.99
 TARGET_ADDITION_SECONDS = 600.0
+TARGET_LORA_GAP = 0.02  # LoRA's exact match at most 2 points under full fine-tuning's
 
 
 def write_task(name, folder):
@@ -112,6 +116,16 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=600, help="fine-tuning steps of every run")
     parser.add_argument("--ablation_task", default="name")
     parser.add_argument("--addition_steps", type=int, default=3000)
+    parser.add_argument(
+        "--kinds",
+        default="pretrained,scratch",
+        help="which runs per task and seed: pretrained, scratch, lora",
+    )
+    parser.add_argument("--lora_rank", type=int, default=8)
+    parser.add_argument("--lora_targets", default="attention")
+    parser.add_argument(
+        "--lora_learning_rate", type=float, default=0.0, help="the lora runs' peak rate (0: the preset's)"
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     steps = 4 if quick else args.steps
@@ -130,7 +144,7 @@ def main(argv=None):
             scratch / "runs" / name,
             steps=run_steps,
             seed=seed,
-            init_from=base if kind == "pretrained" else "",
+            init_from=base if kind in ("pretrained", "lora") else "",
             quick=quick,
             **fields,
         )
@@ -151,13 +165,18 @@ def main(argv=None):
             args.out or (common.OUT_DIR / "quick" / "tasks.json" if quick else None),
         )
 
+    # LoRA on the pre-trained model: its adapters alone train (the new end-of-text row stays the
+    # mean of the others), at the preset's rate or --lora_learning_rate (min: a tenth of it).
+    lora = dict(lora_rank=args.lora_rank, lora_targets=args.lora_targets)
+    if args.lora_learning_rate:
+        lora.update(learning_rate=args.lora_learning_rate, min_learning_rate=args.lora_learning_rate / 10)
     names = ["name"] if quick else args.tasks.split(",")
     for task in names:
         for seed in seeds:
-            for kind in ("pretrained", "scratch"):
-                if task == "addition" and kind == "pretrained" and seed != seeds[0]:
+            for kind in args.kinds.split(","):
+                if task == "addition" and kind != "scratch" and seed != seeds[0]:
                     continue
-                run(task, kind, seed)
+                run(task, kind, seed, **(lora if kind == "lora" else {}))
                 emit()
     if not quick and args.ablation_task:  # --ablation_task= (empty) leaves them out
         run(args.ablation_task, "pretrained", seeds[0], loss_on="all")
@@ -175,7 +194,10 @@ def summary(result):
     for r in result["runs"]:
         if "loss_on" in r or "packing" in r or r["steps"] != result["steps"]:
             continue
-        groups.setdefault((r["task"], r["init"]), []).append(r)
+        init = r["init"] if r["init"] != "lora" else f"lora r={r['lora_rank']} {r['lora_targets']}"
+        if r.get("learning_rate"):
+            init += f" lr {r['learning_rate']:g}"
+        groups.setdefault((r["task"], init), []).append(r)
     return {
         key: {
             metric: (statistics.mean(v[metric] for v in rs), statistics.pstdev(v[metric] for v in rs))
@@ -213,6 +235,23 @@ def rows(result):
                     f"({100 * gain:+.1f} points; "
                     f"F1 {100 * pre['f1'][0]:.1f} vs {100 * scratch['f1'][0]:.1f})",
                 ),
+            )
+        )
+    for (task, init), lora in means.items():
+        full = means.get((task, "pretrained"))
+        if not init.startswith("lora") or not full:
+            continue
+        gap = lora["exact_match"][0] - full["exact_match"][0]
+        out.append(
+            common.row(
+                f"{task}: exact match, {init} against full fine-tuning ({result['steps']} steps, "
+                f"mean of {lora['seeds']} and {full['seeds']} seeds)",
+                (
+                    gap,
+                    f"{100 * lora['exact_match'][0]:.1f} vs {100 * full['exact_match'][0]:.1f} "
+                    f"({100 * gap:+.1f} points)",
+                ),
+                (">=", -TARGET_LORA_GAP, f"within {100 * TARGET_LORA_GAP:.0f} points"),
             )
         )
     if best_gain is not None:

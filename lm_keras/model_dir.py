@@ -378,14 +378,18 @@ def restore_weights(model, model_dir):
         for mine, theirs in zip(model.weights, merged.weights, strict=True):
             mine.assign(theirs)
         return latest
-    base_config = read_config(model_dir)[0].model
-    if base_config.vocab_size == model.vocab_size - 1:
-        # The run's tokenizer is the base's with the end-of-text id appended (fine-tuning on
-        # examples): the embedding (and an untied head) grows by one row.
-        _restore_grown(model, base_config, latest)
-        return latest
-    checkpoint(model, None).restore(latest).expect_partial().assert_existing_objects_matched()
+    _restore_base(model, read_config(model_dir)[0].model, latest)
     return latest
+
+
+def _restore_base(model, base_config, path):
+    """Restores the checkpoint `path` of a model of `base_config` into `model`: the same model, or
+    one token larger, when the run's tokenizer is the base's with the end-of-text id appended
+    (fine-tuning on examples): the embedding (and an untied head) then grows by one row."""
+    if base_config.vocab_size == model.vocab_size - 1:
+        _restore_grown(model, base_config, path)
+    else:
+        checkpoint(model, None).restore(path).expect_partial().assert_existing_objects_matched()
 
 
 def _restore_grown(model, base_config, path):
@@ -462,7 +466,7 @@ def apply_lora(model, model_dir, train_config):
             f"holds other weights (sha256 {now[:12]}...): its adapters fit their base only; restore "
             "it, or start a new --model_dir"
         )
-    checkpoint(model, None).restore(str(prefix)).expect_partial().assert_existing_objects_matched()
+    _restore_base(model, read_config(base["model_dir"])[0].model, str(prefix))
     tc = train_config
     model.enable_lora(tc.lora_rank, tc.lora_alpha, tc.lora_targets)
     return tf.Variable(base["sha256"], dtype=tf.string, trainable=False, name="lora_base")

@@ -241,3 +241,51 @@ def test_evaluate_generate_and_interpret_run_on_the_lora_run(lora_run, base):
     _, base_maps = attention_maps(md.load_trained(base).model, trained.tokenizer, "ROMEO: what")
     assert maps.shape == base_maps.shape == (1, 2, len(tokens), len(tokens))
     assert np.abs(maps - base_maps).max() > 1e-4  # the query adapters change where heads look
+
+
+def test_lora_on_examples_grows_the_base_by_the_end_of_text_id(tmp_path):
+    # A base trained before end-of-text ids (its char tokenizer has none); a run on examples
+    # appends one. Under LoRA its new row is the mean of the others, as full fine-tuning starts it,
+    # and stays frozen.
+    import dataclasses
+
+    import keras
+
+    from lm_keras import tasks
+    from lm_keras.config import Config
+    from lm_keras.models import build_model
+    from lm_keras.tokenizers.char_tokenizer import CharTokenizer
+
+    splits, info = tasks.make_splits("addition", seed=1, counts={"train": 60, "validation": 10, "test": 1})
+    tasks.write_splits(tmp_path / "task", splits, info)
+    old = CharTokenizer("".join(sorted(set("0123456789+="))))
+    assert old.eot_id is None
+    config = Config().replace(num_layers=1, num_heads=2, hidden_dim=32, seq_len=32)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, vocab_size=old.vocab_size))
+    keras.utils.set_random_seed(0)
+    md.write_converted(tmp_path / "base", config, old, build_model(config.model), None)
+    run = tmp_path / "lora_task"
+    flags = [
+        f"--init_from={tmp_path / 'base'}",
+        *LORA,
+        "--max_steps=4",
+        "--eval_every=4",
+        "--checkpoint_every=4",
+    ]
+    flags += [
+        f"--corpus={tmp_path / 'task' / 'train.jsonl'}",
+        f"--validation_data={tmp_path / 'task' / 'validation.jsonl'}",
+    ]
+    result = run_train(run, *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    before = md.load_trained(tmp_path / "base").model.token_embedding.embeddings.numpy()
+    trained = md.load_trained(run)
+    assert trained.model.vocab_size == old.vocab_size + 1 == trained.tokenizer.eot_id + 1
+    grown = trained.model.token_embedding.embeddings.numpy()
+    np.testing.assert_array_equal(grown[:-1], before)
+    np.testing.assert_allclose(grown[-1], before.mean(axis=0), rtol=1e-6)
+    assert any(np.abs(v.numpy()).max() > 0 for v in trained.model.lora_variables if v.name.endswith("_b"))
+    # The merged model (what export writes) is a plain model of the grown vocabulary.
+    merged = md.load_trained(run, merge_lora=True).model
+    plain = build_model(trained.config.model)
+    assert [w.shape for w in merged.weights] == [w.shape for w in plain.weights]
