@@ -117,9 +117,7 @@ def main(argv=None):
     batches = [(tf.constant(w[:, :-1]), tf.constant(w[:, 1:])) for w in windows]
     mask = tf.ones((args.batch, args.train_len), tf.bool)
     variants = dict(common.matmul_ceiling_variants(256 if args.quick else 4096, dtypes=("float32",)))
-    variants["ours_train"] = train_step(fused_loss(ours), ours.trainable_variables, batches, jit)
-    # The same model with the whole logits and autodiff's cross-entropy: what the fused head saves.
-    variants["ours_logits_train"] = train_step(
+    variants["ours_train"] = train_step(
         logits_loss(lambda x: ours(x, training=True)), ours.trainable_variables, batches, jit
     )
     variants["hub_train"] = train_step(
@@ -172,18 +170,8 @@ def main(argv=None):
     finish(args, shape, parameters, variants, warmup, new_tokens=n, prompt_tokens=len(prompt_ids))
 
 
-def fused_loss(model):
-    """lm_keras's training loss, as the trainer computes it: the head fused with the cross-entropy."""
-    import tensorflow as tf
-
-    def loss(x, y):
-        return model.training_loss(x, y, tf.fill(tf.shape(y), 1.0 / float(y.shape[0] * y.shape[1])))
-
-    return loss
-
-
 def logits_loss(model_logits):
-    """The mean cross-entropy of the logits `model_logits(x)` (B, T, V): the whole logits held."""
+    """The mean cross-entropy of the logits `model_logits(x)` (B, T, V)."""
     import tensorflow as tf
 
     def loss(x, y):

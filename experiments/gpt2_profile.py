@@ -4,16 +4,16 @@ One process, GPT-2 small's shape (12 x 768, 12 heads, MLP 3072, vocabulary 50,25
 tanh, tied head) with random weights, batch `--batch` of `--train_len`-token windows. Each part is
 its own `tf.function(jit_compile=True)`, timed alternately round by round (medians):
 
-- `step`: the whole training step as the trainer runs it (the fused head, AdamW with weight
-  decay and global-norm clipping);
+- `step`: the whole training step as the trainer runs it (AdamW with weight decay and
+  global-norm clipping);
 - `forward_backward`: the loss and every gradient, no update;
 - `forward`: the training loss alone;
 - `optimizer`: the AdamW update with clipping, on fixed gradients;
 - `blocks`: the 12 blocks' forward and backward (into their inputs and weights), no embedding or head;
 - `attention_core`: softmax(Q K^T / sqrt(D)) V with its causal mask, forward and backward, for
   the 12 layers (what is neither a projection nor elementwise work of the block);
-- `head_fused`: the final norm, the fused head and loss, forward and backward;
-- `head_logits`: the same with the whole logits and autodiff's cross-entropy.
+- `head`: the final norm, the tied 50,257-way projection and the cross-entropy, forward and
+  backward (into the hidden states and the embedding).
 
     flock /tmp/lm_keras_heavy.lock .venv/bin/python -m experiments.gpt2_profile --train_len=256
 """
@@ -39,9 +39,8 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from benchmarks.gpt2 import fused_loss, train_step
+    from benchmarks.gpt2 import logits_loss, train_step
     from lm_keras.models import TransformerLM
-    from lm_keras.models.head_loss import head_loss
 
     keras.utils.set_random_seed(1)
     model = TransformerLM(use_bias=True, mlp="gelu_tanh", **shape)
@@ -51,7 +50,7 @@ def main(argv=None):
     windows = rng.integers(0, shape["vocab_size"], (64, b, t + 1), dtype=np.int32)
     batches = [(tf.constant(w[:, :-1]), tf.constant(w[:, 1:])) for w in windows]
     x, y = batches[0]
-    loss_fn = fused_loss(model)
+    loss_fn = logits_loss(lambda x: model(x, training=True))
     jit = not args.quick
 
     def timed(fn, *inputs):
@@ -112,25 +111,14 @@ def main(argv=None):
 
     matrix = model.token_embedding.embeddings
 
-    def head(fused):
-        @tf.function(jit_compile=jit)
-        def run(hidden, y):
-            with tf.GradientTape() as tape:
-                tape.watch(hidden)
-                normed = model.final_norm(hidden)
-                if fused:
-                    flat = tf.reshape(normed, (-1, d))
-                    weights = tf.fill((b * t,), 1.0 / (b * t))
-                    loss = head_loss(flat, tf.convert_to_tensor(matrix), tf.reshape(y, (-1,)), weights)
-                else:
-                    logits = model.token_embedding(normed, reverse=True)
-                    loss = tf.reduce_mean(
-                        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-                    )
-            dh, de = tape.gradient(loss, [hidden, matrix])
-            return tf.reduce_sum(dh), tf.reduce_sum(tf.convert_to_tensor(de))
-
-        return run
+    @tf.function(jit_compile=jit)
+    def head(hidden, y):
+        with tf.GradientTape() as tape:
+            tape.watch(hidden)
+            logits = model.token_embedding(model.final_norm(hidden), reverse=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        dh, de = tape.gradient(loss, [hidden, matrix])
+        return tf.reduce_sum(dh), tf.reduce_sum(tf.convert_to_tensor(de))
 
     variants = {
         "step": train_step(loss_fn, variables, batches, jit),
@@ -139,8 +127,7 @@ def main(argv=None):
         "optimizer": timed(optimizer_only, fixed),
         "blocks": timed(blocks, hidden),
         "attention_core": timed(attention_core, qkv),
-        "head_fused": timed(head(True), hidden, y),
-        "head_logits": timed(head(False), hidden, y),
+        "head": timed(head, hidden, y),
     }
     results = common.alternate(variants, rounds=args.rounds, seconds=args.seconds, warmup=2)
     ms = {name: 1000 * r["seconds_per_call"] for name, r in results.items()}

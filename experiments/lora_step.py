@@ -68,7 +68,7 @@ def run_variant(args):
     import numpy as np
     import tensorflow as tf
 
-    from benchmarks.gpt2 import fused_loss, logits_loss, train_step
+    from benchmarks.gpt2 import logits_loss, train_step
     from lm_keras.models import TransformerLM
 
     shape = dict(TINY if args.quick else GPT2)
@@ -81,7 +81,7 @@ def run_variant(args):
     rng = np.random.default_rng(0)
     windows = rng.integers(0, shape["vocab_size"], (args.steps + 1, args.batch, args.train_len + 1), np.int32)
     batches = [(tf.constant(w[:, :-1]), tf.constant(w[:, 1:])) for w in windows]
-    loss = fused_loss(model) if args.head == "fused" else logits_loss(lambda x: model(x, training=True))
+    loss = logits_loss(lambda x: model(x, training=True))
     step = train_step(loss, model.trainable_variables, batches, not args.quick)
     started = time.perf_counter()
     tokens = step()
@@ -96,7 +96,6 @@ def run_variant(args):
     return {
         "head_and_loss_s": head and round(head, 3),
         "variant": args.variant,
-        "head": args.head,
         "batch": args.batch,
         "train_len": args.train_len,
         "parameters": int(model.count_params()),
@@ -117,12 +116,6 @@ def main(argv=None):
     parser.add_argument("--train_len", type=int, default=256)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rank", type=int, default=8)
-    parser.add_argument(
-        "--head",
-        choices=("fused", "logits"),
-        default="fused",
-        help="the training loss: the head fused with it (the trainer's) or autodiff on the whole logits",
-    )
     parser.add_argument("--skip_head_timing", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -134,7 +127,7 @@ def main(argv=None):
     for variant in ("full", "lora"):
         command = [sys.executable, "-m", "experiments.lora_step", f"--variant={variant}"]
         command += [f"--batch={args.batch}", f"--train_len={args.train_len}", f"--steps={args.steps}"]
-        command += [f"--rank={args.rank}", f"--head={args.head}"] + (["--quick"] if args.quick else [])
+        command += [f"--rank={args.rank}"] + (["--quick"] if args.quick else [])
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         records.append(json.loads(out.strip().splitlines()[-1]))
         print(json.dumps(records[-1]), flush=True)

@@ -10,7 +10,6 @@ from lm_keras.layers.position_embedding import PositionEmbedding
 from lm_keras.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from lm_keras.layers.transformer_block import TransformerBlock, make_norm
 from lm_keras.model_settings import lora_problem, positive_int_problem, transformer_problem
-from lm_keras.models.head_loss import head_loss
 
 
 @keras.saving.register_keras_serializable(package="lm_keras")
@@ -254,44 +253,11 @@ class TransformerLM(keras.Model):
         its position restarts at 0 there, so a packed example computes what it computes
         alone from position 0.
         """
-        return self._logits(self._hidden(token_ids, training, segment_ids))
-
-    def _hidden(self, token_ids, training, segment_ids):
         positions = None if segment_ids is None else segment_positions(segment_ids)  # (B, T)
         x = self._embed(token_ids, training=training, positions=positions)
         for block in self.blocks:
             x = block(x, training=training, segment_ids=segment_ids, positions=positions)
-        return x
-
-    def training_loss(self, token_ids, labels, weights, segment_ids=None):
-        """`sum(weights * cross-entropy)` of the next tokens `labels` `(B, T)`, for training.
-
-        What `call` and a cross-entropy on its logits compute, with the head fused with the
-        loss (`lm_keras.models.head_loss`): the `(B, T, V)` logits are never held whole, and
-        the head's gradients are computed in this forward pass, so call it only under a
-        gradient tape. The trainer's step does; evaluation uses `call`.
-
-        Args:
-            token_ids: `(B, T)` int32 inputs.
-            labels: `(B, T)` int32 next tokens.
-            weights: `(B, T)` float32 weight of each target (`1 / count` gives a mean).
-            segment_ids: optional `(B, T)` packed examples, as in `call`.
-
-        Returns:
-            The scalar weighted sum of the targets' losses, in nats.
-        """
-        x = self.final_norm(self._hidden(token_ids, True, segment_ids))  # (B, T, d)
-        embedding = self.token_embedding
-        matrix = embedding.embeddings if self.tie_embeddings else embedding.reverse_embeddings
-        return head_loss(
-            ops.reshape(ops.cast(x, "float32"), (-1, self.hidden_dim)),
-            ops.cast(ops.convert_to_tensor(matrix), "float32"),
-            ops.reshape(labels, (-1,)),
-            ops.reshape(ops.cast(weights, "float32"), (-1,)),
-            vocab_axis=0 if self.tie_embeddings else 1,
-            softcap=self.logit_softcap,
-            matrix_gradient=matrix.trainable,
-        )
+        return self._logits(x)
 
     def enable_lora(self, rank, alpha=None, targets="attention"):
         """Parameter-efficient fine-tuning (LoRA, Hu et al., 2021): freezes every weight of the

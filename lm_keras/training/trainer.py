@@ -172,18 +172,12 @@ class Trainer:
         variables = model.trainable_variables
         view, accum = self.view, tc.grad_accum_steps
 
-        # A Transformer's head is fused with its loss: the (B, T, V) logits are never held whole.
-        fused_head = view == "next_token" and hasattr(model, "training_loss")
-
         def micro_loss_and_grads(count, x, y, w, *segments):
             # segments: (), or the packed windows' segment ids (b, T)
             extra = {"segment_ids": segments[0]} if segments else {}
             with tf.GradientTape() as tape:
-                if fused_head:
-                    loss = model.training_loss(x, y, w / count, **extra)
-                else:
-                    outputs = model(x, training=True, **extra)
-                    loss = tf.reduce_sum(per_example_loss(view, y, outputs) * w) / count
+                outputs = model(x, training=True, **extra)
+                loss = tf.reduce_sum(per_example_loss(view, y, outputs) * w) / count
                 scaled = optimizer.scale_loss(loss) if loss_scaled else loss
             return loss, [tf.convert_to_tensor(g) for g in tape.gradient(scaled, variables)]
 
