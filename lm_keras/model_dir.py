@@ -299,8 +299,9 @@ def checkpoint(model, step, optimizer=None, wall_seconds=None, rng=None, lora_ba
     Training saves all five, a converter the first two; `load_trained` reads the first two of
     either. Keras seed generators are not reachable through the layers by tf.train.Checkpoint,
     so a run passes their state variables as `rng`. A LoRA run's model (`enable_lora`) is saved
-    as its adapters alone ("adapters", by their paths in the model), beside `lora_base`, a string
-    variable holding the sha256 of the base checkpoint they apply to (`apply_lora`).
+    as what it trains alone ("adapters", by their paths in the model: the pairs, and the embedding
+    when the base's vocabulary grew), beside `lora_base`, a string variable holding the sha256 of
+    the base checkpoint they apply to (`apply_lora`).
     """
     import tensorflow as tf
 
@@ -308,7 +309,7 @@ def checkpoint(model, step, optimizer=None, wall_seconds=None, rng=None, lora_ba
     if getattr(model, "lora_rank", 0):
         objects.update(model=None, lora_base=lora_base)
         objects["adapters"] = {
-            v.path.split("/", 1)[1].replace("/", "."): v.value for v in model.lora_variables
+            v.path.split("/", 1)[1].replace("/", "."): v.value for v in model.trainable_variables
         }
     return tf.train.Checkpoint(**{k: v for k, v in objects.items() if v is not None})
 
@@ -466,9 +467,12 @@ def apply_lora(model, model_dir, train_config):
             f"holds other weights (sha256 {now[:12]}...): its adapters fit their base only; restore "
             "it, or start a new --model_dir"
         )
-    _restore_base(model, read_config(base["model_dir"])[0].model, str(prefix))
+    base_config = read_config(base["model_dir"])[0].model
+    _restore_base(model, base_config, str(prefix))
     tc = train_config
-    model.enable_lora(tc.lora_rank, tc.lora_alpha, tc.lora_targets)
+    # A grown vocabulary's new row (the end-of-text id) learns only if the embedding trains.
+    grown = base_config.vocab_size < model.vocab_size
+    model.enable_lora(tc.lora_rank, tc.lora_alpha, tc.lora_targets, train_embeddings=grown)
     return tf.Variable(base["sha256"], dtype=tf.string, trainable=False, name="lora_base")
 
 

@@ -259,7 +259,7 @@ class TransformerLM(keras.Model):
             x = block(x, training=training, segment_ids=segment_ids, positions=positions)
         return self._logits(x)
 
-    def enable_lora(self, rank, alpha=None, targets="attention"):
+    def enable_lora(self, rank, alpha=None, targets="attention", train_embeddings=False):
         """Parameter-efficient fine-tuning (LoRA, Hu et al., 2021): freezes every weight of the
         model and adds a trainable float32 low-rank pair `A (in, r)`, `B (r, out)` to each adapted
         projection of every block, which then computes `x W + (alpha / r) x A B`. `B` starts at
@@ -270,13 +270,17 @@ class TransformerLM(keras.Model):
         `"attention_mlp"`, those and the MLP's dense layers (Keras's `Dense.enable_lora`),
         `N (4 r d + 2 r (d + m))` (swiglu: `3 r (d + m)`); `"all"`, the query, key, value,
         attention output and MLP projections, `N (8 r d + 2 r (d + m))` (swiglu: `3 r (d + m)`).
-        The embeddings, position table, norms and biases stay frozen. `get_config` stays the base
-        model's: the adapters are enabled on a built model, and `merge_lora` folds them away.
+        The embeddings, position table, norms and biases stay frozen, but with `train_embeddings`
+        the token embedding (and an untied head) trains whole beside the pairs: what PEFT's
+        `modules_to_save` does when tokens were added to a vocabulary, whose new rows would
+        otherwise never learn (a run on examples appends the end-of-text id). `get_config` stays
+        the base model's: the adapters are enabled on a built model, and `merge_lora` folds them away.
 
         Args:
             rank: int, the rank `r` of every pair.
             alpha: float, the update's scale is `alpha / r`; None or 0 means `r` (PEFT's default).
             targets: `"attention"`, `"attention_mlp"` or `"all"`.
+            train_embeddings: bool, whether the token embedding (and an untied head) trains too.
 
         Example:
 
@@ -293,6 +297,9 @@ class TransformerLM(keras.Model):
             variable.trainable = False
         for block in self.blocks:
             block.enable_lora(rank, alpha, targets)
+        if train_embeddings:
+            for variable in self.token_embedding.weights:
+                variable.trainable = True
         self.lora_rank, self.lora_alpha, self.lora_targets = rank, float(alpha or rank), targets
 
     @property
