@@ -1,6 +1,7 @@
 """LoRA on a converted GPT-2: trained from the command line, exported merged (Hugging Face) and as
 PEFT's adapter (adapter_config.json, adapter_model.safetensors), whose update is exactly ours."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -165,19 +166,33 @@ def test_export_of_a_lora_gpt2_as_peft_and_merged_huggingface(lora_gpt2, tmp_pat
     )
 
 
+# PEFT's side runs in its own process: torch and TensorFlow in one process can crash at import.
+PEFT_LOGITS = """
+import sys, numpy as np, torch, transformers, peft
+hf = transformers.GPT2LMHeadModel.from_pretrained(sys.argv[1])
+adapted = peft.PeftModel.from_pretrained(hf, sys.argv[2]).eval()
+ids = np.load(sys.argv[3])
+with torch.no_grad():
+    np.save(sys.argv[4], adapted(torch.tensor(ids, dtype=torch.long)).logits.numpy())
+"""
+
+
 @pytest.mark.slow
 def test_peft_loads_the_adapter_into_transformers_gpt2(lora_gpt2, tmp_path):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    peft_lib = pytest.importorskip("peft")
+    for module in ("torch", "transformers", "peft"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (the peft extra)")
     base, run = lora_gpt2
     for args in ([base, tmp_path / "hf_base", "huggingface"], [run, tmp_path / "adapter", "peft"]):
         result = _run("export", f"--model_dir={args[0]}", f"--export_dir={args[1]}", f"--format={args[2]}")
         assert result.returncode == 0, result.stderr[-3000:]
-    hf = transformers.GPT2LMHeadModel.from_pretrained(str(tmp_path / "hf_base"))
-    adapted = peft_lib.PeftModel.from_pretrained(hf, str(tmp_path / "adapter")).eval()
     ids = np.arange(24, dtype="int32").reshape(2, 12) % 400
-    with torch.no_grad():
-        theirs = adapted(torch.tensor(ids, dtype=torch.long)).logits.numpy()
+    np.save(tmp_path / "ids.npy", ids)
+    command = [sys.executable, "-c", PEFT_LOGITS, str(tmp_path / "hf_base"), str(tmp_path / "adapter")]
+    result = subprocess.run(
+        command + [str(tmp_path / "ids.npy"), str(tmp_path / "theirs.npy")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    theirs = np.load(tmp_path / "theirs.npy")
     ours = np.asarray(md.load_trained(run).model(ids))
     np.testing.assert_allclose(theirs, ours, atol=1e-4)
