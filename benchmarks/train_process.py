@@ -134,6 +134,9 @@ def main(argv=None):
         o["tokens_per_sec"] / h["tokens_per_sec"] for o, h in zip(records["ours"], records["keras_hub"])
     ]
     summary["ours"]["vs_keras_hub"] = statistics.median(ratios)
+    # The same steps: the whole processes' tokens/s ratio is the inverse of their wall times'.
+    walls = [h["wall_s"] / o["wall_s"] for o, h in zip(records["ours"], records["keras_hub"])]
+    summary["ours"]["whole_process_vs_keras_hub"] = statistics.median(walls)
     print(
         f"ours against keras-hub's fit: {summary['ours']['vs_keras_hub']:.2f}x (rounds: "
         + ", ".join(f"{r:.2f}x" for r in ratios)
@@ -160,7 +163,17 @@ def rows(result):
                 f"{s['keras_hub']['tokens_per_sec']:,.0f} ({s['ours']['vs_keras_hub']:.2f}x)",
             ),
             (">=", TARGET, f"{TARGET}x"),
-        )
+        ),
+        common.row(
+            f"default preset as whole processes ({result['steps']} steps): wall time of keras-hub's fit "
+            "process over ours (start-up, compilation and evaluation included)",
+            (
+                s["ours"]["whole_process_vs_keras_hub"],
+                f"{s['keras_hub']['wall_s']:.0f} s vs {s['ours']['wall_s']:.0f} s "
+                f"({s['ours']['whole_process_vs_keras_hub']:.2f}x)",
+            ),
+            (">=", TARGET, f"{TARGET}x"),
+        ),
     ]
 
 
