@@ -186,7 +186,15 @@ def test_gpt2_quick(tmp_path):
     _, result, rows = run_quick("gpt2", tmp_path)
     # The same shape in both: the parameter counts agree to the last one.
     assert result["parameters"]["ours"] == result["parameters"]["keras_hub"]
-    assert set(result["variants"]) == {"ours_train", "hub_train", "ours_generate", "hub_generate", "exported"}
+    assert set(result["variants"]) == {
+        "ours_train",
+        "hub_train",
+        "hub_fit_train",
+        "ours_generate",
+        "hub_generate",
+        "exported",
+    }
+    assert result["variants"]["ours_train"]["vs_keras_hub_fit"] > 0
     assert len(rows) == 3
 
 
@@ -202,6 +210,13 @@ def test_datasets_quick(tmp_path):
     assert size["steps_per_sec"] > 0 and size["first_step_seconds"] > 0
     assert not (tmp_path / "scratch").exists()
     assert len(rows) == 5
+
+
+@pytest.mark.slow  # a train process and a keras-hub fit process
+def test_train_process_quick(tmp_path):
+    _, result, rows = run_quick("train_process", tmp_path)
+    assert len(result["records"]["ours"]) == len(result["records"]["keras_hub"]) == 1
+    assert result["summary"]["ours"]["vs_keras_hub"] > 0 and len(rows) == 2
 
 
 @pytest.mark.slow  # 4 tiny training runs and their scoring: a minute on the shared machine
