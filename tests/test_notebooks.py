@@ -227,6 +227,12 @@ def test_gpt2(small_run):
     assert (runs / "gpt2_export" / "1" / "saved_model.pb").is_file()
     assert (runs / "gpt2_shakespeare_hf" / "model.safetensors").is_file()
     assert json.loads((runs / "gpt2_shakespeare" / "results.json").read_text())["steps"] == 20
+    # 4b: the name task in full and with LoRA, both scored.
+    assert f"LoRA fine-tuning of {runs / 'gpt2_shakespeare'}: 9,216 adapter parameters" in text
+    assert re.search(r"\| full fine-tuning \| [0-9,]+ \|", text)
+    assert re.search(r"\| LoRA r=8, every projection \| 9,216 \|.*\| [0-9.]+% \|", text)
+    for run in ("gpt2_name_full", "gpt2_name_lora"):
+        assert json.loads((runs / run / "results.json").read_text())["steps"] == 20
     assert image_count(nb) == 1
 
 
