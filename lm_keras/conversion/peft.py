@@ -114,9 +114,15 @@ def export_peft(model_dir, export_dir):
             f"--model_dir={model_dir} is not a LoRA run (no --lora_rank): --format=peft writes adapters; "
             "use --format=huggingface for the whole model"
         )
-    gpt2.check_exportable(config)
     base_dir = raw[md.LORA_BASE]["model_dir"]
-    base_raw = md.read_config(base_dir)[1]
+    base_config, base_raw = md.read_config(base_dir)
+    if base_config.model.vocab_size < config.model.vocab_size:
+        raise UserError(
+            f"--model_dir={model_dir} trained its token embedding beside the adapters (its base "
+            f"{base_dir} lacked the end-of-text id, which the run appended), and PEFT's adapter holds "
+            "the LoRA pairs alone: export the merged model with --format=huggingface"
+        )
+    gpt2.check_exportable(config)
     base_name = base_raw.get("converted_from", {}).get("source", base_dir)
     trained = md.load_trained(model_dir)
     tensors = adapter_tensors(trained.model)

@@ -301,3 +301,13 @@ def test_lora_on_examples_grows_the_base_by_the_end_of_text_id(tmp_path):
     merged = md.load_trained(run, merge_lora=True).model
     plain = build_model(trained.config.model)
     assert [w.shape for w in merged.weights] == [w.shape for w in plain.weights]
+    # PEFT's adapter cannot hold the trained embedding: refused in one line.
+    from tests.test_export_cli import run_export
+
+    result = run_export(f"--model_dir={run}", f"--export_dir={tmp_path / 'peft'}", "--format=peft")
+    assert result.returncode == 1 and not (tmp_path / "peft").exists()
+    assert result.stderr.strip() == (
+        f"error: --model_dir={run} trained its token embedding beside the adapters (its base "
+        f"{tmp_path / 'base'} lacked the end-of-text id, which the run appended), and PEFT's adapter "
+        "holds the LoRA pairs alone: export the merged model with --format=huggingface"
+    )
