@@ -255,6 +255,7 @@ def test_run_all_checks_its_flags_before_running_anything():
     assert done.returncode == 2 and "--only: unknown benchmarks ['nope']" in done.stderr
     assert tuple(BENCHMARKS) == (
         "train_throughput",
+        "train_process",
         "pipeline",
         "datasets",
         "generation",
