@@ -38,6 +38,7 @@ def hub_child(args):
     import keras_hub
     import tensorflow as tf
 
+    from benchmarks.train_throughput import hub_backbone
     from lm_keras import model_dir as md
     from lm_keras.data import train_dataset
     from lm_keras.training.warmup_cosine import WarmupCosine
@@ -45,15 +46,7 @@ def hub_child(args):
     config = md.read_config(args.ours_dir)[0]  # the shape and optimizer of ours, trained before
     mc, tc = config.model, config.train
     split = md.run_dataset(args.ours_dir).train  # the same prepared dataset
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=mc.vocab_size,
-        num_layers=mc.num_layers,
-        num_heads=mc.num_heads,
-        hidden_dim=mc.hidden_dim,
-        intermediate_dim=mc.resolved_mlp_dim,
-        dropout=mc.dropout,
-        max_sequence_length=mc.seq_len,
-    )
+    backbone = hub_backbone(config, "float32")  # the same shape, built as train_throughput builds it
     causal_lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
     schedule = WarmupCosine(tc.learning_rate, tc.min_learning_rate, tc.warmup_steps, args.steps)
     optimizer = keras.optimizers.AdamW(
