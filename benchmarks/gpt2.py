@@ -47,13 +47,19 @@ def stand_in_tokenizer(vocab_size):
     return ByteLevelBPETokenizer(vocab, merges)
 
 
+def adamw():
+    """The optimizer of every training variant here: AdamW as GPT-2 is fine-tuned, clipped at 1."""
+    import keras
+
+    return keras.optimizers.AdamW(3e-4, weight_decay=0.1, beta_2=0.99, epsilon=1e-8, global_clipnorm=1.0)
+
+
 def train_step(model_loss, variables, batches, jit):
     """The same loop for both models: AdamW, clipping, XLA; returns a callable giving tokens done.
     `model_loss(x, y)` is the batch's mean loss."""
-    import keras
     import tensorflow as tf
 
-    optimizer = keras.optimizers.AdamW(3e-4, weight_decay=0.1, beta_2=0.99, epsilon=1e-8, global_clipnorm=1.0)
+    optimizer = adamw()
     optimizer.exclude_from_weight_decay(var_list=[v for v in variables if len(v.shape) < 2])
     optimizer.build(variables)
 
@@ -184,11 +190,10 @@ def logits_loss(model_logits):
 def hub_fit_step(backbone, batches, mask, jit):
     """keras-hub's GPT2CausalLM as users train it: `compile(jit_compile=...)` with the loop's AdamW
     (and clipping), its default loss and accuracy metric, Keras's own train step."""
-    import keras
     import keras_hub
 
     causal_lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
-    optimizer = keras.optimizers.AdamW(3e-4, weight_decay=0.1, beta_2=0.99, epsilon=1e-8, global_clipnorm=1.0)
+    optimizer = adamw()
     causal_lm.compile(optimizer=optimizer, jit_compile=jit)
     batch_iter = iter(batches)
 

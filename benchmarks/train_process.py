@@ -35,10 +35,9 @@ TARGET = 1.2  # ours at least 1.2x keras-hub's tokens/s under fit
 def hub_child(args):
     """keras-hub's GPT2CausalLM trained by fit in this process; prints its record."""
     import keras
-    import keras_hub
     import tensorflow as tf
 
-    from benchmarks.train_throughput import hub_backbone
+    from benchmarks.train_throughput import hub_causal_lm
     from lm_keras import model_dir as md
     from lm_keras.data import train_dataset
     from lm_keras.training.warmup_cosine import WarmupCosine
@@ -46,18 +45,8 @@ def hub_child(args):
     config = md.read_config(args.ours_dir)[0]  # the shape and optimizer of ours, trained before
     mc, tc = config.model, config.train
     split = md.run_dataset(args.ours_dir).train  # the same prepared dataset
-    backbone = hub_backbone(config, "float32")  # the same shape, built as train_throughput builds it
-    causal_lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
     schedule = WarmupCosine(tc.learning_rate, tc.min_learning_rate, tc.warmup_steps, args.steps)
-    optimizer = keras.optimizers.AdamW(
-        schedule,
-        weight_decay=tc.weight_decay,
-        beta_1=tc.beta1,
-        beta_2=tc.beta2,
-        epsilon=1e-8,
-        global_clipnorm=tc.grad_clip,
-    )
-    causal_lm.compile(optimizer=optimizer, jit_compile=True)
+    causal_lm = hub_causal_lm(config, schedule)  # the same shape and optimizer settings
     mask = tf.ones((tc.batch_size, mc.seq_len), tf.bool)
     data = train_dataset(split, seq_len=mc.seq_len, batch_size=tc.batch_size, seed=tc.seed).map(
         lambda x, y: ({"token_ids": x, "padding_mask": mask}, y)

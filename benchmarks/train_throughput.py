@@ -76,22 +76,38 @@ def hub_backbone(cfg, precision):
     return backbone
 
 
-def hub_step(cfg, batches, jit, precision):
-    """keras-hub's GPT2Backbone in the same loop as ours (same optimizer, clipping, batches)."""
+def hub_optimizer(tc, learning_rate=1e-3):
+    """AdamW with the preset's settings (`tc`, its TrainConfig) and clipping, for keras-hub's models."""
     import keras
-    import tensorflow as tf
 
-    mc, tc = cfg.model, cfg.train
-    backbone = hub_backbone(cfg, precision)
-    variables = backbone.trainable_variables
-    optimizer = keras.optimizers.AdamW(
-        1e-3,
+    return keras.optimizers.AdamW(
+        learning_rate,
         weight_decay=tc.weight_decay,
         beta_1=tc.beta1,
         beta_2=tc.beta2,
         epsilon=1e-8,
         global_clipnorm=tc.grad_clip,
     )
+
+
+def hub_causal_lm(cfg, learning_rate):
+    """keras-hub's GPT2CausalLM of `cfg`'s shape, compiled as users train it: `jit_compile=True`,
+    `hub_optimizer` at `learning_rate` (a number or a schedule), its own loss and accuracy metric."""
+    import keras_hub
+
+    causal_lm = keras_hub.models.GPT2CausalLM(backbone=hub_backbone(cfg, "float32"), preprocessor=None)
+    causal_lm.compile(optimizer=hub_optimizer(cfg.train, learning_rate), jit_compile=True)
+    return causal_lm
+
+
+def hub_step(cfg, batches, jit, precision):
+    """keras-hub's GPT2Backbone in the same loop as ours (same optimizer, clipping, batches)."""
+    import tensorflow as tf
+
+    mc, tc = cfg.model, cfg.train
+    backbone = hub_backbone(cfg, precision)
+    variables = backbone.trainable_variables
+    optimizer = hub_optimizer(tc)
     optimizer.exclude_from_weight_decay(var_list=[v for v in variables if len(v.shape) < 2])
     optimizer.build(variables)
     mask = tf.ones((tc.batch_size, mc.seq_len), tf.bool)
@@ -116,21 +132,10 @@ def hub_step(cfg, batches, jit, precision):
 
 def hub_fit(cfg, batches):
     """keras-hub as users train it: GPT2CausalLM, compile(jit_compile=True), Keras's train step."""
-    import keras
-    import keras_hub
     import tensorflow as tf
 
     mc, tc = cfg.model, cfg.train
-    causal_lm = keras_hub.models.GPT2CausalLM(backbone=hub_backbone(cfg, "float32"), preprocessor=None)
-    optimizer = keras.optimizers.AdamW(
-        1e-3,
-        weight_decay=tc.weight_decay,
-        beta_1=tc.beta1,
-        beta_2=tc.beta2,
-        epsilon=1e-8,
-        global_clipnorm=tc.grad_clip,
-    )
-    causal_lm.compile(optimizer=optimizer, jit_compile=True)
+    causal_lm = hub_causal_lm(cfg, 1e-3)
     mask = tf.ones((tc.batch_size, mc.seq_len), tf.bool)
     tokens = tc.batch_size * mc.seq_len
 

@@ -39,7 +39,7 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from benchmarks.gpt2 import logits_loss, train_step
+    from benchmarks.gpt2 import adamw, logits_loss, train_step
     from lm_keras.models import TransformerLM
 
     keras.utils.set_random_seed(1)
@@ -73,7 +73,7 @@ def main(argv=None):
     with tf.GradientTape() as tape:
         loss = loss_fn(x, y)
     fixed = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
-    optimizer = keras.optimizers.AdamW(3e-4, weight_decay=0.1, beta_2=0.99, epsilon=1e-8, global_clipnorm=1.0)
+    optimizer = adamw()
     optimizer.exclude_from_weight_decay(var_list=[v for v in variables if len(v.shape) < 2])
     optimizer.build(variables)
 
