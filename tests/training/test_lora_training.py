@@ -136,6 +136,12 @@ def test_export_merges_the_adapters(lora_run, tmp_path):
     # Greedy, past the 16-token training window: the export keeps the model's 32 positions.
     expected = generate(trained.model, trained.tokenizer, prompts, max_new_tokens=24, temperature=0.0)
     assert [c.decode() for c in continuations] == expected
+    # As TF Serving loads it: a TF1 session from the graph alone, in a process without lm_keras.
+    from tests.serving.test_session_loader import run_session_loader
+
+    calls = [{"signature": "serving_default", "inputs": {"prompt": prompts}}]
+    (answers,) = run_session_loader([{"path": str(export), "calls": calls}], tmp_path, tensorflow_text=False)
+    assert answers[0]["continuation"] == expected
 
 
 def test_resume_after_sigkill_is_exact(lora_run, base, corpus, tmp_path):
